@@ -1,0 +1,256 @@
+"""Transformer encoder for the BERT / XLM-R family, in Flax NNX.
+
+One module covers the three architectures X-STILTs needs:
+
+* BERT (post-LN, absolute positions ``0..S-1``),
+* XLM-R base/large (post-LN, RoBERTa positions that start after the padding id),
+* XLM-R XL/XXL (pre-LN blocks, no embedding LayerNorm, a final LayerNorm).
+
+Every parameter carries logical axis names (``vocab, embed, heads, kv, mlp``...) in its
+``out_sharding`` metadata; ``xstilts_jax.sharding`` maps them to mesh axes. Attention
+kernels are stored per head (``[embed, heads, kv]``) so tensor parallelism can split heads
+without reshaping checkpoints. Every hidden state is returned because retrieval reads a
+middle layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+# Logical axis names used by parameters and activations. The rules table that maps them to
+# mesh axes lives in xstilts_jax/sharding.py.
+VOCAB, EMBED, HEADS, KV, MLP, POSITIONS, TYPES, NORM = (
+    "vocab", "embed", "heads", "kv", "mlp", "positions", "types", "norm")
+LOGICAL_AXES = (VOCAB, EMBED, HEADS, KV, MLP, POSITIONS, TYPES, NORM)
+
+PositionStyle = Literal["absolute", "roberta"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+    """Shapes and flavour of an encoder; mirrors the fields of HF's Bert/XLMRoberta configs."""
+
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    max_position_embeddings: int = 514
+    type_vocab_size: int = 1
+    layer_norm_eps: float = 1e-5
+    pad_token_id: int = 1
+    # "roberta": positions count non-pad tokens from pad_token_id + 1 (HF
+    # create_position_ids_from_input_ids); "absolute": 0..S-1 as in BERT.
+    position_style: PositionStyle = "roberta"
+    pre_layer_norm: bool = False  # True for XLM-R XL/XXL
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    initializer_range: float = 0.02
+    dtype: str = "float32"  # compute dtype; parameters are always float32 (master weights)
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.position_style not in ("absolute", "roberta"):
+            raise ValueError(f"position_style must be 'absolute' or 'roberta', got {self.position_style!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def compute_dtype(self):
+        return jnp.dtype(self.dtype)
+
+    def num_params(self) -> int:
+        """Parameter count of the encoder (no task head), for tables and sanity checks."""
+        h, f, n = self.hidden_size, self.intermediate_size, self.num_layers
+        embed = (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) * h
+        embed_norm = 0 if self.pre_layer_norm else 2 * h
+        final_norm = 2 * h if self.pre_layer_norm else 0
+        layer = 4 * (h * h + h) + (h * f + f) + (f * h + h) + 2 * 2 * h
+        return embed + embed_norm + n * layer + final_norm
+
+
+class EncoderOutput(NamedTuple):
+    last_hidden_state: jax.Array  # [B, S, H]
+    hidden_states: tuple[jax.Array, ...]  # num_layers + 1 entries, like HF's hidden_states
+
+
+def _dense_init(config: EncoderConfig, axes: tuple[str, ...]):
+    return nnx.with_partitioning(nnx.initializers.normal(config.initializer_range), axes)
+
+
+def _zeros(axes: tuple[str, ...]):
+    return nnx.with_partitioning(nnx.initializers.zeros_init(), axes)
+
+
+def _ones(axes: tuple[str, ...]):
+    return nnx.with_partitioning(nnx.initializers.ones_init(), axes)
+
+
+class LayerNorm(nnx.Module):
+    """LayerNorm computed in float32 (as torch does), with logical names on scale/bias."""
+
+    def __init__(self, size: int, eps: float):
+        self.eps = eps
+        self.scale = nnx.Param(_ones((NORM,))(jax.random.key(0), (size,), jnp.float32))
+        self.bias = nnx.Param(_zeros((NORM,))(jax.random.key(0), (size,), jnp.float32))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        dtype = x.dtype
+        x = x.astype(jnp.float32)
+        mean = x.mean(-1, keepdims=True)
+        var = jnp.square(x - mean).mean(-1, keepdims=True)
+        y = (x - mean) * jax.lax.rsqrt(var + self.eps)
+        return (y * self.scale[...] + self.bias[...]).astype(dtype)
+
+
+class Embeddings(nnx.Module):
+    def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        init = nnx.initializers.normal(config.initializer_range)
+        h = config.hidden_size
+        self.word = nnx.Param(
+            nnx.with_partitioning(init, (VOCAB, EMBED))(rngs.params(), (config.vocab_size, h)))
+        self.position = nnx.Param(
+            nnx.with_partitioning(init, (POSITIONS, EMBED))(
+                rngs.params(), (config.max_position_embeddings, h)))
+        self.token_type = nnx.Param(
+            nnx.with_partitioning(init, (TYPES, EMBED))(rngs.params(), (config.type_vocab_size, h)))
+        # XLM-R XL/XXL (pre-LN) has no LayerNorm on the embeddings.
+        self.norm = None if config.pre_layer_norm else LayerNorm(h, config.layer_norm_eps)
+        self.dropout = nnx.Dropout(config.hidden_dropout)
+
+    def position_ids(self, input_ids: jax.Array) -> jax.Array:
+        cfg = self.config
+        if cfg.position_style == "absolute":
+            return jnp.broadcast_to(jnp.arange(input_ids.shape[1]), input_ids.shape)
+        not_pad = (input_ids != cfg.pad_token_id).astype(jnp.int32)
+        return jnp.cumsum(not_pad, axis=1) * not_pad + cfg.pad_token_id
+
+    def __call__(self, input_ids, token_type_ids, *, rngs: nnx.Rngs | None) -> jax.Array:
+        dtype = self.config.compute_dtype
+        x = (jnp.take(self.word[...], input_ids, axis=0)
+             + jnp.take(self.token_type[...], token_type_ids, axis=0)
+             + jnp.take(self.position[...], self.position_ids(input_ids), axis=0))
+        if self.norm is not None:
+            x = self.norm(x)
+        return self.dropout(x.astype(dtype), deterministic=rngs is None, rngs=rngs)
+
+
+class SelfAttention(nnx.Module):
+    def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        h, n, d = config.hidden_size, config.num_heads, config.head_dim
+        qkv_kernel = _dense_init(config, (EMBED, HEADS, KV))
+        self.query_kernel = nnx.Param(qkv_kernel(rngs.params(), (h, n, d)))
+        self.key_kernel = nnx.Param(qkv_kernel(rngs.params(), (h, n, d)))
+        self.value_kernel = nnx.Param(qkv_kernel(rngs.params(), (h, n, d)))
+        self.query_bias = nnx.Param(_zeros((HEADS, KV))(rngs.params(), (n, d)))
+        self.key_bias = nnx.Param(_zeros((HEADS, KV))(rngs.params(), (n, d)))
+        self.value_bias = nnx.Param(_zeros((HEADS, KV))(rngs.params(), (n, d)))
+        self.out_kernel = nnx.Param(_dense_init(config, (HEADS, KV, EMBED))(rngs.params(), (n, d, h)))
+        self.out_bias = nnx.Param(_zeros((EMBED,))(rngs.params(), (h,)))
+        self.dropout = nnx.Dropout(config.attention_dropout)
+
+    def __call__(self, x: jax.Array, mask_bias: jax.Array, *, rngs: nnx.Rngs | None) -> jax.Array:
+        dtype = x.dtype
+
+        def proj(kernel, bias):
+            return jnp.einsum("bse,end->bsnd", x, kernel[...].astype(dtype)) + bias[...].astype(dtype)
+
+        q = proj(self.query_kernel, self.query_bias) * jnp.asarray(
+            self.config.head_dim ** -0.5, dtype)
+        k = proj(self.key_kernel, self.key_bias)
+        v = proj(self.value_kernel, self.value_bias)
+        # Softmax in float32 whatever the compute dtype, as HF does.
+        scores = jnp.einsum("bqnd,bknd->bnqk", q, k).astype(jnp.float32) + mask_bias
+        probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
+        probs = self.dropout(probs, deterministic=rngs is None, rngs=rngs)
+        ctx = jnp.einsum("bnqk,bknd->bqnd", probs, v)
+        return jnp.einsum("bqnd,nde->bqe", ctx, self.out_kernel[...].astype(dtype)) + \
+            self.out_bias[...].astype(dtype)
+
+
+class FeedForward(nnx.Module):
+    def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
+        h, f = config.hidden_size, config.intermediate_size
+        self.in_kernel = nnx.Param(_dense_init(config, (EMBED, MLP))(rngs.params(), (h, f)))
+        self.in_bias = nnx.Param(_zeros((MLP,))(rngs.params(), (f,)))
+        self.out_kernel = nnx.Param(_dense_init(config, (MLP, EMBED))(rngs.params(), (f, h)))
+        self.out_bias = nnx.Param(_zeros((EMBED,))(rngs.params(), (h,)))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        dtype = x.dtype
+        y = x @ self.in_kernel[...].astype(dtype) + self.in_bias[...].astype(dtype)
+        y = jax.nn.gelu(y, approximate=False)  # exact erf GELU, as HF "gelu"
+        return y @ self.out_kernel[...].astype(dtype) + self.out_bias[...].astype(dtype)
+
+
+class EncoderLayer(nnx.Module):
+    """One transformer block; post-LN (BERT, XLM-R) or pre-LN (XLM-R XL/XXL)."""
+
+    def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
+        self.pre_layer_norm = config.pre_layer_norm
+        self.attention = SelfAttention(config, rngs=rngs)
+        self.attention_norm = LayerNorm(config.hidden_size, config.layer_norm_eps)
+        self.ffn = FeedForward(config, rngs=rngs)
+        self.ffn_norm = LayerNorm(config.hidden_size, config.layer_norm_eps)
+        self.dropout = nnx.Dropout(config.hidden_dropout)
+
+    def __call__(self, x, mask_bias, *, rngs: nnx.Rngs | None):
+        drop = lambda y: self.dropout(y, deterministic=rngs is None, rngs=rngs)  # noqa: E731
+        if self.pre_layer_norm:
+            x = x + drop(self.attention(self.attention_norm(x), mask_bias, rngs=rngs))
+            return x + drop(self.ffn(self.ffn_norm(x)))
+        x = self.attention_norm(x + drop(self.attention(x, mask_bias, rngs=rngs)))
+        return self.ffn_norm(x + drop(self.ffn(x)))
+
+
+class Encoder(nnx.Module):
+    """Embeddings + N transformer blocks; returns every hidden state."""
+
+    def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        # Logical names are metadata only: placement on a mesh is decided by the caller
+        # (jit out_shardings from the rules table), so flax must not shard eagerly here.
+        with nnx.use_eager_sharding(False):
+            self.embeddings = Embeddings(config, rngs=rngs)
+            self.layers = nnx.List(
+                [EncoderLayer(config, rngs=rngs) for _ in range(config.num_layers)])
+            self.final_norm = (LayerNorm(config.hidden_size, config.layer_norm_eps)
+                               if config.pre_layer_norm else None)
+
+    def __call__(self, input_ids: jax.Array, attention_mask: jax.Array | None = None,
+                 token_type_ids: jax.Array | None = None, *,
+                 dropout_rng: jax.Array | None = None) -> EncoderOutput:
+        """input_ids, attention_mask, token_type_ids: int [B, S]; mask 1 = real token, 0 = pad.
+
+        Dropout is on iff ``dropout_rng`` is given. The key is an argument, not module state,
+        so the train step can fold it per step and the model's state is its parameters alone.
+        """
+        rngs = None if dropout_rng is None else nnx.Rngs(dropout=dropout_rng)
+        if attention_mask is None:
+            attention_mask = jnp.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = jnp.zeros_like(input_ids)
+        x = self.embeddings(input_ids, token_type_ids, rngs=rngs)
+        # Additive key mask, float32: 0 for real tokens, dtype-min for padding (as HF).
+        mask_bias = jnp.where(attention_mask[:, None, None, :] > 0, 0.0,
+                              jnp.finfo(jnp.float32).min).astype(jnp.float32)
+        hidden_states = [x]
+        for layer in self.layers:
+            x = layer(x, mask_bias, rngs=rngs)
+            hidden_states.append(x)
+        if self.final_norm is not None:
+            # HF reports the final LayerNorm's output as the last hidden state.
+            x = self.final_norm(x)
+            hidden_states[-1] = x
+        return EncoderOutput(last_hidden_state=x, hidden_states=tuple(hidden_states))

@@ -1,0 +1,327 @@
+"""Hugging Face checkpoints in: config.json + safetensors / pytorch_model.bin -> Encoder.
+
+Supports BERT (``bert``), XLM-R (``xlm-roberta``, ``roberta``) and XLM-R XL/XXL
+(``xlm-roberta-xl``), from a local directory, a named offline model
+(``multilingual-e5-small``, see ``offline.py``) or, when online, a hub id. Every tensor of
+the checkpoint is accounted for: encoder tensors are converted, known task-head tensors
+(pooler, LM head, classifiers) are skipped *and reported*, anything else is an error, as is
+any encoder tensor that is missing or mis-shaped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import pathlib
+import struct
+from typing import Any, Callable, Mapping
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from xstilts_jax.models.encoder import Encoder, EncoderConfig
+
+log = logging.getLogger(__name__)
+
+_MODEL_TYPES = {
+    # model_type -> (position_style, pre_layer_norm, prefix used by *For<Task> checkpoints)
+    "bert": ("absolute", False, "bert."),
+    "roberta": ("roberta", False, "roberta."),
+    "xlm-roberta": ("roberta", False, "roberta."),
+    "xlm-roberta-xl": ("roberta", True, "roberta."),
+}
+# Tensors of task heads that an encoder checkpoint may carry; they are skipped and reported.
+_HEAD_PREFIXES = ("pooler.", "lm_head.", "cls.", "classifier.", "qa_outputs.")
+# Non-persistent buffers some older checkpoints saved.
+_BUFFER_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that cannot be turned into an Encoder; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadReport:
+    """What the loader did with each checkpoint tensor (nothing is dropped silently)."""
+
+    path: pathlib.Path
+    weights_file: pathlib.Path
+    loaded: tuple[str, ...]
+    skipped: tuple[str, ...]  # task-head tensors and buffers, not part of the encoder
+
+
+# --------------------------------------------------------------------------- locating
+
+
+def resolve_model_dir(name_or_path: str | os.PathLike) -> pathlib.Path:
+    """A local checkpoint directory for a path, an offline model name or a hub id."""
+    path = pathlib.Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    from xstilts_jax.models import offline
+
+    name = str(name_or_path)
+    if offline.is_offline_model(name):
+        return offline.materialize(name)
+    if path.exists():
+        raise CheckpointError(f"{path}: expected a checkpoint directory, found a file")
+    if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+        # A hub id ("FacebookAI/xlm-roberta-base"). Untestable offline; kept to one call.
+        try:
+            from huggingface_hub import snapshot_download
+
+            return pathlib.Path(snapshot_download(
+                name, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
+        except Exception as e:  # offline, unknown repo, ...
+            raise CheckpointError(f"{name}: not a local directory, and the hub lookup failed: {e}") from e
+    raise CheckpointError(
+        f"{name}: no such checkpoint directory, and not an offline model "
+        f"({', '.join(sorted(offline.OFFLINE_MODELS))}) or a hub id of the form 'org/name'")
+
+
+# --------------------------------------------------------------------------- config
+
+
+def encoder_config_from_hf(hf: Mapping[str, Any], *, source: str = "config.json",
+                           **overrides) -> EncoderConfig:
+    """EncoderConfig from an HF config dict; unsupported variants raise CheckpointError."""
+    model_type = hf.get("model_type")
+    if model_type not in _MODEL_TYPES:
+        raise CheckpointError(
+            f"{source}: model_type {model_type!r} is not supported; expected one of {sorted(_MODEL_TYPES)}")
+    position_style, pre_ln, _ = _MODEL_TYPES[model_type]
+    if hf.get("hidden_act", "gelu") != "gelu":
+        raise CheckpointError(f"{source}: hidden_act {hf['hidden_act']!r} is not supported (only exact 'gelu')")
+    if hf.get("position_embedding_type", "absolute") != "absolute":
+        raise CheckpointError(
+            f"{source}: position_embedding_type {hf['position_embedding_type']!r} is not supported")
+    required = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                "intermediate_size", "max_position_embeddings")
+    missing = [k for k in required if k not in hf]
+    if missing:
+        raise CheckpointError(f"{source}: missing required fields {missing}")
+    fields = dict(
+        vocab_size=hf["vocab_size"], hidden_size=hf["hidden_size"],
+        num_layers=hf["num_hidden_layers"], num_heads=hf["num_attention_heads"],
+        intermediate_size=hf["intermediate_size"],
+        max_position_embeddings=hf["max_position_embeddings"],
+        type_vocab_size=hf.get("type_vocab_size", 2),
+        layer_norm_eps=hf.get("layer_norm_eps", 1e-12),
+        pad_token_id=hf.get("pad_token_id", 1) if hf.get("pad_token_id") is not None else 1,
+        position_style=position_style, pre_layer_norm=pre_ln,
+        hidden_dropout=hf.get("hidden_dropout_prob", 0.1),
+        attention_dropout=hf.get("attention_probs_dropout_prob", 0.1),
+        initializer_range=hf.get("initializer_range", 0.02),
+    )
+    fields.update(overrides)
+    return EncoderConfig(**fields)
+
+
+def read_hf_config(model_dir: pathlib.Path) -> dict:
+    path = model_dir / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{model_dir}: no config.json (expected a Hugging Face checkpoint directory)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from e
+
+
+# --------------------------------------------------------------------------- weights
+
+_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64,
+              "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+
+
+def read_safetensors(path: pathlib.Path) -> dict[str, np.ndarray]:
+    """Memory-mapped arrays of a .safetensors file (bf16 included, via ml_dtypes)."""
+    import ml_dtypes
+
+    dtypes = dict(_ST_DTYPES, BF16=ml_dtypes.bfloat16)
+    with open(path, "rb") as f:
+        raw = f.read(8)
+        if len(raw) < 8:
+            raise CheckpointError(f"{path}: truncated safetensors file")
+        (n,) = struct.unpack("<Q", raw)
+        try:
+            header = json.loads(f.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{path}: unreadable safetensors header: {e}") from e
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if info["dtype"] not in dtypes:
+            raise CheckpointError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
+        begin, end = info["data_offsets"]
+        if end > data.size:
+            raise CheckpointError(f"{path}: tensor {name} extends past the end of the file (truncated?)")
+        out[name] = data[begin:end].view(dtypes[info["dtype"]]).reshape(info["shape"])
+    return out
+
+
+def _read_torch_bin(path: pathlib.Path) -> dict[str, np.ndarray]:
+    try:
+        import torch
+    except ImportError as e:
+        raise CheckpointError(
+            f"{path}: reading pytorch_model.bin needs torch (pip install torch), "
+            "or convert the checkpoint to model.safetensors") from e
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v.float().numpy() if v.dtype == torch.bfloat16 else v.numpy() for k, v in state.items()}
+
+
+def read_weights(model_dir: pathlib.Path) -> tuple[dict[str, np.ndarray], pathlib.Path]:
+    """All tensors of a checkpoint directory (single file or sharded with an index)."""
+    candidates: list[tuple[str, Callable[[pathlib.Path], dict]]] = [
+        ("model.safetensors", read_safetensors), ("pytorch_model.bin", _read_torch_bin)]
+    for filename, reader in candidates:
+        single, index = model_dir / filename, model_dir / f"{filename}.index.json"
+        if single.is_file():
+            return reader(single), single
+        if index.is_file():
+            weight_map = json.loads(index.read_text())["weight_map"]
+            tensors: dict[str, np.ndarray] = {}
+            for shard in sorted(set(weight_map.values())):
+                tensors.update(reader(model_dir / shard))
+            return tensors, index
+    raise CheckpointError(
+        f"{model_dir}: no weights found (expected model.safetensors, pytorch_model.bin "
+        "or a sharded *.index.json)")
+
+
+def _hf_to_encoder_names(config: EncoderConfig) -> dict[str, tuple[tuple, Callable]]:
+    """HF tensor name -> (path in the Encoder's param state, transform from torch layout)."""
+    n, d, h = config.num_heads, config.head_dim, config.hidden_size
+    same = lambda w: w  # noqa: E731
+    transpose = lambda w: w.T  # noqa: E731
+    to_heads_in = lambda w: w.T.reshape(h, n, d)  # [n*d, h] -> [h, n, d]  # noqa: E731
+    to_heads_bias = lambda b: b.reshape(n, d)  # noqa: E731
+    to_heads_out = lambda w: w.T.reshape(n, d, h)  # [h, n*d] -> [n, d, h]  # noqa: E731
+
+    m: dict[str, tuple[tuple, Callable]] = {
+        "embeddings.word_embeddings.weight": (("embeddings", "word"), same),
+        "embeddings.position_embeddings.weight": (("embeddings", "position"), same),
+        "embeddings.token_type_embeddings.weight": (("embeddings", "token_type"), same),
+    }
+    if config.pre_layer_norm:
+        m["encoder.LayerNorm.weight"] = (("final_norm", "scale"), same)
+        m["encoder.LayerNorm.bias"] = (("final_norm", "bias"), same)
+    else:
+        m["embeddings.LayerNorm.weight"] = (("embeddings", "norm", "scale"), same)
+        m["embeddings.LayerNorm.bias"] = (("embeddings", "norm", "bias"), same)
+    for i in range(config.num_layers):
+        hf, ours = f"encoder.layer.{i}.", ("layers", i)
+        for proj in ("query", "key", "value"):
+            m[f"{hf}attention.self.{proj}.weight"] = ((*ours, "attention", f"{proj}_kernel"), to_heads_in)
+            m[f"{hf}attention.self.{proj}.bias"] = ((*ours, "attention", f"{proj}_bias"), to_heads_bias)
+        m[f"{hf}attention.output.dense.weight"] = ((*ours, "attention", "out_kernel"), to_heads_out)
+        m[f"{hf}attention.output.dense.bias"] = ((*ours, "attention", "out_bias"), same)
+        m[f"{hf}intermediate.dense.weight"] = ((*ours, "ffn", "in_kernel"), transpose)
+        m[f"{hf}intermediate.dense.bias"] = ((*ours, "ffn", "in_bias"), same)
+        m[f"{hf}output.dense.weight"] = ((*ours, "ffn", "out_kernel"), transpose)
+        m[f"{hf}output.dense.bias"] = ((*ours, "ffn", "out_bias"), same)
+        attn_ln = "attention.self_attn_layer_norm" if config.pre_layer_norm else "attention.output.LayerNorm"
+        ffn_ln = "LayerNorm" if config.pre_layer_norm else "output.LayerNorm"
+        for torch_name, ours_name in (("weight", "scale"), ("bias", "bias")):
+            m[f"{hf}{attn_ln}.{torch_name}"] = ((*ours, "attention_norm", ours_name), same)
+            m[f"{hf}{ffn_ln}.{torch_name}"] = ((*ours, "ffn_norm", ours_name), same)
+    return m
+
+
+def _strip_prefix(tensors: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """Checkpoints of *For<Task> models nest the encoder under e.g. 'roberta.'."""
+    if any(k.startswith(prefix) for k in tensors):
+        return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in tensors.items()}
+    return tensors
+
+
+def _abstract_encoder(config: EncoderConfig):
+    """Graph and shapes of the Encoder without allocating (or initialising) its weights."""
+    abstract = nnx.eval_shape(lambda: Encoder(config, rngs=nnx.Rngs(0)))
+    graphdef, state = nnx.split(abstract)
+    return graphdef, state
+
+
+def encoder_from_tensors(config: EncoderConfig, tensors: Mapping[str, np.ndarray], *,
+                         source: str, prefix: str = "") -> tuple[Encoder, tuple[str, ...], tuple[str, ...]]:
+    """Build an Encoder from HF-named tensors; returns (encoder, loaded names, skipped names)."""
+    tensors = _strip_prefix(dict(tensors), prefix) if prefix else dict(tensors)
+    names = _hf_to_encoder_names(config)
+    graphdef, state = _abstract_encoder(config)
+    flat = dict(nnx.to_flat_state(state))
+
+    missing = sorted(k for k in names if k not in tensors)
+    skipped = sorted(k for k in tensors if k not in names
+                     and (k.startswith(_HEAD_PREFIXES) or k.endswith(_BUFFER_SUFFIXES)))
+    unexpected = sorted(k for k in tensors if k not in names and k not in skipped)
+    wrong_shape, values = [], {}
+    for hf_name, (path, transform) in names.items():
+        if hf_name not in tensors:
+            continue
+        want = flat[path].shape
+        array = np.asarray(tensors[hf_name])
+        try:
+            value = transform(array)
+        except ValueError:
+            value = None
+        if value is None or value.shape != want:
+            wrong_shape.append(f"{hf_name}: got {tuple(array.shape)}, expected "
+                               f"{_torch_shape(hf_name, want)} for this config")
+            continue
+        values[path] = value
+    problems = []
+    if missing:
+        problems.append(f"missing tensors ({len(missing)}): {', '.join(missing)}")
+    if wrong_shape:
+        problems.append(f"tensors with the wrong shape ({len(wrong_shape)}): {'; '.join(wrong_shape)}")
+    if unexpected:
+        problems.append(f"unexpected tensors ({len(unexpected)}): {', '.join(unexpected)}")
+    if problems:
+        raise CheckpointError(f"{source}: cannot load into {_describe(config)}:\n  " + "\n  ".join(problems))
+    if skipped:
+        log.warning("%s: skipped %d tensors that are not part of the encoder: %s",
+                    source, len(skipped), ", ".join(skipped))
+
+    for path, variable in flat.items():
+        variable.set_value(jnp.asarray(values[path], dtype=jnp.float32))
+    encoder = nnx.merge(graphdef, nnx.from_flat_state(flat))
+    return encoder, tuple(sorted(names)), tuple(skipped)
+
+
+def _torch_shape(hf_name: str, ours: tuple[int, ...]) -> tuple[int, ...]:
+    """Our param shape expressed in the checkpoint's (torch) layout, for error messages."""
+    if hf_name.endswith(("query.weight", "key.weight", "value.weight")):
+        return (ours[1] * ours[2], ours[0])
+    if hf_name.endswith("attention.output.dense.weight"):
+        return (ours[2], ours[0] * ours[1])
+    if hf_name.endswith(("query.bias", "key.bias", "value.bias")):
+        return (ours[0] * ours[1],)
+    if hf_name.endswith(("intermediate.dense.weight", "output.dense.weight")):
+        return (ours[1], ours[0])
+    return ours
+
+
+def _describe(config: EncoderConfig) -> str:
+    return (f"an encoder with {config.num_layers} layers, hidden {config.hidden_size}, "
+            f"{config.num_heads} heads, ffn {config.intermediate_size}, vocab {config.vocab_size}")
+
+
+def load_encoder(name_or_path: str | os.PathLike, **config_overrides) -> tuple[Encoder, LoadReport]:
+    """Encoder with the weights of an HF checkpoint (directory, offline name or hub id).
+
+    ``config_overrides`` replace EncoderConfig fields (e.g. ``dtype="bfloat16"``,
+    ``hidden_dropout=0.0``); shapes come from the checkpoint.
+    """
+    model_dir = resolve_model_dir(name_or_path)
+    hf = read_hf_config(model_dir)
+    config = encoder_config_from_hf(hf, source=str(model_dir / "config.json"), **config_overrides)
+    tensors, weights_file = read_weights(model_dir)
+    prefix = _MODEL_TYPES[hf["model_type"]][2]
+    encoder, loaded, skipped = encoder_from_tensors(config, tensors, source=str(weights_file),
+                                                    prefix=prefix)
+    return encoder, LoadReport(model_dir, weights_file, loaded, skipped)
