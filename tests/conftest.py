@@ -1,0 +1,100 @@
+"""Shared fixtures: tiny random HF checkpoints and a tiny tokenizer, all written by the tests."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# Words of the tiny tokenizer's vocabulary (plus every single letter, so nothing is <unk>).
+_WORDS = ("the cat dog sat on mat a is big small red blue house tree der die das katze hund "
+          "ist groß klein le chat chien est sur grand petit").split()
+
+
+def build_tiny_tokenizer():
+    """An XLM-R-shaped Unigram tokenizer (<s>=0 <pad>=1 </s>=2 <unk>=3, <mask> last)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    pieces = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    pieces += [("▁" + w, -2.0 - 0.01 * i) for i, w in enumerate(_WORDS)]
+    letters = sorted(set("".join(_WORDS)) | set("abcdefghijklmnopqrstuvwxyz.,!?"))
+    pieces += [(c, -8.0) for c in letters] + [("▁", -5.0)]
+    pieces.append(("<mask>", 0.0))
+    tok = Tokenizer(models.Unigram(pieces, unk_id=3, byte_fallback=False))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", 0), ("</s>", 2)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+        pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>",
+        model_max_length=512)
+
+
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+
+
+def save_tiny_checkpoint(kind: str, directory: pathlib.Path, *, seed: int = 0,
+                         max_position_embeddings: int = 40) -> pathlib.Path:
+    """A random torch model of family `kind` ('bert', 'xlmr', 'xlmr-xl') + tokenizer, saved."""
+    import torch
+    import transformers as T
+
+    tokenizer = build_tiny_tokenizer()
+    vocab = len(tokenizer)
+    classes = {"bert": (T.BertConfig, T.BertModel, dict(type_vocab_size=2, pad_token_id=1)),
+               "xlmr": (T.XLMRobertaConfig, T.XLMRobertaModel, {}),
+               "xlmr-xl": (T.XLMRobertaXLConfig, T.XLMRobertaXLModel, {})}
+    config_cls, model_cls, extra = classes[kind]
+    torch.manual_seed(seed)
+    config = config_cls(vocab_size=vocab, max_position_embeddings=max_position_embeddings,
+                        **TINY, **extra)
+    model = model_cls(config).eval()
+    # Non-trivial LayerNorm and bias values, so a mix-up of scale/bias or a dropped bias shows.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name:
+                p.add_(0.1 * torch.randn_like(p))
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    """kind -> directory of a saved random tiny torch checkpoint (one per kind per session)."""
+    cache: dict[str, pathlib.Path] = {}
+
+    def get(kind: str) -> pathlib.Path:
+        if kind not in cache:
+            cache[kind] = save_tiny_checkpoint(kind, tmp_path_factory.mktemp(f"ckpt-{kind}"))
+        return cache[kind]
+
+    return get
+
+
+def torch_model(directory: pathlib.Path):
+    import transformers as T
+
+    return T.AutoModel.from_pretrained(directory).eval()
+
+
+def padded_batch(rng: np.random.Generator, vocab: int, lengths: list[int], seq: int, pad_id: int = 1):
+    """ids/mask with rows of the given real lengths, padded with pad_id (ids avoid specials)."""
+    ids = np.full((len(lengths), seq), pad_id, dtype=np.int64)
+    mask = np.zeros((len(lengths), seq), dtype=np.int64)
+    for r, n in enumerate(lengths):
+        ids[r, :n] = rng.integers(4, vocab - 1, size=n)
+        ids[r, 0], ids[r, n - 1] = 0, 2
+        mask[r, :n] = 1
+    return ids, mask

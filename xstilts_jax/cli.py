@@ -1,0 +1,102 @@
+"""The ``xstilts`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def read_sentences(path: pathlib.Path) -> list[str]:
+    """One sentence per line, UTF-8; empty lines are kept (they are sentences too)."""
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
+    sentences = []
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                sentences.append(raw.decode("utf-8").rstrip("\r\n"))
+            except UnicodeDecodeError as e:
+                raise CliError(f"{path}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start})") from e
+    if not sentences:
+        raise CliError(f"{path}: no sentences (the file is empty)")
+    return sentences
+
+
+def cmd_embed(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from xstilts_jax.embed import default_retrieval_layer, embed_sentences
+    from xstilts_jax.models.pretrained import load_encoder, resolve_model_dir
+    from xstilts_jax.tokenization import load_tokenizer
+
+    sentences = read_sentences(pathlib.Path(args.input))
+    model_dir = resolve_model_dir(args.model)
+    encoder, _ = load_encoder(model_dir, dtype=args.dtype)
+    tokenizer = load_tokenizer(model_dir)
+    layer = default_retrieval_layer(encoder.config.num_layers) if args.layer is None else args.layer
+    if not 0 <= layer <= encoder.config.num_layers:
+        raise CliError(f"--layer {layer}: the model has layers 0..{encoder.config.num_layers} "
+                       "(0 = embedding output)")
+    start = time.perf_counter()
+    embeddings = embed_sentences(encoder, tokenizer, sentences, layer=layer, pool=args.pool,
+                                 max_length=args.max_length, batch_size=args.batch_size,
+                                 progress=not args.quiet)
+    seconds = time.perf_counter() - start
+    output = pathlib.Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "wb") as f:  # np.save(path) would append .npy to other suffixes
+        np.save(f, embeddings)
+    print(f"embedded {len(sentences)} sentences with {model_dir} "
+          f"(layer {layer}/{encoder.config.num_layers}, {args.pool} pooling) in {seconds:.1f} s "
+          f"-> {output} float32 {list(embeddings.shape)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xstilts", description="X-STILTs in JAX: intermediate-task training for "
+                                    "zero-shot cross-lingual transfer.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    embed = commands.add_parser(
+        "embed", help="sentence embeddings from one encoder layer",
+        description="One sentence per line in, float32 [n, hidden] .npy out.")
+    embed.add_argument("input", help="text file, one sentence per line (UTF-8)")
+    embed.add_argument("-o", "--output", required=True, help="output .npy file")
+    embed.add_argument("--model", required=True,
+                       help="HF checkpoint directory, an offline model name "
+                            "(multilingual-e5-small) or, when online, a hub id")
+    embed.add_argument("--layer", type=int, default=None,
+                       help="hidden state to pool: 0 = embeddings, N = after block N "
+                            "(default: 14 of 24, scaled to the model's depth)")
+    embed.add_argument("--pool", choices=("mean", "cls"), default="mean",
+                       help="masked mean over all tokens incl. <s></s> (default), or the first token")
+    embed.add_argument("--max-length", type=int, default=512, help="tokens per sentence, specials included")
+    embed.add_argument("--batch-size", type=int, default=32)
+    embed.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                       help="compute dtype (parameters stay float32)")
+    embed.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    embed.set_defaults(func=cmd_embed)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from xstilts_jax.models.pretrained import CheckpointError
+    from xstilts_jax.tokenization import TokenizerError
+
+    try:
+        args.func(args)
+    except (CliError, CheckpointError, TokenizerError) as e:
+        print(f"xstilts {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Sentence embeddings from any encoder layer: the input to BUCC/Tatoeba retrieval.
+
+The paper's code (XTREME) pools ``hidden_states[14]`` of a 24-layer model by a masked mean
+over every token, ``<s>`` and ``</s>`` included; other depths use the same relative layer.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths, token_batches
+from xstilts_jax.models.encoder import Encoder
+
+Pooling = Literal["mean", "cls"]
+
+
+def default_retrieval_layer(num_layers: int) -> int:
+    """Layer 14 of 24 (the paper's choice), scaled to the model's depth."""
+    return max(1, min(num_layers, round(num_layers * 14 / 24)))
+
+
+def pool_hidden(hidden: jax.Array, attention_mask: jax.Array, pool: Pooling) -> jax.Array:
+    """[B, S, H] -> [B, H]: masked mean over real tokens (specials included) or the first token."""
+    if pool == "cls":
+        return hidden[:, 0].astype(jnp.float32)
+    if pool != "mean":
+        raise ValueError(f"pool must be 'mean' or 'cls', got {pool!r}")
+    mask = attention_mask[..., None].astype(jnp.float32)
+    total = jnp.sum(hidden.astype(jnp.float32) * mask, axis=1)
+    return total / jnp.maximum(jnp.sum(mask, axis=1), 1.0)  # padding rows: 0, not NaN
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "layer", "pool"))
+def _embed_batch(graphdef, state, input_ids, attention_mask, *, layer: int, pool: Pooling):
+    encoder = nnx.merge(graphdef, state)
+    out = encoder(input_ids, attention_mask)
+    # Layers above `layer` feed nothing returned here, so XLA drops them from the program.
+    return pool_hidden(out.hidden_states[layer], attention_mask, pool)
+
+
+def embed_token_ids(encoder: Encoder, token_ids: Sequence[Sequence[int]], *, pad_id: int,
+                    layer: int, pool: Pooling = "mean", max_length: int = 512,
+                    batch_size: int = 32, buckets: Sequence[int] = DEFAULT_BUCKETS,
+                    progress: bool = False) -> np.ndarray:
+    """float32 [n, hidden] embeddings of already-tokenized sequences, in input order."""
+    num_layers = encoder.config.num_layers
+    if not 0 <= layer <= num_layers:
+        raise ValueError(f"layer must be in 0..{num_layers} (0 = embeddings), got {layer}")
+    if pool not in ("mean", "cls"):
+        raise ValueError(f"pool must be 'mean' or 'cls', got {pool!r}")
+    graphdef, state = nnx.split(encoder)
+    out = np.zeros((len(token_ids), encoder.config.hidden_size), dtype=np.float32)
+    batches = token_batches(token_ids, batch_size=batch_size, pad_id=pad_id,
+                            buckets=bucket_lengths(max_length, buckets))
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, total=-(-len(token_ids) // batch_size), desc="embed", unit="batch")
+    for batch in batches:
+        pooled = _embed_batch(graphdef, state, batch.input_ids, batch.attention_mask,
+                              layer=layer, pool=pool)
+        real = batch.example_index >= 0
+        out[batch.example_index[real]] = np.asarray(pooled)[real]
+    return out
+
+
+def tokenize_sentences(tokenizer, sentences: Sequence[str], max_length: int) -> list[list[int]]:
+    """Token ids with the model's special tokens, truncated to max_length (as the paper's code)."""
+    encoded = tokenizer(list(sentences), add_special_tokens=True, truncation=True,
+                        max_length=max_length)
+    return encoded["input_ids"]
+
+
+def embed_sentences(encoder: Encoder, tokenizer, sentences: Sequence[str], *, layer: int,
+                    pool: Pooling = "mean", max_length: int = 512, batch_size: int = 32,
+                    buckets: Sequence[int] = DEFAULT_BUCKETS, progress: bool = False) -> np.ndarray:
+    """float32 [n, hidden] sentence embeddings, in input order."""
+    max_length = min(max_length, _max_model_length(encoder))
+    token_ids = tokenize_sentences(tokenizer, sentences, max_length)
+    return embed_token_ids(encoder, token_ids, pad_id=tokenizer.pad_token_id, layer=layer,
+                           pool=pool, max_length=max_length, batch_size=batch_size,
+                           buckets=buckets, progress=progress)
+
+
+def _max_model_length(encoder: Encoder) -> int:
+    """Longest input the position table allows (RoBERTa positions start after the pad id)."""
+    cfg = encoder.config
+    offset = cfg.pad_token_id + 1 if cfg.position_style == "roberta" else 0
+    return cfg.max_position_embeddings - offset
