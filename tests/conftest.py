@@ -45,7 +45,7 @@ TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermed
 
 
 def save_tiny_checkpoint(kind: str, directory: pathlib.Path, *, seed: int = 0,
-                         max_position_embeddings: int = 40) -> pathlib.Path:
+                         max_position_embeddings: int = 130) -> pathlib.Path:
     """A random torch model of family `kind` ('bert', 'xlmr', 'xlmr-xl') + tokenizer, saved."""
     import torch
     import transformers as T

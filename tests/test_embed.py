@@ -1,0 +1,98 @@
+"""Sentence embeddings and `xstilts embed`: equal to torch's masked-mean pooled hidden states."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import torch_model
+from xstilts_jax.cli import main
+from xstilts_jax.data.batching import bucket_lengths, token_batches
+
+SENTENCES = ["the cat sat on the mat.", "der hund ist groß", "le chat est petit!", "",
+             "a big red house is on the tree and the small blue dog sat on the mat" * 2, "x"]
+
+
+def _torch_pooled(directory, sentences, layer, pool="mean", max_length=512):
+    tokenizer_dir = directory
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    model = torch_model(directory)
+    batch = tok(sentences, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch, output_hidden_states=True).hidden_states[layer]
+    if pool == "cls":
+        return hidden[:, 0].numpy()
+    mask = batch["attention_mask"][..., None].float()
+    return ((hidden * mask).sum(1) / mask.sum(1)).numpy()
+
+
+@pytest.mark.parametrize("kind,layer", [("xlmr", 1), ("bert", 2), ("xlmr-xl", 2)])
+def test_embed_cli_matches_torch(kind, layer, tmp_path, tiny_checkpoints):
+    directory = tiny_checkpoints(kind)
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    out = tmp_path / "out.npy"
+    assert main(["embed", "--model", str(directory), "--layer", str(layer), "--batch-size", "4",
+                 "-q", str(source), "-o", str(out)]) == 0
+    ours = np.load(out)
+    assert ours.dtype == np.float32 and ours.shape == (len(SENTENCES), 32)
+    np.testing.assert_allclose(ours, _torch_pooled(directory, SENTENCES, layer), atol=1e-5, rtol=0)
+
+
+def test_embed_cls_pooling_and_truncation(tmp_path, tiny_checkpoints):
+    directory = tiny_checkpoints("xlmr")
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(SENTENCES), encoding="utf-8")
+    out = tmp_path / "out.npy"
+    assert main(["embed", "--model", str(directory), "--layer", "2", "--pool", "cls",
+                 "--max-length", "12", "-q", str(source), "-o", str(out)]) == 0
+    expected = _torch_pooled(directory, SENTENCES, 2, pool="cls", max_length=12)
+    np.testing.assert_allclose(np.load(out), expected, atol=1e-5, rtol=0)
+
+
+def test_embed_cli_errors(tmp_path, tiny_checkpoints, capsys):
+    directory = tiny_checkpoints("xlmr")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes("fine\nalso fine\n".encode() + b"\xff\xfe broken\n")
+    assert main(["embed", "--model", str(directory), str(bad), "-o", str(tmp_path / "o.npy")]) == 2
+    assert f"{bad}:3: not valid UTF-8" in capsys.readouterr().err
+    good = tmp_path / "good.txt"
+    good.write_text("the cat\n")
+    assert main(["embed", "--model", str(directory), "--layer", "3", str(good),
+                 "-o", str(tmp_path / "o.npy")]) == 2
+    assert "--layer 3: the model has layers 0..2" in capsys.readouterr().err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert main(["embed", "--model", str(directory), str(empty), "-o", str(tmp_path / "o.npy")]) == 2
+    assert "no sentences" in capsys.readouterr().err
+    assert main(["embed", "--model", str(tmp_path / "nope"), str(good), "-o", str(tmp_path / "o.npy")]) == 2
+    assert "no such checkpoint directory" in capsys.readouterr().err
+
+
+def test_token_batches_cover_everything_with_few_shapes():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 200, size=103)
+    seqs = [list(range(5, 5 + n)) for n in lengths]
+    buckets = bucket_lengths(200, (16, 32, 64, 128))
+    batches = list(token_batches(seqs, batch_size=8, pad_id=1, buckets=buckets))
+    shapes = {b.input_ids.shape for b in batches}
+    assert {s[0] for s in shapes} == {8} and {s[1] for s in shapes} <= set(buckets)
+    seen = np.concatenate([b.example_index[b.example_index >= 0] for b in batches])
+    assert sorted(seen) == list(range(103))  # every example exactly once
+    for b in batches:
+        for row, i in enumerate(b.example_index):
+            if i < 0:
+                assert b.weight[row] == 0 and b.attention_mask[row].sum() == 0
+            else:
+                n = lengths[i]
+                assert b.attention_mask[row].sum() == n
+                np.testing.assert_array_equal(b.input_ids[row, :n], seqs[i])
+                assert (b.input_ids[row, n:] == 1).all()
+
+
+def test_token_batches_refuse_too_long():
+    with pytest.raises(ValueError, match=r"1 sequences exceed the largest bucket 8 \(first: index 1, 9 tokens\)"):
+        list(token_batches([[1] * 3, [1] * 9], batch_size=2, pad_id=0, buckets=(4, 8)))
