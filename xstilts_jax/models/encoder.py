@@ -7,7 +7,8 @@ One module covers the three architectures X-STILTs needs:
 * XLM-R XL/XXL (pre-LN blocks, no embedding LayerNorm, a final LayerNorm).
 
 Every parameter carries logical axis names (``vocab, embed, heads, kv, mlp``...) in its
-``out_sharding`` metadata; ``xstilts_jax.sharding`` maps them to mesh axes. Attention
+``out_sharding`` metadata, for a rules table to map onto mesh axes (``data``, ``fsdp``,
+``tensor``) when the train step is jitted with explicit shardings. Attention
 kernels are stored per head (``[embed, heads, kv]``) so tensor parallelism can split heads
 without reshaping checkpoints. Every hidden state is returned because retrieval reads a
 middle layer.
@@ -22,8 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-# Logical axis names used by parameters and activations. The rules table that maps them to
-# mesh axes lives in xstilts_jax/sharding.py.
+# Logical axis names used by parameters and activations.
 VOCAB, EMBED, HEADS, KV, MLP, POSITIONS, TYPES, NORM = (
     "vocab", "embed", "heads", "kv", "mlp", "positions", "types", "norm")
 LOGICAL_AXES = (VOCAB, EMBED, HEADS, KV, MLP, POSITIONS, TYPES, NORM)
