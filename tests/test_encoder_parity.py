@@ -105,3 +105,18 @@ def test_bfloat16_compute_is_close(tiny_checkpoints):
     b = np.asarray(bf16(ids).last_hidden_state, dtype=np.float32)
     assert bf16(ids).last_hidden_state.dtype == np.dtype("bfloat16")
     assert np.abs(a - b).max() < 0.1
+
+
+def test_bfloat16_safetensors_checkpoint(tmp_path, tiny_checkpoints):
+    """bf16 weights (how large checkpoints ship) load exactly, upcast to float32."""
+    source = tiny_checkpoints("xlmr")
+    model = torch_model(source).to(torch.bfloat16)
+    model.save_pretrained(tmp_path)
+    encoder, _ = load_encoder(tmp_path)
+    expected = model.embeddings.word_embeddings.weight.detach().float().numpy()
+    got = np.asarray(encoder.embeddings.word[...])
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+    q = model.encoder.layer[1].attention.self.query.weight.detach().float().numpy()  # [n*d, h]
+    got_q = np.asarray(encoder.layers[1].attention.query_kernel[...])  # [h, n, d]
+    np.testing.assert_array_equal(got_q.reshape(q.shape[1], -1).T, q)
