@@ -25,6 +25,11 @@ def _edit_weights(directory, edit):
     return path
 
 
+def _edit_config(directory, **changes):
+    path = directory / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
 def test_missing_tensor_is_listed(tmp_path, tiny_checkpoints):
     directory = _copy(tiny_checkpoints("xlmr"), tmp_path / "ckpt")
 
@@ -65,9 +70,7 @@ def test_unexpected_tensor_is_listed(tmp_path, tiny_checkpoints):
 def test_config_and_weights_disagree(tmp_path, tiny_checkpoints):
     """A config saying 3 layers for 2-layer weights: layer 2's tensors are all missing."""
     directory = _copy(tiny_checkpoints("xlmr"), tmp_path / "ckpt")
-    config = json.loads((directory / "config.json").read_text())
-    config["num_hidden_layers"] = 3
-    (directory / "config.json").write_text(json.dumps(config))
+    _edit_config(directory, num_hidden_layers=3)
     with pytest.raises(CheckpointError, match=r"missing tensors \(16\).*encoder\.layer\.2\."):
         load_encoder(directory)
 
@@ -88,9 +91,7 @@ def test_broken_config_json_names_the_line(tmp_path, tiny_checkpoints):
 
 def test_unsupported_model_type(tmp_path, tiny_checkpoints):
     directory = _copy(tiny_checkpoints("xlmr"), tmp_path / "ckpt")
-    config = json.loads((directory / "config.json").read_text())
-    config["model_type"] = "gpt2"
-    (directory / "config.json").write_text(json.dumps(config))
+    _edit_config(directory, model_type="gpt2")
     with pytest.raises(CheckpointError, match=r"model_type 'gpt2' is not supported"):
         load_encoder(directory)
 
