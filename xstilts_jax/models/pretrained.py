@@ -65,7 +65,10 @@ def resolve_model_dir(name_or_path: str | os.PathLike) -> pathlib.Path:
 
     name = str(name_or_path)
     if offline.is_offline_model(name):
-        return offline.materialize(name)
+        try:
+            return offline.materialize(name)
+        except (ImportError, ValueError) as e:  # package not installed, or a corrupt file
+            raise CheckpointError(f"{name}: cannot build the offline model: {e}") from e
     if path.exists():
         raise CheckpointError(f"{path}: expected a checkpoint directory, found a file")
     if name.count("/") == 1 and not name.startswith((".", "/", "~")):
