@@ -8,7 +8,7 @@ of lengths and to the full batch size. Padding rows carry ``example_index == -1`
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -19,8 +19,15 @@ DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512)
 class TokenBatch:
     input_ids: np.ndarray  # int32 [B, S]
     attention_mask: np.ndarray  # int32 [B, S]; 1 = real token
+    token_type_ids: np.ndarray  # int32 [B, S]; segment ids (zeros unless given)
     example_index: np.ndarray  # int64 [B]; position in the input list, -1 for padding rows
     weight: np.ndarray  # float32 [B]; 1 for real rows, 0 for padding rows
+    extras: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # per-example, e.g. labels
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The device-bound fields (everything but example_index, which stays on the host)."""
+        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask,
+                "token_type_ids": self.token_type_ids, "weight": self.weight, **self.extras}
 
 
 def bucket_lengths(max_length: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> tuple[int, ...]:
@@ -39,11 +46,15 @@ def bucket_for(length: int, buckets: Sequence[int]) -> int:
 
 
 def token_batches(token_ids: Sequence[Sequence[int]], *, batch_size: int, pad_id: int,
-                  buckets: Sequence[int], sort_by_length: bool = True) -> Iterator[TokenBatch]:
-    """Batches of fixed size over every sequence, each padded to its bucket length.
+                  buckets: Sequence[int], order: Sequence[int] | None = None,
+                  token_type_ids: Sequence[Sequence[int]] | None = None,
+                  extras: Mapping[str, np.ndarray] | None = None) -> Iterator[TokenBatch]:
+    """Batches of fixed size over the sequences in ``order``, each padded to its bucket length.
 
-    Sorting by length (the default) groups similar lengths so little compute goes to
-    padding; ``example_index`` maps each row back to its input position.
+    ``order`` defaults to sorting by length (for inference: similar lengths share a batch, so
+    little compute goes to padding); training passes a shuffled permutation. ``example_index``
+    maps each row back to its input position. ``extras`` are per-example arrays (labels ...)
+    gathered into each batch; padding rows get zeros.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -53,16 +64,30 @@ def token_batches(token_ids: Sequence[Sequence[int]], *, batch_size: int, pad_id
     if too_long.size:
         raise ValueError(f"{too_long.size} sequences exceed the largest bucket {buckets[-1]} "
                          f"(first: index {too_long[0]}, {lengths[too_long[0]]} tokens); truncate first")
-    order = np.argsort(lengths, kind="stable") if sort_by_length else np.arange(len(lengths))
+    if order is None:
+        order = np.argsort(lengths, kind="stable")
+    order = np.asarray(order, dtype=np.int64)
+    extras = {k: np.asarray(v) for k, v in (extras or {}).items()}
+    for name, values in extras.items():
+        if len(values) != len(lengths):
+            raise ValueError(f"extras[{name!r}] has {len(values)} entries for {len(lengths)} sequences")
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         seq = bucket_for(int(lengths[rows].max()), buckets)
         ids = np.full((batch_size, seq), pad_id, dtype=np.int32)
         mask = np.zeros((batch_size, seq), dtype=np.int32)
+        types = np.zeros((batch_size, seq), dtype=np.int32)
         for r, i in enumerate(rows):
             n = lengths[i]
             ids[r, :n] = token_ids[i]
             mask[r, :n] = 1
+            if token_type_ids is not None:
+                types[r, :n] = token_type_ids[i]
         index = np.full((batch_size,), -1, dtype=np.int64)
         index[:len(rows)] = rows
-        yield TokenBatch(ids, mask, index, (index >= 0).astype(np.float32))
+        batch_extras = {}
+        for name, values in extras.items():
+            column = np.zeros((batch_size, *values.shape[1:]), dtype=values.dtype)
+            column[:len(rows)] = values[rows]
+            batch_extras[name] = column
+        yield TokenBatch(ids, mask, types, index, (index >= 0).astype(np.float32), batch_extras)

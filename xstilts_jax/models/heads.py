@@ -1,0 +1,69 @@
+"""Task heads on top of the shared encoder, and the model that carries them.
+
+A head maps the encoder's last hidden state (and the batch) to logits. Adding a task family
+means adding a head class and registering it in ``HEADS``; the trainer only calls
+``TaskModel(batch) -> logits`` and the task's loss.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from xstilts_jax.models.encoder import EMBED, Encoder, EncoderConfig
+
+CLASSES = "classes"
+HEAD_HIDDEN = "mlp"  # the head's inner dense is sharded like the FFN's inner dimension
+
+
+class ClassificationHead(nnx.Module):
+    """Sentence(-pair) classification on the first token (``<s>``), RoBERTa/XTREME style.
+
+    dropout -> dense(h, h) -> tanh -> dropout -> dense(h, classes), as HF's
+    ``RobertaClassificationHead`` used by XTREME's XNLI/PAWS-X baselines. For BERT the
+    same shape stands in for pooler + classifier (BERT's pooler is skipped on load: heads start
+    fresh in every phase).
+    """
+
+    def __init__(self, config: EncoderConfig, num_labels: int, *, rngs: nnx.Rngs,
+                 dropout: float | None = None):
+        h = config.hidden_size
+        init = nnx.initializers.normal(config.initializer_range)
+        zeros = nnx.initializers.zeros_init()
+        with nnx.use_eager_sharding(False):
+            self.dense_kernel = nnx.Param(nnx.with_partitioning(init, (EMBED, HEAD_HIDDEN))(rngs.params(), (h, h)))
+            self.dense_bias = nnx.Param(nnx.with_partitioning(zeros, (HEAD_HIDDEN,))(rngs.params(), (h,)))
+            self.out_kernel = nnx.Param(
+                nnx.with_partitioning(init, (HEAD_HIDDEN, CLASSES))(rngs.params(), (h, num_labels)))
+            self.out_bias = nnx.Param(nnx.with_partitioning(zeros, (CLASSES,))(rngs.params(), (num_labels,)))
+        self.dropout = nnx.Dropout(config.hidden_dropout if dropout is None else dropout)
+        self.num_labels = num_labels
+
+    def __call__(self, hidden: jax.Array, *, rngs: nnx.Rngs | None) -> jax.Array:
+        x = hidden[:, 0].astype(jnp.float32)
+        x = self.dropout(x, deterministic=rngs is None, rngs=rngs)
+        x = jnp.tanh(x @ self.dense_kernel[...] + self.dense_bias[...])
+        x = self.dropout(x, deterministic=rngs is None, rngs=rngs)
+        return x @ self.out_kernel[...] + self.out_bias[...]  # float32 logits
+
+
+HEADS = {"classification": ClassificationHead}
+
+
+class TaskModel(nnx.Module):
+    """The shared encoder plus one head; phases swap the head and keep the encoder."""
+
+    def __init__(self, encoder: Encoder, head: nnx.Module):
+        self.encoder = encoder
+        self.head = head
+
+    def __call__(self, input_ids, attention_mask, token_type_ids=None, *,
+                 dropout_rng: jax.Array | None = None) -> jax.Array:
+        enc_rng = head_rngs = None
+        if dropout_rng is not None:
+            enc_rng, head_rng = jax.random.split(dropout_rng)
+            head_rngs = nnx.Rngs(dropout=head_rng)
+        hidden = self.encoder(input_ids, attention_mask, token_type_ids,
+                              dropout_rng=enc_rng).last_hidden_state
+        return self.head(hidden, rngs=head_rngs)

@@ -1,0 +1,65 @@
+"""Orbax checkpoints of a phase: ``latest`` (for resuming) and ``best`` (for evaluating).
+
+Both live on disk, never in RAM: ``best`` is a second CheckpointManager that keeps the one
+checkpoint with the best dev metric. Each checkpoint stores the train state plus a small JSON
+of loop state (best metric so far, evaluations without improvement, ...), so a resumed run
+continues exactly where the killed one stopped. Orbax writes into a temporary directory and
+renames it when complete, so a kill -9 mid-save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class PhaseCheckpoints:
+    def __init__(self, directory: str | pathlib.Path):
+        directory = pathlib.Path(directory).absolute()
+        options = dict(create=True, enable_async_checkpointing=False)
+        self.latest = ocp.CheckpointManager(
+            directory / "latest", options=ocp.CheckpointManagerOptions(max_to_keep=1, **options),
+            item_names=("state", "loop"))
+        self.best = ocp.CheckpointManager(
+            directory / "best", options=ocp.CheckpointManagerOptions(max_to_keep=1, **options),
+            item_names=("state", "loop"))
+
+    @staticmethod
+    def _args(state, loop: dict) -> ocp.args.Composite:
+        return ocp.args.Composite(state=ocp.args.StandardSave(state), loop=ocp.args.JsonSave(loop))
+
+    def save_latest(self, step: int, state, loop: dict) -> None:
+        self.latest.save(step, args=self._args(state, loop), force=True)
+        self.latest.wait_until_finished()
+
+    def save_best(self, step: int, state, loop: dict) -> None:
+        self.best.save(step, args=self._args(state, loop), force=True)
+        self.best.wait_until_finished()
+
+    @staticmethod
+    def _restore(manager: ocp.CheckpointManager, abstract_state) -> tuple[Any, dict] | None:
+        step = manager.latest_step()
+        if step is None:
+            return None
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), loop=ocp.args.JsonRestore()))
+        return restored["state"], dict(restored["loop"])
+
+    def restore_latest(self, abstract_state):
+        """(state, loop) of the latest checkpoint, or None. abstract_state carries shardings."""
+        return self._restore(self.latest, abstract_state)
+
+    def restore_best(self, abstract_state):
+        return self._restore(self.best, abstract_state)
+
+    def close(self) -> None:
+        self.latest.close()
+        self.best.close()
+
+
+def abstract_with_shardings(tree, shardings):
+    """ShapeDtypeStructs carrying the target shardings, for restoring straight onto the mesh."""
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)

@@ -1,0 +1,234 @@
+"""The phase runner: train one model on one task, evaluate on the English dev set, keep the best.
+
+A phase is resumable at any point: its data order, dropout keys and learning-rate schedule are
+functions of (seed, step), and the checkpoint holds the train state and the loop's own state
+(best dev score, evaluations without improvement). Re-running after a kill continues from the
+latest checkpoint and produces bit-identical parameters and logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import pathlib
+from typing import Any, Protocol, Sequence
+
+import jax
+import numpy as np
+from flax import nnx
+
+from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths, token_batches
+from xstilts_jax.train import partitioning
+from xstilts_jax.train.checkpoints import PhaseCheckpoints, abstract_with_shardings
+from xstilts_jax.train.optimizer import make_optimizer
+from xstilts_jax.train.steps import Steps, TrainState
+from xstilts_jax.train.writer import MetricWriter
+
+log = logging.getLogger(__name__)
+
+
+class Features(Protocol):
+    """Featurized examples of a classification task (what the tasks modules produce)."""
+
+    input_ids: Sequence[Sequence[int]]
+    token_type_ids: Sequence[Sequence[int]]
+    labels: np.ndarray
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss); the message says where and what is kept."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseConfig:
+    name: str
+    num_labels: int
+    learning_rate: float = 1e-5
+    batch_size: int = 32
+    num_steps: int | None = None  # optimizer updates; or give num_epochs
+    num_epochs: float | None = None
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float | None = 1.0
+    grad_accumulation: int = 1
+    eval_every: int = 500  # optimizer updates
+    checkpoint_every: int | None = None  # default: at every evaluation
+    patience: int | None = None  # evaluations without improvement before stopping
+    max_length: int = 128
+    buckets: tuple[int, ...] = DEFAULT_BUCKETS
+    eval_batch_size: int | None = None
+    seed: int = 0
+    inject_nan_at_step: int | None = None  # testing aid: poison this micro-step's loss
+
+    def total_updates(self, num_examples: int) -> int:
+        if self.num_steps is not None:
+            return self.num_steps
+        if self.num_epochs is None:
+            raise ValueError(f"phase {self.name}: set num_steps or num_epochs")
+        micro_per_epoch = math.ceil(num_examples / self.batch_size)
+        return max(1, math.ceil(self.num_epochs * micro_per_epoch / self.grad_accumulation))
+
+
+def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
+    """The shuffled example order of one epoch: a pure function of (seed, epoch)."""
+    return np.random.default_rng([seed, epoch]).permutation(num_examples)
+
+
+class TrainBatches:
+    """Micro-batch ``i`` of the training stream, computable for any i (so resuming is exact)."""
+
+    def __init__(self, features: Features, cfg: PhaseConfig, pad_id: int):
+        self.features, self.cfg, self.pad_id = features, cfg, pad_id
+        self.num_examples = len(features.input_ids)
+        self.per_epoch = math.ceil(self.num_examples / cfg.batch_size)
+        self.buckets = bucket_lengths(cfg.max_length, cfg.buckets)
+        self._epoch, self._batches = None, None
+
+    def __call__(self, micro_step: int) -> dict[str, np.ndarray]:
+        epoch, index = divmod(micro_step, self.per_epoch)
+        if epoch != self._epoch:
+            order = epoch_order(self.num_examples, self.cfg.seed, epoch)
+            self._batches = list(token_batches(
+                self.features.input_ids, batch_size=self.cfg.batch_size, pad_id=self.pad_id,
+                buckets=self.buckets, order=order, token_type_ids=self.features.token_type_ids,
+                extras={"labels": np.asarray(self.features.labels, np.int32)}))
+            self._epoch = epoch
+        return self._batches[index].arrays()
+
+
+def predict_logits(eval_step, params, features: Features, *, batch_size: int, pad_id: int,
+                   max_length: int, buckets: Sequence[int], mesh) -> np.ndarray:
+    """float32 [n, classes] logits for every example, in input order (nothing dropped)."""
+    n = len(features.input_ids)
+    out = None
+    for batch in token_batches(features.input_ids, batch_size=batch_size, pad_id=pad_id,
+                               buckets=bucket_lengths(max_length, buckets),
+                               token_type_ids=features.token_type_ids,
+                               extras={"labels": np.asarray(features.labels, np.int32)}):
+        result = eval_step(params, partitioning.global_batch(batch.arrays(), mesh))
+        logits = np.asarray(result["logits"])
+        if out is None:
+            out = np.zeros((n, logits.shape[-1]), np.float32)
+        real = batch.example_index >= 0
+        out[batch.example_index[real]] = logits[real]
+    return out
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Percentage, as XTREME reports it."""
+    return float(100.0 * np.mean(np.argmax(logits, axis=-1) == np.asarray(labels)))
+
+
+@dataclasses.dataclass
+class PhaseResult:
+    params: Any  # best parameters (plain dict, on the mesh)
+    graphdef: Any
+    best_dev: float
+    best_step: int
+    steps_done: int
+    stopped_early: bool
+    eval_step: Any  # jitted eval step for these params, reused for zero-shot evaluation
+    eval_batch_size: int
+
+
+def run_phase(cfg: PhaseConfig, model: nnx.Module, *, workdir: str | pathlib.Path, mesh,
+              train: Features, dev: Features, pad_id: int, progress: bool = True,
+              tensorboard: bool = True) -> PhaseResult:
+    """Train ``model`` on ``train``; evaluate dev accuracy every ``eval_every`` updates."""
+    workdir = pathlib.Path(workdir)
+    phase_dir = workdir / cfg.name
+    total = cfg.total_updates(len(train.input_ids))
+    micro_total = total * cfg.grad_accumulation
+    tx = make_optimizer(learning_rate=cfg.learning_rate, total_steps=total,
+                        warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
+                        max_grad_norm=cfg.max_grad_norm, grad_accumulation=cfg.grad_accumulation)
+    graphdef, params_state = nnx.split(model)
+    steps = Steps(graphdef, tx, mesh, dropout_seed=cfg.seed)
+    shardings = steps.shardings(params_state)
+    batches = TrainBatches(train, cfg, pad_id)
+    example = batches(0)
+    batch_shardings = steps.batch_shardings(example)
+    train_step = steps.jit_train_step(shardings, batch_shardings)
+    eval_batch_size = cfg.eval_batch_size or cfg.batch_size
+    eval_step = steps.jit_eval_step(shardings.params, batch_shardings)
+    checkpoints = PhaseCheckpoints(phase_dir / "ckpt")
+    writer = MetricWriter(workdir, cfg.name, tensorboard=tensorboard)
+
+    abstract_state = jax.eval_shape(lambda p: TrainState(np.int32(0), p, tx.init(p)),
+                                    nnx.to_pure_dict(params_state))
+    abstract_state = abstract_with_shardings(abstract_state, shardings)
+    restored = checkpoints.restore_latest(abstract_state)
+    if restored is None:
+        state = steps.create_state(nnx.to_pure_dict(params_state), shardings)
+        loop = {"best_dev": -math.inf, "best_step": -1, "bad_evals": 0, "finished": False,
+                "stopped_early": False}
+    else:
+        state, loop = restored
+        loop["best_dev"] = float(loop["best_dev"])
+        log.info("%s: resuming from micro-step %d", cfg.name, int(state.step))
+        writer.truncate_after(int(state.step) // cfg.grad_accumulation)
+
+    def evaluate(params) -> float:
+        logits = predict_logits(eval_step, params, dev, batch_size=eval_batch_size, pad_id=pad_id,
+                                max_length=cfg.max_length, buckets=cfg.buckets, mesh=mesh)
+        return accuracy(logits, dev.labels)
+
+    checkpoint_every = cfg.checkpoint_every or cfg.eval_every
+    micro = int(state.step)
+    bar = None
+    if progress and not loop["finished"]:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=micro // cfg.grad_accumulation, desc=cfg.name, unit="step")
+    try:
+        while not loop["finished"] and micro < micro_total:
+            batch = batches(micro)
+            if cfg.inject_nan_at_step is not None and micro == cfg.inject_nan_at_step:
+                batch = dict(batch, weight=np.full_like(batch["weight"], np.nan))
+            state, metrics = train_step(state, partitioning.global_batch(batch, mesh))
+            micro += 1
+            if micro % cfg.grad_accumulation:
+                continue
+            update = micro // cfg.grad_accumulation
+            loss = float(metrics["loss"])
+            if not math.isfinite(loss):
+                latest = checkpoints.latest.latest_step()
+                raise TrainingError(
+                    f"phase {cfg.name}: non-finite loss ({loss}) at step {update}; stopped without "
+                    f"saving. Last good checkpoint: "
+                    f"{'step ' + str(latest) if latest is not None else 'none'} in {phase_dir / 'ckpt'}")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}")
+            if update % 10 == 0 or update == total:
+                writer.write(update, "train", {"loss": loss, "grad_norm": float(metrics["grad_norm"])})
+            is_eval = update % cfg.eval_every == 0 or update == total
+            if is_eval:
+                dev_acc = evaluate(state.params)
+                writer.write(update, "eval", {"dev_accuracy": dev_acc})
+                if dev_acc > loop["best_dev"]:
+                    loop.update(best_dev=dev_acc, best_step=update, bad_evals=0)
+                    checkpoints.save_best(update, state, loop)
+                else:
+                    loop["bad_evals"] += 1
+                if cfg.patience is not None and loop["bad_evals"] >= cfg.patience:
+                    loop.update(finished=True, stopped_early=True)
+            if update == total:
+                loop["finished"] = True
+            if loop["finished"] or update % checkpoint_every == 0 or is_eval:
+                checkpoints.save_latest(update, state, loop)
+    finally:
+        if bar is not None:
+            bar.close()
+        writer.close()
+
+    best = checkpoints.restore_best(abstract_state)
+    checkpoints.close()
+    if best is None:
+        raise TrainingError(f"phase {cfg.name}: no best checkpoint in {phase_dir / 'ckpt' / 'best'}")
+    best_state, _ = best
+    return PhaseResult(params=best_state.params, graphdef=graphdef, best_dev=loop["best_dev"],
+                       best_step=loop["best_step"], steps_done=int(state.step) // cfg.grad_accumulation,
+                       stopped_early=loop["stopped_early"], eval_step=eval_step,
+                       eval_batch_size=eval_batch_size)

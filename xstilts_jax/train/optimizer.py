@@ -1,0 +1,49 @@
+"""The optimizer of the paper's code (jiant): AdamW, linear warmup then linear decay.
+
+Weight decay applies to every matrix and embedding but not to biases or LayerNorm
+parameters; gradients are clipped by global norm; gradient accumulation (``optax.MultiSteps``)
+counts the schedule in optimizer updates, not micro-batches.
+"""
+
+from __future__ import annotations
+
+import jax
+import optax
+
+
+def no_decay(path) -> bool:
+    """Biases and LayerNorm scale/bias: the parameters HF/jiant exclude from weight decay."""
+    names = [str(getattr(p, "key", p)) for p in path]
+    return names[-1].endswith("bias") or any(n.endswith("norm") for n in names[:-1])
+
+
+def decay_mask(params):
+    return jax.tree_util.tree_map_with_path(lambda path, _: not no_decay(path), params)
+
+
+def warmup_linear_decay(peak_lr: float, total_steps: int, warmup_ratio: float) -> optax.Schedule:
+    """0 -> peak over warmup_ratio * total_steps, then linearly to 0 at total_steps."""
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be positive, got {total_steps}")
+    warmup = int(round(warmup_ratio * total_steps))
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, peak_lr, max(warmup, 1)),
+         optax.linear_schedule(peak_lr, 0.0, max(total_steps - warmup, 1))],
+        boundaries=[warmup])
+
+
+def make_optimizer(*, learning_rate: float, total_steps: int, warmup_ratio: float = 0.1,
+                   weight_decay: float = 0.01, max_grad_norm: float | None = 1.0,
+                   adam_b1: float = 0.9, adam_b2: float = 0.999, adam_eps: float = 1e-8,
+                   grad_accumulation: int = 1) -> optax.GradientTransformation:
+    """AdamW(lr schedule, decoupled weight decay with mask), clipped, optionally accumulated."""
+    schedule = warmup_linear_decay(learning_rate, total_steps, warmup_ratio)
+    parts = []
+    if max_grad_norm:
+        parts.append(optax.clip_by_global_norm(max_grad_norm))
+    parts.append(optax.adamw(schedule, b1=adam_b1, b2=adam_b2, eps=adam_eps,
+                             weight_decay=weight_decay, mask=decay_mask))
+    tx = optax.chain(*parts)
+    if grad_accumulation > 1:
+        tx = optax.MultiSteps(tx, every_k_schedule=grad_accumulation)
+    return tx
