@@ -40,7 +40,8 @@ class ClassificationHead(nnx.Module):
         self.dropout = nnx.Dropout(config.hidden_dropout if dropout is None else dropout)
         self.num_labels = num_labels
 
-    def __call__(self, hidden: jax.Array, *, rngs: nnx.Rngs | None) -> jax.Array:
+    def __call__(self, hidden: jax.Array, encoder: Encoder, *, rngs: nnx.Rngs | None) -> jax.Array:
+        del encoder  # only the MLM head reads the encoder (its tied word embeddings)
         x = hidden[:, 0].astype(jnp.float32)
         x = self.dropout(x, deterministic=rngs is None, rngs=rngs)
         x = jnp.tanh(x @ self.dense_kernel[...] + self.dense_bias[...])
@@ -48,7 +49,33 @@ class ClassificationHead(nnx.Module):
         return x @ self.out_kernel[...] + self.out_bias[...]  # float32 logits
 
 
-HEADS = {"classification": ClassificationHead}
+class MaskedLMHead(nnx.Module):
+    """RoBERTa's LM head: dense -> GELU -> LayerNorm -> logits over the vocabulary.
+
+    The output projection is tied to the encoder's word embeddings (as in XLM-R), plus its own
+    bias; logits for every position, float32 [B, S, vocab].
+    """
+
+    def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
+        from xstilts_jax.models.encoder import VOCAB, LayerNorm
+
+        h = config.hidden_size
+        init = nnx.initializers.normal(config.initializer_range)
+        zeros = nnx.initializers.zeros_init()
+        with nnx.use_eager_sharding(False):
+            self.dense_kernel = nnx.Param(nnx.with_partitioning(init, (EMBED, HEAD_HIDDEN))(rngs.params(), (h, h)))
+            self.dense_bias = nnx.Param(nnx.with_partitioning(zeros, (HEAD_HIDDEN,))(rngs.params(), (h,)))
+            self.norm = LayerNorm(h, config.layer_norm_eps)
+            self.out_bias = nnx.Param(nnx.with_partitioning(zeros, (VOCAB,))(rngs.params(), (config.vocab_size,)))
+
+    def __call__(self, hidden: jax.Array, encoder: Encoder, *, rngs: nnx.Rngs | None) -> jax.Array:
+        del rngs  # RoBERTa's LM head has no dropout
+        x = hidden.astype(jnp.float32) @ self.dense_kernel[...] + self.dense_bias[...]
+        x = self.norm(jax.nn.gelu(x, approximate=False))
+        return x @ encoder.embeddings.word[...].T + self.out_bias[...]
+
+
+HEADS = {"classification": ClassificationHead, "mlm": MaskedLMHead}
 
 
 class TaskModel(nnx.Module):
@@ -66,4 +93,4 @@ class TaskModel(nnx.Module):
             head_rngs = nnx.Rngs(dropout=head_rng)
         hidden = self.encoder(input_ids, attention_mask, token_type_ids,
                               dropout_rng=enc_rng).last_hidden_state
-        return self.head(hidden, rngs=head_rngs)
+        return self.head(hidden, self.encoder, rngs=head_rngs)

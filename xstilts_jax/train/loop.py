@@ -22,7 +22,7 @@ from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths, token_bat
 from xstilts_jax.train import partitioning
 from xstilts_jax.train.checkpoints import PhaseCheckpoints, abstract_with_shardings
 from xstilts_jax.train.optimizer import make_optimizer
-from xstilts_jax.train.steps import Steps, TrainState
+from xstilts_jax.train.steps import Steps, TrainState, classification_loss
 from xstilts_jax.train.writer import MetricWriter
 
 log = logging.getLogger(__name__)
@@ -75,26 +75,51 @@ def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
 
-class TrainBatches:
-    """Micro-batch ``i`` of the training stream, computable for any i (so resuming is exact)."""
+class PhaseData(Protocol):
+    """What a phase trains and evaluates on; classification and MLM both implement it."""
 
-    def __init__(self, features: Features, cfg: PhaseConfig, pad_id: int):
-        self.features, self.cfg, self.pad_id = features, cfg, pad_id
-        self.num_examples = len(features.input_ids)
-        self.per_epoch = math.ceil(self.num_examples / cfg.batch_size)
+    loss_fn: Any  # (logits, batch) -> (weighted loss sum, weight sum)
+
+    def num_train_examples(self) -> int: ...
+
+    def train_batch(self, micro_step: int) -> dict[str, np.ndarray]:
+        """Micro-batch ``micro_step`` of the training stream, computable for any step (exact resume)."""
+
+    def evaluate(self, eval_step, params, mesh) -> dict[str, float]:
+        """Dev metrics; the first one is the one early stopping and 'best' follow (higher is better)."""
+
+
+class ClassificationData:
+    """Sentence(-pair) classification: shuffled fixed-shape train batches, dev accuracy."""
+
+    loss_fn = staticmethod(classification_loss)
+
+    def __init__(self, train: Features, dev: Features, cfg: PhaseConfig, pad_id: int):
+        self.train, self.dev, self.cfg, self.pad_id = train, dev, cfg, pad_id
+        self.per_epoch = math.ceil(len(train.input_ids) / cfg.batch_size)
         self.buckets = bucket_lengths(cfg.max_length, cfg.buckets)
         self._epoch, self._batches = None, None
 
-    def __call__(self, micro_step: int) -> dict[str, np.ndarray]:
+    def num_train_examples(self) -> int:
+        return len(self.train.input_ids)
+
+    def train_batch(self, micro_step: int) -> dict[str, np.ndarray]:
         epoch, index = divmod(micro_step, self.per_epoch)
         if epoch != self._epoch:
-            order = epoch_order(self.num_examples, self.cfg.seed, epoch)
+            order = epoch_order(self.num_train_examples(), self.cfg.seed, epoch)
             self._batches = list(token_batches(
-                self.features.input_ids, batch_size=self.cfg.batch_size, pad_id=self.pad_id,
-                buckets=self.buckets, order=order, token_type_ids=self.features.token_type_ids,
-                extras={"labels": np.asarray(self.features.labels, np.int32)}))
+                self.train.input_ids, batch_size=self.cfg.batch_size, pad_id=self.pad_id,
+                buckets=self.buckets, order=order, token_type_ids=self.train.token_type_ids,
+                extras={"labels": np.asarray(self.train.labels, np.int32)}))
             self._epoch = epoch
         return self._batches[index].arrays()
+
+    def evaluate(self, eval_step, params, mesh) -> dict[str, float]:
+        logits = predict_logits(eval_step, params, self.dev,
+                                batch_size=self.cfg.eval_batch_size or self.cfg.batch_size,
+                                pad_id=self.pad_id, max_length=self.cfg.max_length,
+                                buckets=self.cfg.buckets, mesh=mesh)
+        return {"dev_accuracy": accuracy(logits, self.dev.labels)}
 
 
 def predict_logits(eval_step, params, features: Features, *, batch_size: int, pad_id: int,
@@ -132,23 +157,20 @@ class PhaseResult:
     eval_batch_size: int
 
 
-def run_phase(cfg: PhaseConfig, model: nnx.Module, *, workdir: str | pathlib.Path, mesh,
-              train: Features, dev: Features, pad_id: int, progress: bool = True,
-              tensorboard: bool = True) -> PhaseResult:
-    """Train ``model`` on ``train``; evaluate dev accuracy every ``eval_every`` updates."""
+def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, workdir: str | pathlib.Path,
+              mesh, progress: bool = True, tensorboard: bool = True) -> PhaseResult:
+    """Train ``model`` on ``data``; evaluate on its dev set every ``eval_every`` updates."""
     workdir = pathlib.Path(workdir)
     phase_dir = workdir / cfg.name
-    total = cfg.total_updates(len(train.input_ids))
+    total = cfg.total_updates(data.num_train_examples())
     micro_total = total * cfg.grad_accumulation
     tx = make_optimizer(learning_rate=cfg.learning_rate, total_steps=total,
                         warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
                         max_grad_norm=cfg.max_grad_norm, grad_accumulation=cfg.grad_accumulation)
     graphdef, params_state = nnx.split(model)
-    steps = Steps(graphdef, tx, mesh, dropout_seed=cfg.seed)
+    steps = Steps(graphdef, tx, mesh, loss_fn=data.loss_fn, dropout_seed=cfg.seed)
     shardings = steps.shardings(params_state)
-    batches = TrainBatches(train, cfg, pad_id)
-    example = batches(0)
-    batch_shardings = steps.batch_shardings(example)
+    batch_shardings = steps.batch_shardings(data.train_batch(0))
     train_step = steps.jit_train_step(shardings, batch_shardings)
     eval_batch_size = cfg.eval_batch_size or cfg.batch_size
     eval_step = steps.jit_eval_step(shardings.params, batch_shardings)
@@ -169,11 +191,6 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, *, workdir: str | pathlib.Pat
         log.info("%s: resuming from micro-step %d", cfg.name, int(state.step))
         writer.truncate_after(int(state.step) // cfg.grad_accumulation)
 
-    def evaluate(params) -> float:
-        logits = predict_logits(eval_step, params, dev, batch_size=eval_batch_size, pad_id=pad_id,
-                                max_length=cfg.max_length, buckets=cfg.buckets, mesh=mesh)
-        return accuracy(logits, dev.labels)
-
     checkpoint_every = cfg.checkpoint_every or cfg.eval_every
     micro = int(state.step)
     bar = None
@@ -183,7 +200,7 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, *, workdir: str | pathlib.Pat
         bar = tqdm(total=total, initial=micro // cfg.grad_accumulation, desc=cfg.name, unit="step")
     try:
         while not loop["finished"] and micro < micro_total:
-            batch = batches(micro)
+            batch = data.train_batch(micro)
             if cfg.inject_nan_at_step is not None and micro == cfg.inject_nan_at_step:
                 batch = dict(batch, weight=np.full_like(batch["weight"], np.nan))
             state, metrics = train_step(state, partitioning.global_batch(batch, mesh))
@@ -205,10 +222,11 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, *, workdir: str | pathlib.Pat
                 writer.write(update, "train", {"loss": loss, "grad_norm": float(metrics["grad_norm"])})
             is_eval = update % cfg.eval_every == 0 or update == total
             if is_eval:
-                dev_acc = evaluate(state.params)
-                writer.write(update, "eval", {"dev_accuracy": dev_acc})
-                if dev_acc > loop["best_dev"]:
-                    loop.update(best_dev=dev_acc, best_step=update, bad_evals=0)
+                dev_metrics = data.evaluate(eval_step, state.params, mesh)
+                writer.write(update, "eval", dev_metrics)
+                score = next(iter(dev_metrics.values()))
+                if score > loop["best_dev"]:
+                    loop.update(best_dev=score, best_step=update, bad_evals=0)
                     checkpoints.save_best(update, state, loop)
                 else:
                     loop["bad_evals"] += 1

@@ -38,6 +38,15 @@ def classification_loss(logits: jax.Array, batch: Batch) -> tuple[jax.Array, jax
     return jnp.sum(nll * weight), jnp.sum(weight)
 
 
+def mlm_loss(logits: jax.Array, batch: Batch) -> tuple[jax.Array, jax.Array]:
+    """Masked-LM NLL over positions with ``mlm_labels >= 0`` of rows with weight > 0."""
+    labels = batch["mlm_labels"]
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    nll = -jnp.take_along_axis(logp, jnp.maximum(labels, 0)[..., None], axis=-1)[..., 0]
+    weight = (labels >= 0).astype(jnp.float32) * batch["weight"][:, None].astype(jnp.float32)
+    return jnp.sum(nll * weight), jnp.sum(weight)
+
+
 def model_inputs(batch: Batch) -> tuple:
     return batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
 

@@ -1,0 +1,78 @@
+"""Masked-LM data: BERT-style masking of token sequences, deterministic per (seed, epoch)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from xstilts_jax.data.batching import bucket_lengths, token_batches
+from xstilts_jax.train import partitioning
+from xstilts_jax.train.steps import mlm_loss
+
+
+def mask_tokens(batch_ids: np.ndarray, attention_mask: np.ndarray, rng: np.random.Generator, *,
+                mask_id: int, vocab_size: int, special_ids: Sequence[int], probability: float = 0.15,
+                first_regular_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(masked ids, labels): of the real non-special tokens, ``probability`` are chosen;
+    80 % become ``<mask>``, 10 % a random regular token, 10 % stay. Labels are -1 elsewhere."""
+    candidates = (attention_mask > 0) & ~np.isin(batch_ids, np.asarray(special_ids))
+    chosen = candidates & (rng.random(batch_ids.shape) < probability)
+    labels = np.where(chosen, batch_ids, -1).astype(np.int32)
+    roll = rng.random(batch_ids.shape)
+    ids = batch_ids.copy()
+    ids[chosen & (roll < 0.8)] = mask_id
+    random_tokens = rng.integers(first_regular_id, vocab_size, size=batch_ids.shape)
+    swap = chosen & (roll >= 0.8) & (roll < 0.9)
+    ids[swap] = random_tokens[swap]
+    return ids.astype(np.int32), labels
+
+
+class MlmData:
+    """PhaseData for masked-LM pretraining on token-id sentences (specials already added)."""
+
+    loss_fn = staticmethod(mlm_loss)
+
+    def __init__(self, train: Sequence[Sequence[int]], dev: Sequence[Sequence[int]], *, batch_size: int,
+                 max_length: int, pad_id: int, mask_id: int, vocab_size: int,
+                 special_ids: Sequence[int], first_regular_id: int, seed: int, probability: float = 0.15):
+        self.train, self.dev = list(train), list(dev)
+        self.batch_size, self.pad_id, self.seed = batch_size, pad_id, seed
+        self.buckets = bucket_lengths(max_length)
+        self.mask_args = dict(mask_id=mask_id, vocab_size=vocab_size, special_ids=tuple(special_ids),
+                              probability=probability, first_regular_id=first_regular_id)
+        self.per_epoch = math.ceil(len(self.train) / batch_size)
+        self._epoch, self._batches = None, None
+        # The dev set is masked once, with its own fixed stream (epoch 2**30 is never trained).
+        self._dev_batches = [self._masked(b.arrays(), np.random.default_rng([seed, 1 << 30, i]))
+                             for i, b in enumerate(token_batches(self.dev, batch_size=batch_size,
+                                                                 pad_id=pad_id, buckets=self.buckets))]
+
+    def _masked(self, arrays: dict, rng: np.random.Generator) -> dict:
+        ids, labels = mask_tokens(arrays["input_ids"], arrays["attention_mask"], rng, **self.mask_args)
+        return dict(arrays, input_ids=ids, mlm_labels=labels)
+
+    def num_train_examples(self) -> int:
+        return len(self.train)
+
+    def train_batch(self, micro_step: int) -> dict[str, np.ndarray]:
+        epoch, index = divmod(micro_step, self.per_epoch)
+        if epoch != self._epoch:
+            order = np.random.default_rng([self.seed, epoch]).permutation(len(self.train))
+            self._batches = list(token_batches(self.train, batch_size=self.batch_size, pad_id=self.pad_id,
+                                               buckets=self.buckets, order=order))
+            self._epoch = epoch
+        # Masking is a function of (seed, epoch, index): a resumed run masks identically.
+        return self._masked(self._batches[index].arrays(),
+                            np.random.default_rng([self.seed, epoch, index]))
+
+    def evaluate(self, eval_step, params, mesh) -> dict[str, float]:
+        correct = total = 0.0
+        for batch in self._dev_batches:
+            logits = np.asarray(eval_step(params, partitioning.global_batch(batch, mesh))["logits"])
+            labels = batch["mlm_labels"]
+            chosen = labels >= 0
+            correct += float(np.sum((logits.argmax(-1) == labels) & chosen))
+            total += float(chosen.sum())
+        return {"dev_mlm_accuracy": 100.0 * correct / max(total, 1.0)}
