@@ -57,6 +57,27 @@ def cmd_embed(args: argparse.Namespace) -> None:
           f"-> {output} float32 {list(embeddings.shape)}")
 
 
+def cmd_run(args: argparse.Namespace) -> None:
+    from xstilts_jax.config import apply_overrides, load_config_file
+    from xstilts_jax.pipeline import run_cell
+
+    config = apply_overrides(load_config_file(args.config), args.overrides)
+    results = run_cell(config, args.workdir, progress=not args.quiet)
+    print(format_zero_shot(results["zero_shot"]))
+    print(f"results: {pathlib.Path(args.workdir) / 'results.json'}")
+
+
+def format_zero_shot(zero_shot: dict) -> str:
+    lines = []
+    for task, scores in zero_shot.items():
+        langs = list(scores["per_language"])
+        lines.append(f"{task} zero-shot accuracy (%)")
+        lines.append("  ".join(f"{lang:>6}" for lang in langs) + f"  {'avg':>6}")
+        lines.append("  ".join(f"{scores['per_language'][lang]:6.2f}" for lang in langs)
+                     + f"  {scores['average']:6.2f}")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xstilts", description="X-STILTs in JAX: intermediate-task training for "
@@ -82,17 +103,36 @@ def build_parser() -> argparse.ArgumentParser:
                        help="compute dtype (parameters stay float32)")
     embed.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     embed.set_defaults(func=cmd_embed)
+
+    run = commands.add_parser(
+        "run", help="train and evaluate one grid cell from a config file (resumable)",
+        description="pretrained -> [intermediate] -> target -> zero-shot evaluation. Override any "
+                    "config field with --config.KEY=VALUE; re-running the same command resumes.")
+    run.add_argument("--config", required=True, help="configs/FILE.py[:ARG]")
+    run.add_argument("--workdir", required=True, help="run directory (created; reused to resume)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=cmd_run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from xstilts_jax.config import ConfigError, split_overrides
+
+    overrides, rest = split_overrides(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(rest)
+    args.overrides = overrides
+    if overrides and args.command != "run":
+        print(f"xstilts {args.command}: error: --config.* overrides only apply to 'run'", file=sys.stderr)
+        return 2
     from xstilts_jax.models.pretrained import CheckpointError
+    from xstilts_jax.tasks import DataError, UnknownTaskError
     from xstilts_jax.tokenization import TokenizerError
+    from xstilts_jax.train.loop import TrainingError
 
     try:
         args.func(args)
-    except (CliError, CheckpointError, TokenizerError) as e:
+    except (CliError, CheckpointError, TokenizerError, ConfigError, DataError,
+            UnknownTaskError, TrainingError) as e:
         print(f"xstilts {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

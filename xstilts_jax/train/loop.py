@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import pathlib
+import signal
 from typing import Any, Protocol, Sequence
 
 import jax
@@ -60,6 +62,7 @@ class PhaseConfig:
     eval_batch_size: int | None = None
     seed: int = 0
     inject_nan_at_step: int | None = None  # testing aid: poison this micro-step's loss
+    kill_at_step: int | None = None  # testing aid: SIGKILL this process after this update
 
     def total_updates(self, num_examples: int) -> int:
         if self.num_steps is not None:
@@ -236,6 +239,8 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, workdir: 
                 loop["finished"] = True
             if loop["finished"] or update % checkpoint_every == 0 or is_eval:
                 checkpoints.save_latest(update, state, loop)
+            if cfg.kill_at_step is not None and update == cfg.kill_at_step:
+                os.kill(os.getpid(), signal.SIGKILL)  # as a preempted VM would: no cleanup
     finally:
         if bar is not None:
             bar.close()

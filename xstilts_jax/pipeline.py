@@ -1,0 +1,179 @@
+"""One cell of the X-STILTs grid: [pretrained] -> intermediate -> target -> zero-shot evaluation.
+
+The encoder carries over from phase to phase; each phase starts a fresh head (jiant's
+``encoder_only`` handoff). Every phase is resumable and a finished phase is not re-run, so
+re-running the same command after a crash continues where it stopped. Results are written
+atomically to ``results.json``; predictions in the XTREME submission format to
+``predictions/<task>/test-<lang>.tsv``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pathlib
+import tempfile
+from typing import Any, Mapping
+
+import numpy as np
+from flax import nnx
+
+from xstilts_jax.models.encoder import Encoder
+from xstilts_jax.models.heads import ClassificationHead, TaskModel
+from xstilts_jax.train.loop import (ClassificationData, Features, PhaseConfig, PhaseResult,
+                                    accuracy, predict_logits, run_phase)
+
+log = logging.getLogger(__name__)
+
+
+def write_json_atomic(path: str | os.PathLike, value: Any) -> None:
+    """Write JSON so that readers see the old file or the new one, never half of one."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+        f.write("\n")
+        tmp = f.name
+    os.replace(tmp, path)
+
+
+def train_classification_phase(cfg: PhaseConfig, encoder: Encoder, *, train: Features, dev: Features,
+                               pad_id: int, workdir, mesh, progress: bool = True) -> PhaseResult:
+    """A fresh classification head on ``encoder``, trained on ``train``; best-on-dev returned."""
+    head = ClassificationHead(encoder.config, cfg.num_labels, rngs=nnx.Rngs(params=cfg.seed + 1))
+    data = ClassificationData(train, dev, cfg, pad_id)
+    return run_phase(cfg, TaskModel(encoder, head), data, workdir=workdir, mesh=mesh, progress=progress)
+
+
+def encoder_of(result: PhaseResult) -> Encoder:
+    """The trained encoder of a phase (best checkpoint), for the next phase or retrieval."""
+    return nnx.merge(result.graphdef, result.params).encoder
+
+
+def zero_shot_eval(result: PhaseResult, test_sets: Mapping[str, Features], *, task: str,
+                   label_names, cfg: PhaseConfig, pad_id: int, mesh, workdir) -> dict[str, float]:
+    """Accuracy per language; predictions written as XTREME expects (one label per line)."""
+    scores = {}
+    out_dir = pathlib.Path(workdir) / "predictions" / task
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for language, features in test_sets.items():
+        logits = predict_logits(result.eval_step, result.params, features,
+                                batch_size=result.eval_batch_size, pad_id=pad_id,
+                                max_length=cfg.max_length, buckets=cfg.buckets, mesh=mesh)
+        predicted = np.argmax(logits, axis=-1)
+        (out_dir / f"test-{language}.tsv").write_text(
+            "".join(f"{label_names[i]}\n" for i in predicted), encoding="utf-8")
+        scores[language] = accuracy(logits, features.labels)
+    return scores
+
+
+def summarize(per_language: Mapping[str, float]) -> dict:
+    return {"per_language": dict(per_language),
+            "average": float(np.mean(list(per_language.values()))) if per_language else float("nan")}
+
+
+# --------------------------------------------------------------------------- real-data cells
+
+
+def phase_config(name: str, section, *, num_labels: int, seed: int, debug=None) -> PhaseConfig:
+    """PhaseConfig from a config section (every PhaseConfig field except name/num_labels)."""
+    fields = {k: v for k, v in section.items() if k != "task"}
+    if "buckets" in fields:
+        fields["buckets"] = tuple(fields["buckets"])
+    if debug is not None and debug.phase == name:
+        fields["inject_nan_at_step"] = debug.inject_nan_at_step if debug.inject_nan_at_step >= 0 else None
+        fields["kill_at_step"] = debug.kill_at_step if debug.kill_at_step >= 0 else None
+    return PhaseConfig(name=name, num_labels=num_labels, seed=seed, **fields)
+
+
+def params_sha256(params) -> str:
+    """Fingerprint of a parameter tree (values and paths), to check runs are bit-identical."""
+    import hashlib
+
+    import jax
+
+    digest = hashlib.sha256()
+    for path, leaf in sorted(jax.tree_util.tree_leaves_with_path(params), key=lambda x: jax.tree_util.keystr(x[0])):
+        digest.update(jax.tree_util.keystr(path).encode())
+        digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+    return digest.hexdigest()
+
+
+def _check_resume(workdir: pathlib.Path, resolved: dict) -> None:
+    """A run directory belongs to one config: resuming under another would mix two runs.
+
+    The ``debug`` section (fault injection, checksums) is not part of the experiment.
+    """
+    path = workdir / "config.json"
+    resolved = {k: v for k, v in resolved.items() if k != "debug"}
+    if path.exists():
+        previous = json.loads(path.read_text())
+        if previous != resolved:
+            changed = sorted(k for k in set(previous) | set(resolved) if previous.get(k) != resolved.get(k))
+            from xstilts_jax.config import ConfigError
+
+            raise ConfigError(f"{path}: this run directory was started with a different config "
+                             f"(differs in: {', '.join(changed)}); use a new --workdir")
+    else:
+        write_json_atomic(path, resolved)
+
+
+def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> dict:
+    """Run (or resume) one (model, intermediate, target, seed) cell from a config; returns results."""
+    import jax
+
+    from xstilts_jax.config import ConfigError
+    from xstilts_jax.models.pretrained import load_encoder
+    from xstilts_jax.tasks import get_task
+    from xstilts_jax.tasks.classification import featurize_pairs, read_split
+    from xstilts_jax.tokenization import load_tokenizer
+    from xstilts_jax.train.partitioning import make_mesh
+
+    if config.distributed:
+        jax.distributed.initialize()
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    _check_resume(workdir, json.loads(json.dumps(config.to_dict(), default=str)))
+
+    target_task = get_task(config.target.task)
+    languages = tuple(config.eval.languages) or target_task.languages
+    unknown = [lang for lang in languages if lang not in target_task.languages]
+    if unknown:
+        raise ConfigError(f"eval.languages: {unknown} are not languages of {target_task.name} "
+                          f"({', '.join(target_task.languages)})")
+    mesh = make_mesh(dict(config.mesh.shape))
+    encoder, report = load_encoder(config.model.name, dtype=config.model.dtype,
+                                   hidden_dropout=config.model.hidden_dropout,
+                                   attention_dropout=config.model.attention_dropout)
+    tokenizer = load_tokenizer(report.path)
+    pad_id = tokenizer.pad_token_id
+
+    def features(task, split, language=None, max_length=128):
+        read = read_split(task, config.data_dir, split, language)
+        return featurize_pairs(tokenizer, read.examples, max_length)
+
+    results: dict = {"model": str(config.model.name), "seed": config.seed, "phases": {}}
+    phases = [("intermediate", config.intermediate)] if config.intermediate.task else []
+    phases.append(("target", config.target))
+    for name, section in phases:
+        task = get_task(section.task)
+        cfg = phase_config(name, section, num_labels=len(task.labels), seed=config.seed,
+                           debug=config.debug)
+        result = train_classification_phase(
+            cfg, encoder, train=features(task, "train", max_length=cfg.max_length),
+            dev=features(task, task.dev_split, max_length=cfg.max_length),
+            pad_id=pad_id, workdir=workdir, mesh=mesh, progress=progress)
+        results["phases"][name] = {"task": task.name, "best_dev_accuracy": result.best_dev,
+                                   "best_step": result.best_step, "steps": result.steps_done,
+                                   "stopped_early": result.stopped_early}
+        encoder = encoder_of(result)
+    test_sets = {lang: features(target_task, target_task.test_split, lang, max_length=cfg.max_length)
+                 for lang in languages}
+    scores = zero_shot_eval(result, test_sets, task=target_task.name, label_names=target_task.labels,
+                            cfg=cfg, pad_id=pad_id, mesh=mesh, workdir=workdir)
+    results["zero_shot"] = {target_task.name: summarize(scores)}
+    if config.debug.params_checksum:
+        results["target_params_sha256"] = params_sha256(result.params)
+    write_json_atomic(workdir / "results.json", results)
+    return results
