@@ -8,6 +8,9 @@ import pathlib
 import numpy as np
 import pytest
 
+# 8 fake CPU devices for the sharding tests; set before anything imports jax. Computations
+# that are not sharded explicitly run on device 0, as on one CPU.
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
@@ -98,3 +101,37 @@ def padded_batch(rng: np.random.Generator, vocab: int, lengths: list[int], seq: 
         ids[r, 0], ids[r, n - 1] = 0, 2
         mask[r, :n] = 1
     return ids, mask
+
+
+NLI_WORDS = "the cat dog sat on mat a is big small red blue house tree".split()
+NLI_LABELS = ("contradiction", "entailment", "neutral")
+GLUE_COLUMNS = ["index", "promptID", "pairID", "genre", "sentence1_binary_parse",
+                "sentence2_binary_parse", "sentence1_parse", "sentence2_parse", "sentence1",
+                "sentence2", "label1", "gold_label"]
+
+
+def write_nli_data(root: pathlib.Path, *, train: int = 120, dev: int = 30, test: int = 40,
+                   languages=("en", "de"), seed: int = 0) -> pathlib.Path:
+    """MNLI (GLUE TSV) and XNLI (XTREME layout) files with a learnable toy label rule."""
+    rng = np.random.default_rng(seed)
+    words = np.array(NLI_WORDS)
+
+    def pair(i):
+        y = i % 3
+        a = " ".join(rng.choice(words, rng.integers(3, 9)))
+        b = " ".join(rng.choice(words[5 * y:5 * y + 5], rng.integers(2, 6)))
+        return a, b, NLI_LABELS[y]
+
+    (root / "mnli").mkdir(parents=True, exist_ok=True)
+    (root / "xnli").mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", train), ("dev_matched", dev)):
+        rows = ["\t".join(GLUE_COLUMNS)]
+        for i in range(n):
+            a, b, y = pair(i)
+            rows.append("\t".join([str(i), "0", "0", "g", "x", "x", "x", "x", a, b, y, y]))
+        (root / "mnli" / f"{split}.tsv").write_text("\n".join(rows) + "\n")
+    for lang in languages:
+        for split, n in (("dev", dev), ("test", test)):
+            lines = ["\t".join(pair(i)) for i in range(n)]
+            (root / "xnli" / f"{split}-{lang}.tsv").write_text("\n".join(lines) + "\n")
+    return root
