@@ -138,27 +138,32 @@ def nli_data(tmp_path_factory):
 def _run_args(checkpoint, data, workdir, *extra):
     return ["run", "--config", str(REPO / "configs" / "xnli.py") + ":mnli,tiny", "--workdir", str(workdir),
             f"--config.model.name={checkpoint}", f"--config.data_dir={data}",
-            "--config.eval.languages=('en','de')", "-q", *extra]
+            "--config.eval.languages=('en','de')", "-q",
+            # One bucket: fewer XLA programs to compile per run keeps these tests fast.
+            "--config.intermediate.buckets=(64,)", "--config.target.buckets=(64,)", *extra]
 
 
-def _xstilts(args, env=None):
+def _xstilts(args, cache_dir):
+    """The CLI in a fresh process (SIGKILL must end a whole process), on one CPU device."""
+    env = {**os.environ, "XLA_FLAGS": "", "XSTILTS_CACHE": str(cache_dir)}
     return subprocess.run([sys.executable, "-m", "xstilts_jax.cli", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=600)
+                          text=True, env=env, timeout=600)
 
 
 def test_kill_and_resume_is_bit_identical(tmp_path, tiny_checkpoints, nli_data):
     """kill -9 in the intermediate phase, again in the target phase: same results and params."""
     checkpoint = tiny_checkpoints("xlmr")
-    clean = _xstilts(_run_args(checkpoint, nli_data, tmp_path / "clean"))
+    cache = tmp_path / "cache"  # the later runs reuse the first one's compiled programs
+    clean = _xstilts(_run_args(checkpoint, nli_data, tmp_path / "clean"), cache)
     assert clean.returncode == 0, clean.stderr
     resumed = tmp_path / "resumed"
-    first = _xstilts(_run_args(checkpoint, nli_data, resumed, "--config.debug.kill_at_step=15"))
+    first = _xstilts(_run_args(checkpoint, nli_data, resumed, "--config.debug.kill_at_step=15"), cache)
     assert first.returncode == -9, first.stderr  # SIGKILL: no cleanup ran
     second = _xstilts(_run_args(checkpoint, nli_data, resumed, "--config.debug.phase=target",
-                                "--config.debug.kill_at_step=13"))
+                                "--config.debug.kill_at_step=13"), cache)
     assert second.returncode == -9, second.stderr
     assert not (resumed / "results.json").exists()
-    final = _xstilts(_run_args(checkpoint, nli_data, resumed))
+    final = _xstilts(_run_args(checkpoint, nli_data, resumed), cache)
     assert final.returncode == 0, final.stderr
     expected = json.loads((tmp_path / "clean" / "results.json").read_text())
     got = json.loads((resumed / "results.json").read_text())

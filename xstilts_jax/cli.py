@@ -57,9 +57,27 @@ def cmd_embed(args: argparse.Namespace) -> None:
           f"-> {output} float32 {list(embeddings.shape)}")
 
 
+def enable_compilation_cache() -> None:
+    """Persist XLA programs across processes, so a resumed (or repeated) run skips compiling.
+
+    Uses $JAX_COMPILATION_CACHE_DIR when set, else <xstilts cache>/jax.
+    """
+    import os
+
+    import jax
+
+    from xstilts_jax.models.offline import default_cache_dir
+
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        jax.config.update("jax_compilation_cache_dir", str(default_cache_dir() / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     from xstilts_jax.config import apply_overrides, load_config_file
     from xstilts_jax.pipeline import run_cell
+
+    enable_compilation_cache()
 
     config = apply_overrides(load_config_file(args.config), args.overrides)
     results = run_cell(config, args.workdir, progress=not args.quiet)
