@@ -11,10 +11,17 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from xstilts_jax.models.encoder import EMBED, Encoder, EncoderConfig
+from xstilts_jax.models.encoder import EMBED, Encoder, EncoderConfig, _dense_init, _zeros
 
 CLASSES = "classes"
 HEAD_HIDDEN = "mlp"  # the head's inner dense is sharded like the FFN's inner dimension
+
+
+def _dense_params(config: EncoderConfig, rngs: nnx.Rngs, d_in: int, d_out: int, axes: tuple[str, str]):
+    """(kernel [d_in, d_out], zero bias [d_out]) with logical axis names, as the encoder's."""
+    kernel = nnx.Param(_dense_init(config, axes)(rngs.params(), (d_in, d_out)))
+    bias = nnx.Param(_zeros(axes[1:])(rngs.params(), (d_out,)))
+    return kernel, bias
 
 
 class ClassificationHead(nnx.Module):
@@ -29,14 +36,10 @@ class ClassificationHead(nnx.Module):
     def __init__(self, config: EncoderConfig, num_labels: int, *, rngs: nnx.Rngs,
                  dropout: float | None = None):
         h = config.hidden_size
-        init = nnx.initializers.normal(config.initializer_range)
-        zeros = nnx.initializers.zeros_init()
         with nnx.use_eager_sharding(False):
-            self.dense_kernel = nnx.Param(nnx.with_partitioning(init, (EMBED, HEAD_HIDDEN))(rngs.params(), (h, h)))
-            self.dense_bias = nnx.Param(nnx.with_partitioning(zeros, (HEAD_HIDDEN,))(rngs.params(), (h,)))
-            self.out_kernel = nnx.Param(
-                nnx.with_partitioning(init, (HEAD_HIDDEN, CLASSES))(rngs.params(), (h, num_labels)))
-            self.out_bias = nnx.Param(nnx.with_partitioning(zeros, (CLASSES,))(rngs.params(), (num_labels,)))
+            self.dense_kernel, self.dense_bias = _dense_params(config, rngs, h, h, (EMBED, HEAD_HIDDEN))
+            self.out_kernel, self.out_bias = _dense_params(config, rngs, h, num_labels,
+                                                           (HEAD_HIDDEN, CLASSES))
         self.dropout = nnx.Dropout(config.hidden_dropout if dropout is None else dropout)
         self.num_labels = num_labels
 
@@ -60,13 +63,10 @@ class MaskedLMHead(nnx.Module):
         from xstilts_jax.models.encoder import VOCAB, LayerNorm
 
         h = config.hidden_size
-        init = nnx.initializers.normal(config.initializer_range)
-        zeros = nnx.initializers.zeros_init()
         with nnx.use_eager_sharding(False):
-            self.dense_kernel = nnx.Param(nnx.with_partitioning(init, (EMBED, HEAD_HIDDEN))(rngs.params(), (h, h)))
-            self.dense_bias = nnx.Param(nnx.with_partitioning(zeros, (HEAD_HIDDEN,))(rngs.params(), (h,)))
+            self.dense_kernel, self.dense_bias = _dense_params(config, rngs, h, h, (EMBED, HEAD_HIDDEN))
             self.norm = LayerNorm(h, config.layer_norm_eps)
-            self.out_bias = nnx.Param(nnx.with_partitioning(zeros, (VOCAB,))(rngs.params(), (config.vocab_size,)))
+            self.out_bias = nnx.Param(_zeros((VOCAB,))(rngs.params(), (config.vocab_size,)))
 
     def __call__(self, hidden: jax.Array, encoder: Encoder, *, rngs: nnx.Rngs | None) -> jax.Array:
         del rngs  # RoBERTa's LM head has no dropout
