@@ -6,8 +6,9 @@ What it measures
 
     * ``flax``:  ``xstilts_jax.models.encoder.Encoder`` under ``jax.jit`` (split/merge), with
       ``block_until_ready`` on the output;
-    * ``torch``: ``transformers.XLMRobertaModel`` (``add_pooling_layer=False``), ``.eval()``,
-      ``torch.inference_mode()``, default attention implementation, eager.
+    * ``torch``: ``transformers.XLMRobertaModel`` (``XLMRobertaXLModel`` for the pre-LN presets;
+      ``add_pooling_layer=False``), ``.eval()``, ``torch.inference_mode()``, default attention
+      implementation, eager.
 
     Both hold the SAME weights: the torch model is built from a seeded init and its
     ``state_dict`` is converted with ``encoder_from_tensors``. Before timing, the script checks
@@ -73,13 +74,17 @@ def make_batch(batch: int, seq: int, vocab: int, pad_id: int, seed: int = 0):
 
 
 def build_models(config, seed: int = 0):
-    """(torch XLMRobertaModel, flax Encoder) with identical weights."""
+    """(torch XLMRoberta[XL]Model, flax Encoder) with identical weights."""
     import torch
     import transformers
 
     from xstilts_jax.models.pretrained import encoder_from_tensors
 
-    hf_config = transformers.XLMRobertaConfig(
+    # Pre-LN presets (xlmr-xl, xlmr-xxl) are HF's XLM-RoBERTa-XL architecture.
+    hf_config_cls, hf_model_cls = (
+        (transformers.XLMRobertaXLConfig, transformers.XLMRobertaXLModel) if config.pre_layer_norm
+        else (transformers.XLMRobertaConfig, transformers.XLMRobertaModel))
+    hf_config = hf_config_cls(
         vocab_size=config.vocab_size, hidden_size=config.hidden_size,
         num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
         intermediate_size=config.intermediate_size,
@@ -87,7 +92,7 @@ def build_models(config, seed: int = 0):
         type_vocab_size=config.type_vocab_size, layer_norm_eps=config.layer_norm_eps,
         pad_token_id=config.pad_token_id, hidden_act="gelu")
     torch.manual_seed(seed)
-    torch_model = transformers.XLMRobertaModel(hf_config, add_pooling_layer=False).eval()
+    torch_model = hf_model_cls(hf_config, add_pooling_layer=False).eval()
     tensors = {k: v.detach().numpy() for k, v in torch_model.state_dict().items()}
     flax_model, _, _ = encoder_from_tensors(config, tensors, source="torch state_dict")
     return torch_model, flax_model
