@@ -59,19 +59,27 @@ def test_vocabulary_layout(world):
 
 
 def test_anchors_are_shared_and_content_words_are_not(world):
-    rng = np.random.default_rng(0)
     m = Meaning(agent=Entity(name=0), verb=0, patient=Entity(noun=world.class_nouns[1][0], adjective=0),
-                place=1)
+                negated=True)
     rendered = {lang: world.render(m, Form(), lang) for lang in world.languages}
     shared = set.intersection(*map(set, rendered.values()))
-    assert shared == {world.token_strings.index("Anna"), world.token_strings.index(".")}
+    anchors = set(world.anchor_ids)
+    assert {world.token_strings.index("Anna"), world.token_strings.index(".")} <= shared <= anchors
     for lang, ids in rendered.items():
-        non_anchor = [t for t in ids if t not in world.anchor_ids]
-        assert non_anchor and all(world.language_of(t) == lang for t in non_anchor)
+        own = [t for t in ids if t not in anchors]
+        assert own and all(world.language_of(t) == lang for t in own)
     # The same meaning has the same concepts in every language.
     concepts = {lang: sorted(world.concepts(ids)) for lang, ids in rendered.items()}
     assert all(c == concepts["en"] for c in concepts.values())
-    assert rng is not None
+    # Cognates: a few content concepts share one anchor token; the rest have one word per language.
+    c = world.config
+    n_candidates = (len(world.class_nouns) * c.nouns_per_class + 2 * c.verbs_per_type
+                    + 2 * c.n_adjective_pairs)
+    assert len(world.shared_concepts) == round(c.shared_concept_fraction * n_candidates) > 0
+    assert all(world.concept_kinds[k] in ("noun", "verb", "adjective") for k in world.shared_concepts)
+    no_cognates = make_world(SMALL, shared_concept_fraction=0.0)
+    assert no_cognates.shared_concepts == ()
+    assert len(no_cognates.anchor_ids) == c.n_names + 8 + 2  # names, digits 2..9, "," and "."
 
 
 def test_languages_differ_in_word_order(world):
@@ -100,6 +108,31 @@ def test_every_id_is_in_the_vocabulary_and_no_specials(world):
     for seq in _all_sequences(world):
         assert seq and all(5 <= t < world.vocab_size for t in seq)  # no specials inside
         assert seq[-1] == world.token_strings.index(".")
+
+
+def test_edits_never_bring_in_what_the_world_lacks(world):
+    """With p_place = p_hypernym = 0 (the defaults) no pair mentions a place or a hypernym:
+    otherwise the edited sentence alone would give the label away."""
+    assert world.config.p_place == world.config.p_hypernym == 0.0
+    for get in (world.intermediate_task, world.target_task):
+        for a, b in get("train").meanings:
+            for m in (a, b):
+                assert m.place is None
+                assert not any(e.noun is not None and world.noun_is_hypernym[e.noun]
+                               for e in (m.agent, m.patient))
+    rich = make_world(SMALL, p_place=0.3, p_hypernym=0.2, n_synonyms=2, intermediate_extra_edits=2)
+    nli = rich.intermediate_task("train")
+    assert any(a.place is not None for a, _ in nli.meanings)
+    assert all(rich.nli_label(p, h) == y for (p, h), y in zip(nli.meanings, nli.labels))
+    counts = np.bincount(nli.labels)
+    assert counts.max() - counts.min() <= 1
+
+
+def test_large_inventory_stays_unambiguous():
+    w = make_world(SMALL, n_names=16, nouns_per_class=10, verbs_per_type=10, n_adjective_pairs=9,
+                   n_places=9, n_synonyms=3, languages=("en", "xa", "xb", "xc", "xd", "xe"))
+    assert len(set(w.token_strings)) == w.vocab_size < 2000
+    assert all(t < w.vocab_size for s in w.target_task("test", "xe").a for t in s)
 
 
 def test_determinism():
@@ -183,10 +216,10 @@ def test_target_test_sets_share_latent_pairs_across_languages(default_world):
             sorted(w.concepts(x)) == sorted(w.concepts(y)) for x, y in zip(d.a, en.a))
         if lang != "en":
             assert not set(np.concatenate(d.a)) & set(np.concatenate(en.a)) - set(w.anchor_ids)
-    # About half of the negatives are word-order swaps: same bag of words, different meaning.
+    # A share of the negatives are word-order swaps: same bag of words, different meaning.
     negatives = en.labels == 0
     same_bag = np.array([sorted(w.concepts(a)) == sorted(w.concepts(b)) for a, b in zip(en.a, en.b)])
-    assert 0.35 < same_bag[negatives].mean() < 0.65
+    assert abs(same_bag[negatives].mean() - w.config.target_swap_fraction) < 0.06
 
 
 def test_mlm_corpus_mixes_languages(world):
@@ -206,7 +239,8 @@ def test_mlm_corpus_mixes_languages(world):
         sorted(world.concepts(t)) for t in tgt]
 
 
-def test_decode_is_readable(world):
+def test_decode_is_readable():
+    world = make_world(SMALL, shared_concept_fraction=0.0)
     m = Meaning(Entity(name=0), 1, Entity(noun=world.class_nouns[1][0], adjective=0, count=3),
                 negated=True, place=0)
     assert world.decode(world.render(m, Form(), "en")) == "Anna not chases the 3 big dog in the park ."
@@ -266,18 +300,26 @@ def _baseline_accuracies(w, task, featurize, size):
     return out
 
 
-def test_bag_of_words_learns_english_but_does_not_transfer(default_world):
-    w = default_world
-    acc = _baseline_accuracies(w, "target", lambda s: s, w.vocab_size)
-    assert acc["en"] > 0.57, acc  # lexical cues exist in English...
+@pytest.fixture(scope="module")
+def disjoint_world():
+    """The default world without cognates: languages share names, digits and punctuation only."""
+    return make_world(shared_concept_fraction=0.0)
+
+
+def test_bag_of_words_learns_english_but_does_not_transfer(disjoint_world, default_world):
+    acc = _baseline_accuracies(disjoint_world, "target", lambda s: s, disjoint_world.vocab_size)
+    assert acc["en"] > 0.7, acc  # lexical cues exist in English...
     for lang in ("xa", "xb", "xc"):  # ...but other languages share only names and digits
-        assert acc[lang] < 0.57 and acc["en"] - acc[lang] > 0.04, acc
+        assert acc[lang] < 0.58, acc
+    # Cognates (the default) let a little of the lexical signal through, not all of it.
+    acc = _baseline_accuracies(default_world, "target", lambda s: s, default_world.vocab_size)
+    assert all(0.55 < acc[lang] < acc["en"] - 0.1 for lang in ("xa", "xb", "xc")), acc
 
 
-def test_latent_oracle_scores_the_same_in_every_language(default_world):
-    w = default_world
+def test_latent_oracle_scores_the_same_in_every_language(disjoint_world):
+    w = disjoint_world
     acc = _baseline_accuracies(w, "target", lambda s: [w.concepts(x) for x in s], w.n_concepts)
-    assert acc["en"] > 0.62, acc  # well above chance from the concepts alone...
+    assert acc["en"] > 0.7, acc  # well above chance from the concepts alone...
     assert len(set(acc.values())) == 1, acc  # ...and identical across languages
-    # Order-free concepts cannot see swaps: the ceiling needs word order, i.e. the grammar.
-    assert acc["en"] < 0.85, acc
+    # Order-free concepts cannot see swaps: the rest needs word order, i.e. the grammar.
+    assert acc["en"] < 1 - w.config.target_swap_fraction / 2 + 0.02, acc

@@ -1,35 +1,47 @@
 """A small synthetic multilingual world for the offline ``xstilts demo`` (numpy only).
 
 Every sentence expresses one latent *event*: an agent does something (a verb) to a patient,
-optionally negated and optionally somewhere. Entities are names, nouns of four classes
-(person, animal, food, tool) or the class hypernyms, with an optional adjective (adjectives
-come in antonym pairs) and, on patients, an optional count 2..9. Verbs have selectional
-restrictions (``chases`` wants an animate patient, ``eats`` food), so roles are learnable.
+optionally negated and optionally somewhere. Entities are names or nouns of four classes
+(person, animal, food, tool; optionally the class hypernyms) with an optional adjective
+(adjectives come in antonym pairs) and, on patients, an optional count 2..9. Verbs have
+selectional restrictions (``chases`` wants an animate patient, ``eats`` food) and every word
+has collocational preferences (which nouns a verb takes, which adjectives a noun takes), so
+that words differ in distribution, as real words do, and masked-LM can tell them apart.
 
 The languages (default ``en`` plus ``xa``, ``xb``, ``xc``) share this latent grammar but not
-their words: each has its own block of token ids (every concept has ``n_synonyms`` words per
-language, plus language-specific function words), and they realise it differently — ``xa``
-puts adjectives after nouns and negation after the verb, ``xb`` is verb-final with
-postpositions, no articles and a pre-verbal place phrase, ``xc`` is verb-initial with
-sentence-initial negation and suffixed articles. Names, digits and punctuation are shared
-*anchor* tokens with the same id in every language, as in real text. A sentence is rendered
-from (meaning, form), where the form (active/passive voice, fronted place phrase, synonym
-choices) is language-neutral, so one latent sentence has an exact translation in every
-language.
+their words: each has its own block of token ids (content words and function words), and
+they realise the grammar differently — ``xa`` puts adjectives after nouns and negation after
+the verb, ``xb`` is verb-final with postpositions, no articles and a pre-verbal place phrase,
+``xc`` is verb-initial with sentence-initial negation and suffixed articles. Shared *anchor*
+tokens, with one id in every language as in real text: names, digits, punctuation, and a few
+cognates (``shared_concept_fraction`` of the content words, spelled like English). A
+sentence is rendered from (meaning, form); the form (voice, fronted place phrase, synonym
+choices) is language-neutral, so every latent sentence has an exact translation everywhere.
 
-The tasks are pair classification (``<s> A </s></s> B </s>``). Labels are computed from the
-latent meanings only:
+The tasks are pair classification (``<s> A </s></s> B </s>``), labels computed from the latent
+meanings only, never from the surface:
 
-* intermediate (English, large): NLI — entailment / neutral / contradiction, decided by a
-  small logic over events (generalising a modifier or a noun entails, an antonym, another count
-  or a flipped negation of the same event contradicts, a role swap or extra detail is neutral);
+* intermediate (English, large): NLI — entailment / neutral / contradiction from a small logic
+  of events (a rewording or a dropped modifier entails; a flipped negation, an antonym or
+  another count of the same event contradicts; a role swap, another verb or noun, or an added
+  modifier is neutral; negated premises reverse the direction of modifiers);
 * target (English train/dev small, test in every language from the same latent pairs):
   PAWS-X-like paraphrase identification — "paraphrase" iff the meanings are equal, whatever
-  the two forms; negatives are minimal pairs, half of them word-order swaps (agent/patient or
-  adjectives swapped) that a bag of words cannot see.
+  the two wordings; negatives are minimal pairs, a ``target_swap_fraction`` of them swaps
+  (agent/patient or the two adjectives) that a bag of words cannot see.
 
-The MLM corpus has every language plus some code-switched sentences (content words swapped for
-their translations), the alignment signal that disjoint vocabularies otherwise lack.
+Both tasks need the same skill — compare two sentences slot by slot, knowing which
+differences matter — which 12k NLI pairs teach far better than 500 paraphrase pairs: the
+low-resource regime where intermediate training pays. The masked-LM corpus has every language,
+some code-switched sentences and some sentence + translation snippets.
+
+Usage::
+
+    world = make_world(SyntheticConfig(seed=0))
+    corpus = world.mlm_corpus()                       # list of token-id lists, no specials
+    nli = world.intermediate_task("train")            # PairData: a, b, labels, label_names...
+    tests = {lang: world.target_task("test", lang) for lang in world.languages}
+    print(world.decode(nli.a[0]), "||", world.decode(nli.b[0]), nli.label_names[nli.labels[0]])
 """
 
 from __future__ import annotations
@@ -124,47 +136,55 @@ def language_spec(name: str) -> LanguageSpec:
 class SyntheticConfig:
     """Everything that defines the world; the data is a deterministic function of it.
 
-    The vocabulary layout depends only on the inventory sizes and languages, not on ``seed``,
-    so one pretrained encoder fits worlds that differ only in seed.
+    The vocabulary layout (which id is which word) depends on the inventory and the languages
+    only, not on ``seed`` or the sentence distribution: worlds that differ only in those share
+    one vocabulary.
     """
 
     seed: int = 0
     languages: tuple[str, ...] = ("en", "xa", "xb", "xc")
     source_language: str = "en"  # the language of the intermediate and target training data
-    # Inventory (vocabulary ~ 5 specials + anchors + languages * (concepts * synonyms + 5)).
-    n_names: int = 12
-    nouns_per_class: int = 6
-    verbs_per_type: int = 6  # social verbs (animate patients) and handling verbs (things)
-    n_adjective_pairs: int = 6
-    n_places: int = 6
-    n_synonyms: int = 2
-    # Sentence distribution.
+    # Inventory. The defaults keep the vocabulary small (~200 ids) so that a tiny encoder learns
+    # every word in a few thousand masked-LM steps; the word lists allow up to 8 per class.
+    n_names: int = 8
+    nouns_per_class: int = 4
+    verbs_per_type: int = 4  # social verbs (animate patients) and handling verbs (things)
+    n_adjective_pairs: int = 4
+    n_places: int = 4
+    n_synonyms: int = 1  # words per concept and language (2+: paraphrases may swap synonyms)
+    # Cognates: a fraction of content concepts spelled alike in every language (like loanwords).
+    # With none, a tiny encoder barely aligns the languages in a demo-sized pretraining run.
+    shared_concept_fraction: float = 0.2
+    # Sentence distribution (a probability of 0 also disables the edits that would add it).
     p_name: float = 0.25  # a slot that takes persons is filled by a name (else by a noun)
-    p_hypernym: float = 0.1  # a noun is its class hypernym ("animal")
+    p_hypernym: float = 0.0  # a noun is its class hypernym ("animal")
     p_adjective: float = 0.4
-    p_count: float = 0.3  # patient nouns only
+    p_count: float = 0.25  # patient nouns only
     p_negation: float = 0.2
-    p_place: float = 0.4
+    p_place: float = 0.0
     p_passive: float = 0.3
     p_place_front: float = 0.3
     p_reword: float = 0.3  # in a pair, chance that B changes each of A's form choices
     collocation_concentration: float = 1.0  # Dirichlet alpha of word preferences (inf: none)
     # Masked-LM pretraining corpus.
     mlm_sentences_per_language: int = 4000
-    code_switch_fraction: float = 0.2  # of each language's sentences, code-switched ones
+    code_switch_fraction: float = 0.15  # of each language's sequences, code-switched ones
     code_switch_rate: float = 0.3  # in those, chance that a content word is switched
-    parallel_fraction: float = 0.0  # of each language's sequences, sentence + its translation
+    parallel_fraction: float = 0.1  # of each language's sequences, sentence + its translation
     # Intermediate task (NLI): English train; dev/test exist in every language.
     intermediate_train_size: int = 12000
     intermediate_dev_size: int = 1000
     intermediate_test_size: int = 1000
+    intermediate_extra_edits: int = 0  # up to this many entailment-preserving edits on top
     # Target task (paraphrase): small English train, English dev, test in every language.
     target_train_size: int = 500
     target_dev_size: int = 500
     target_test_size: int = 1000
-    target_swap_fraction: float = 0.5  # of the negatives, word-order swaps (same bag of words)
+    target_swap_fraction: float = 0.3  # of the negatives, word-order swaps (same bag of words)
 
     def __post_init__(self):
+        if self.seed < 0 or self.intermediate_extra_edits < 0:
+            raise ValueError("seed and intermediate_extra_edits must be non-negative")
         if len(set(self.languages)) != len(self.languages) or len(self.languages) < 1:
             raise ValueError(f"languages must be distinct and non-empty, got {self.languages}")
         if self.source_language not in self.languages:
@@ -177,7 +197,7 @@ class SyntheticConfig:
         for field in ("p_name", "p_hypernym", "p_adjective", "p_count", "p_negation", "p_place",
                       "p_passive", "p_place_front", "code_switch_fraction",
                       "code_switch_rate", "parallel_fraction",
-                      "target_swap_fraction"):
+                      "target_swap_fraction", "shared_concept_fraction"):
             if not 0.0 <= getattr(self, field) <= 1.0:
                 raise ValueError(f"{field} must be a probability, got {getattr(self, field)}")
         if not 0.0 < self.p_reword <= 1.0:
@@ -308,28 +328,46 @@ class SyntheticWorld:
         token_concept = [-1] * len(SPECIAL_TOKENS)
         token_language = [-1] * len(SPECIAL_TOKENS)
         anchor_concepts = self._c_name + list(self._c_digit.values()) + [self._c_comma, self._c_period]
-        self.anchor_ids = range(len(strings), len(strings) + len(anchor_concepts))
+        # Cognates: content concepts with one word (per synonym) shared by every language. The
+        # choice depends on the inventory only, like the rest of the layout.
+        # Hypernyms and places, often absent from the sentences, are never cognates.
+        candidates = [self._c_noun[n] for k in range(len(NOUN_CLASSES)) for n in self.class_nouns[k]]
+        candidates += self._c_verb + self._c_adj
+        n_shared = int(round(c.shared_concept_fraction * len(candidates)))
+        shared_rng = np.random.default_rng(_crc("shared concepts"))
+        self.shared_concepts = tuple(sorted(
+            int(x) for x in shared_rng.permutation(candidates)[:n_shared]))
         self._anchor_token = {}
+        shared_lexicon = {}
+        start = len(strings)
         for concept in anchor_concepts:
             self._anchor_token[concept] = len(strings)
             strings.append(self.concept_names[concept])
             token_concept.append(concept)
             token_language.append(-1)
+        for concept in self.shared_concepts:
+            for synonym in range(c.n_synonyms):
+                shared_lexicon[(concept, synonym)] = len(strings)
+                word = self.concept_names[concept]  # English's word, borrowed by every language
+                strings.append(word if synonym == 0 else f"{word}~{synonym + 1}")
+                token_concept.append(concept)
+                token_language.append(-1)
+        self.anchor_ids = range(start, len(strings))
         self.language_blocks: dict[str, range] = {}
         self._lexicon: dict[str, dict[tuple[int, int], int]] = {}  # (concept, synonym) -> id
         self._function_token: dict[str, dict[str, int]] = {}
-        taken = set(strings)
+        taken = set(strings) | set(self.concept_names) | set(_ENGLISH_FUNCTION_WORDS.values())
         for li, lang in enumerate(self.languages):
             spec = self.specs[lang]
             functions = [f for f in FUNCTION_WORDS if f != "det" or spec.determiner is not None]
             entries = [("function", f, 0) for f in functions]
             entries += [("content", concept, s) for concept in content_concepts
-                        for s in range(c.n_synonyms)]
+                        for s in range(c.n_synonyms) if concept not in self.shared_concepts]
             words = self._surface_words(lang, entries, taken)
             # A language-specific shuffle: no id arithmetic relates translations.
             order = np.random.default_rng(_crc("block:" + lang)).permutation(len(entries))
             start = len(strings)
-            lexicon, function_token = {}, {}
+            lexicon, function_token = dict(shared_lexicon), {}
             for position, e in enumerate(order):
                 kind, key, synonym = entries[e]
                 token = start + position
@@ -352,13 +390,14 @@ class SyntheticWorld:
         rng = self._rng("collocations")
         alpha = c.collocation_concentration
 
-        def dirichlet(n: int) -> np.ndarray:
-            return np.full(n, 1.0 / n) if np.isinf(alpha) else rng.dirichlet([alpha] * n)
+        def dirichlet(n: int) -> np.ndarray:  # as a CDF, for _draw
+            return np.cumsum(np.full(n, 1.0 / n) if np.isinf(alpha) else rng.dirichlet([alpha] * n))
 
         self._name_pref = {v: dirichlet(c.n_names) for v in range(len(self.verb_names))}
         self._noun_pref = {}
         for v in range(len(self.verb_names)):
-            for role, classes in (("agent", ANIMATE_CLASSES), ("patient", self.verb_patient_classes[v])):
+            roles = (("agent", ANIMATE_CLASSES), ("patient", self.verb_patient_classes[v]))
+            for role, classes in roles:
                 members = [n for k in classes for n in self.class_nouns[k]]
                 self._noun_pref[(v, role)] = (members, dirichlet(len(members)))
         self._adjective_pref = [dirichlet(len(self.adjective_names))
@@ -376,7 +415,6 @@ class SyntheticWorld:
                 word = (_ENGLISH_FUNCTION_WORDS[key] if kind == "function"
                         else self.concept_names[key])
                 out.append(word if synonym == 0 else f"{word}~{synonym + 1}")
-            taken.update(out)
             return out
         rng = np.random.default_rng(_crc("words:" + lang))
         consonants = "".join(rng.permutation(list("bdfgklmnprstvz"))[:9])
@@ -384,11 +422,11 @@ class SyntheticWorld:
         out = []
         for kind, _, _ in entries:
             syllables = 1 if kind == "function" else 2
-            while True:
-                word = "".join(consonants[rng.integers(len(consonants))] + vowels[rng.integers(len(vowels))]
-                               for _ in range(syllables))
+            for attempt in range(10_000):
+                n = syllables + attempt // 50  # longer words once the short ones run out
+                word = "".join(_pick(rng, consonants) + _pick(rng, vowels) for _ in range(n))
                 if kind != "function" and rng.random() < 0.3:
-                    word += consonants[rng.integers(len(consonants))]
+                    word += _pick(rng, consonants)
                 if word not in taken:
                     break
             taken.add(word)
@@ -409,7 +447,8 @@ class SyntheticWorld:
                 words.append(f"<?{t}>")
                 continue
             lang = self.language_of(t)
-            words.append(f"{lang}:{self.token_strings[t]}" if show_language and lang else self.token_strings[t])
+            word = self.token_strings[t]
+            words.append(f"{lang}:{word}" if show_language and lang else word)
         return " ".join(words)
 
     def concepts(self, ids: Sequence[int], keep_grammar: bool = False) -> list[int]:
@@ -439,7 +478,8 @@ class SyntheticWorld:
             bits += [self.adjective_names[e.adjective]] if e.adjective is not None else []
             return " ".join(bits + [self.noun_names[e.noun]])
 
-        text = f"{ent(m.agent)} {'NOT ' if m.negated else ''}{self.verb_names[m.verb]} {ent(m.patient)}"
+        verb = ("NOT " if m.negated else "") + self.verb_names[m.verb]
+        text = f"{ent(m.agent)} {verb} {ent(m.patient)}"
         return text + (f" @{self.place_names[m.place]}" if m.place is not None else "")
 
     # ------------------------------------------------------------------------------ rendering
@@ -519,13 +559,13 @@ class SyntheticWorld:
         c = self.config
         classes = ANIMATE_CLASSES if role == "agent" else self.verb_patient_classes[verb]
         if PERSON in classes and rng.random() < c.p_name:
-            return Entity(name=int(rng.choice(c.n_names, p=self._name_pref[verb])))
+            return Entity(name=_draw(rng, self._name_pref[verb]))
         if rng.random() < c.p_hypernym:
             noun = self.hypernym_of[_pick(rng, classes)]
         else:
             members, pref = self._noun_pref[(verb, role)]
-            noun = int(rng.choice(members, p=pref))
-        adjective = (int(rng.choice(len(self.adjective_names), p=self._adjective_pref[noun]))
+            noun = members[_draw(rng, pref)]
+        adjective = (_draw(rng, self._adjective_pref[noun])
                      if rng.random() < c.p_adjective else None)
         count = int(_pick(rng, DIGITS)) if role == "patient" and rng.random() < c.p_count else None
         return Entity(noun=noun, adjective=adjective, count=count)
@@ -540,7 +580,7 @@ class SyntheticWorld:
             if _referent(agent) != _referent(patient):
                 break
         negated = bool(rng.random() < c.p_negation)
-        place = (int(rng.choice(c.n_places, p=self._place_pref[verb]))
+        place = (_draw(rng, self._place_pref[verb])
                  if rng.random() < c.p_place else None)
         return Meaning(agent, verb, patient, negated, place)
 
@@ -631,7 +671,13 @@ class SyntheticWorld:
 
     def _op(self, name: str, rng, m: Meaning) -> Meaning | None:
         """One semantic edit of m, or None where it does not apply. Edits of an entity try the
-        agent and the patient in random order."""
+        agent and the patient in random order. No edit brings in something the world's sentences
+        never have (a place when p_place is 0...): that would make the edited side stand out."""
+        c = self.config
+        absent = {"add_place": c.p_place, "add_count": c.p_count, "add_adjective": c.p_adjective,
+                  "hypernym": c.p_hypernym, "hyponym": c.p_hypernym}
+        if absent.get(name, 1.0) == 0.0:
+            return None
         if name in self._ENTITY_OPS:
             for role in (("agent", "patient") if rng.random() < 0.5 else ("patient", "agent")):
                 new = self._entity_op(name, rng, getattr(m, role))
@@ -640,7 +686,6 @@ class SyntheticWorld:
                     if _referent(out.agent) != _referent(out.patient):
                         return out
             return None
-        c = self.config
         ag, pa = m.agent, m.patient
         if name == "drop_count":
             return m._replace(patient=pa._replace(count=None)) if pa.count else None
@@ -657,7 +702,8 @@ class SyntheticWorld:
         if name == "recount":
             if not pa.count:
                 return None
-            return m._replace(patient=pa._replace(count=int(_pick(rng, [d for d in DIGITS if d != pa.count]))))
+            count = _pick(rng, [d for d in DIGITS if d != pa.count])
+            return m._replace(patient=pa._replace(count=int(count)))
         if name == "move_place":
             if m.place is None:
                 return None
@@ -699,7 +745,8 @@ class SyntheticWorld:
             return e._replace(noun=int(_pick(rng, self.class_nouns[self.noun_class[e.noun]])))
         if name == "change_noun":
             if e.name is not None:
-                return e._replace(name=int(_pick(rng, [n for n in range(self.config.n_names) if n != e.name])))
+                others = [n for n in range(self.config.n_names) if n != e.name]
+                return e._replace(name=int(_pick(rng, others)))
             if self.noun_is_hypernym[e.noun]:
                 return None
             members = [n for n in self.class_nouns[self.noun_class[e.noun]] if n != e.noun]
@@ -725,8 +772,11 @@ class SyntheticWorld:
     def _apply_one(self, rng, m: Meaning, ops: Sequence[str],
                    weights: Sequence[float] | None = None) -> Meaning | None:
         """m edited by one op of ``ops`` that applies to m, drawn by ``weights`` (default uniform)."""
-        p = None if weights is None else np.asarray(weights, float) / np.sum(weights)
-        for i in rng.choice(len(ops), size=len(ops), replace=False, p=p):
+        if weights is None:
+            order = rng.permutation(len(ops))
+        else:  # weighted order without replacement (Efraimidis-Spirakis keys)
+            order = np.argsort(-rng.random(len(ops)) ** (1.0 / np.asarray(weights, float)))
+        for i in order:
             out = self._op(ops[i], rng, m)
             if out is not None and out != m:
                 return out
@@ -739,13 +789,14 @@ class SyntheticWorld:
         monotone = self._SPECIALISE if p.negated else self._GENERALISE  # keeps entailment
         anti = self._GENERALISE if p.negated else self._SPECIALISE
         weights = None
+        extra = [monotone] * int(rng.integers(self.config.intermediate_extra_edits + 1))
         if target == 0:
-            steps = [monotone] * int(rng.integers(3))  # zero edits: a pure rewording
+            steps = [monotone] * int(rng.integers(2)) + extra  # no edit: a pure rewording
         elif target == 2:
-            steps = [self._CONTRADICT] + [monotone] * int(rng.integers(2))
+            steps = [self._CONTRADICT] + extra
             weights = self._CONTRADICT_WEIGHTS
         else:
-            steps = [anti if rng.random() < 0.25 else self._OTHER] + [monotone] * int(rng.integers(2))
+            steps = [anti if rng.random() < 0.25 else self._OTHER] + extra
             weights = None if steps[0] is anti else self._OTHER_WEIGHTS
         h = p
         for i, ops in enumerate(steps):
@@ -762,14 +813,14 @@ class SyntheticWorld:
         applies to it: so sentence A has the same distribution under both labels (a sentence
         that admits a role swap is no more likely to be in a negative pair).
         """
-        a = self.sample_meaning(rng)
-        if rng.random() < self.config.target_swap_fraction:
-            b = self._apply_one(rng, a, self._SWAPS, self._SWAP_WEIGHTS)
-        else:
-            b = self._apply_one(rng, a, self._LEXICAL)
-        if b is None:
-            return None
-        return (a, a) if target == 1 else (a, b)
+        swap = rng.random() < self.config.target_swap_fraction
+        for _ in range(100):  # redraw the sentence, not the kind of edit: keeps the swap share
+            a = self.sample_meaning(rng)
+            b = (self._apply_one(rng, a, self._SWAPS, self._SWAP_WEIGHTS) if swap
+                 else self._apply_one(rng, a, self._LEXICAL))
+            if b is not None:
+                return (a, a) if target == 1 else (a, b)
+        return None
 
     def _latent_pairs(self, task: str, split: str):
         """(meanings, forms, labels) of a split; cached; disjoint from earlier splits' sentences."""
@@ -896,6 +947,11 @@ class SyntheticWorld:
 def antonym(adjective: int) -> int:
     """Adjectives come in pairs (2k, 2k+1)."""
     return adjective ^ 1
+
+
+def _draw(rng: np.random.Generator, cdf: np.ndarray) -> int:
+    """An index drawn from a distribution given by its CDF."""
+    return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(cdf) - 1)
 
 
 def _pick(rng: np.random.Generator, options: Sequence):
