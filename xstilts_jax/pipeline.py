@@ -16,6 +16,8 @@ import pathlib
 import tempfile
 from typing import Any, Mapping
 
+import jax
+import jax.experimental.multihost_utils
 import numpy as np
 from flax import nnx
 
@@ -28,7 +30,10 @@ log = logging.getLogger(__name__)
 
 
 def write_json_atomic(path: str | os.PathLike, value: Any) -> None:
-    """Write JSON so that readers see the old file or the new one, never half of one."""
+    """Write JSON so that readers see the old file or the new one, never half of one
+    (on process 0 only: hosts of a multi-host run share the run directory)."""
+    if jax.process_index() != 0:
+        return
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
@@ -62,8 +67,9 @@ def zero_shot_eval(result: PhaseResult, test_sets: Mapping[str, Features], *, ta
                                 batch_size=result.eval_batch_size, pad_id=pad_id,
                                 max_length=cfg.max_length, buckets=cfg.buckets, mesh=mesh)
         predicted = np.argmax(logits, axis=-1)
-        (out_dir / f"test-{language}.tsv").write_text(
-            "".join(f"{label_names[i]}\n" for i in predicted), encoding="utf-8")
+        if jax.process_index() == 0:
+            (out_dir / f"test-{language}.tsv").write_text(
+                "".join(f"{label_names[i]}\n" for i in predicted), encoding="utf-8")
         scores[language] = accuracy(logits, features.labels)
     return scores
 
@@ -91,11 +97,12 @@ def params_sha256(params) -> str:
     """Fingerprint of a parameter tree (values and paths), to check runs are bit-identical."""
     import hashlib
 
-    import jax
 
     digest = hashlib.sha256()
     for path, leaf in sorted(jax.tree_util.tree_leaves_with_path(params), key=lambda x: jax.tree_util.keystr(x[0])):
         digest.update(jax.tree_util.keystr(path).encode())
+        if not leaf.is_fully_addressable:  # sharded over several hosts: gather it first
+            leaf = jax.experimental.multihost_utils.process_allgather(leaf, tiled=True)
         digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
     return digest.hexdigest()
 
@@ -121,8 +128,6 @@ def _check_resume(workdir: pathlib.Path, resolved: dict) -> None:
 
 def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> dict:
     """Run (or resume) one (model, intermediate, target, seed) cell from a config; returns results."""
-    import jax
-
     from xstilts_jax.config import ConfigError
     from xstilts_jax.models.pretrained import load_encoder
     from xstilts_jax.tasks import get_task

@@ -45,6 +45,26 @@ def bucket_for(length: int, buckets: Sequence[int]) -> int:
     raise ValueError(f"a sequence of {length} tokens exceeds the largest bucket {buckets[-1]}")
 
 
+def length_grouped_order(lengths: Sequence[int], batch_size: int, rng: np.random.Generator, *,
+                         group_batches: int = 32) -> np.ndarray:
+    """A shuffled training order whose consecutive ``batch_size`` rows have similar lengths.
+
+    The examples are shuffled, cut into groups of ``group_batches`` batches, sorted by length
+    inside each group, and the batches are shuffled again: every example is still seen once
+    per epoch, but few batches are padded to a larger bucket than most of their rows need
+    (fairseq/HF "group by length"). Only the last batch may be short.
+    """
+    lengths = np.asarray(lengths)
+    order = rng.permutation(len(lengths))
+    group = batch_size * group_batches
+    for start in range(0, len(order), group):
+        chunk = order[start:start + group]
+        order[start:start + group] = chunk[np.argsort(lengths[chunk], kind="stable")]
+    n_full = len(order) // batch_size
+    batches = order[:n_full * batch_size].reshape(n_full, batch_size)[rng.permutation(n_full)]
+    return np.concatenate([batches.reshape(-1), order[n_full * batch_size:]])
+
+
 def token_batches(token_ids: Sequence[Sequence[int]], *, batch_size: int, pad_id: int,
                   buckets: Sequence[int], order: Sequence[int] | None = None,
                   token_type_ids: Sequence[Sequence[int]] | None = None,

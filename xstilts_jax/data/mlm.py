@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from xstilts_jax.data.batching import bucket_lengths, token_batches
+from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths, length_grouped_order, token_batches
 from xstilts_jax.train import partitioning
 from xstilts_jax.train.steps import mlm_loss
 
@@ -36,10 +36,11 @@ class MlmData:
 
     def __init__(self, train: Sequence[Sequence[int]], dev: Sequence[Sequence[int]], *, batch_size: int,
                  max_length: int, pad_id: int, mask_id: int, vocab_size: int,
-                 special_ids: Sequence[int], first_regular_id: int, seed: int, probability: float = 0.15):
+                 special_ids: Sequence[int], first_regular_id: int, seed: int, probability: float = 0.15,
+                 buckets: Sequence[int] = DEFAULT_BUCKETS):
         self.train, self.dev = list(train), list(dev)
         self.batch_size, self.pad_id, self.seed = batch_size, pad_id, seed
-        self.buckets = bucket_lengths(max_length)
+        self.buckets = bucket_lengths(max_length, buckets)
         self.mask_args = dict(mask_id=mask_id, vocab_size=vocab_size, special_ids=tuple(special_ids),
                               probability=probability, first_regular_id=first_regular_id)
         self.per_epoch = math.ceil(len(self.train) / batch_size)
@@ -59,7 +60,9 @@ class MlmData:
     def train_batch(self, micro_step: int) -> dict[str, np.ndarray]:
         epoch, index = divmod(micro_step, self.per_epoch)
         if epoch != self._epoch:
-            order = np.random.default_rng([self.seed, epoch]).permutation(len(self.train))
+            # Length-grouped: most batches of short sentences fit the smallest bucket.
+            order = length_grouped_order([len(t) for t in self.train], self.batch_size,
+                                         np.random.default_rng([self.seed, epoch]))
             self._batches = list(token_batches(self.train, batch_size=self.batch_size, pad_id=self.pad_id,
                                                buckets=self.buckets, order=order))
             self._epoch = epoch
@@ -70,7 +73,7 @@ class MlmData:
     def evaluate(self, eval_step, params, mesh) -> dict[str, float]:
         correct = total = 0.0
         for batch in self._dev_batches:
-            logits = np.asarray(eval_step(params, partitioning.global_batch(batch, mesh))["logits"])
+            logits = np.asarray(eval_step(params, partitioning.feed(batch, mesh))["logits"])
             labels = batch["mlm_labels"]
             chosen = labels >= 0
             correct += float(np.sum((logits.argmax(-1) == labels) & chosen))

@@ -10,8 +10,11 @@ Every parameter carries logical axis names (``vocab, embed, heads, kv, mlp``...)
 ``out_sharding`` metadata, for a rules table to map onto mesh axes (``data``, ``fsdp``,
 ``tensor``) when the train step is jitted with explicit shardings. Attention
 kernels are stored per head (``[embed, heads, kv]``) so tensor parallelism can split heads
-without reshaping checkpoints. Every hidden state is returned because retrieval reads a
-middle layer.
+without reshaping checkpoints. The main activations carry logical names too (``act_batch,
+act_length, act_embed, act_heads, act_mlp``), pinned with sharding constraints only while a
+train or eval step is traced under ``partitioning.activation_sharding``; without a mesh they are
+no-ops and the numerics are unchanged. Every hidden state is returned because retrieval reads
+a middle layer.
 """
 
 from __future__ import annotations
@@ -23,10 +26,17 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-# Logical axis names used by parameters and activations.
+from xstilts_jax.train.partitioning import activation_mesh, constrain
+
+# Logical axis names used by parameters.
 VOCAB, EMBED, HEADS, KV, MLP, POSITIONS, TYPES, NORM = (
     "vocab", "embed", "heads", "kv", "mlp", "positions", "types", "norm")
 LOGICAL_AXES = (VOCAB, EMBED, HEADS, KV, MLP, POSITIONS, TYPES, NORM)
+# Logical axis names of activations (their own rules: e.g. embed is fsdp-sharded in the
+# weights but whole in the hidden states).
+ACT_BATCH, ACT_LENGTH, ACT_EMBED, ACT_HEADS, ACT_KV, ACT_MLP, ACT_VOCAB = (
+    "act_batch", "act_length", "act_embed", "act_heads", "act_kv", "act_mlp", "act_vocab")
+HIDDEN = (ACT_BATCH, ACT_LENGTH, ACT_EMBED)  # [batch, length, embed]
 
 PositionStyle = Literal["absolute", "roberta"]
 
@@ -137,9 +147,17 @@ class Embeddings(nnx.Module):
 
     def __call__(self, input_ids, token_type_ids, *, rngs: nnx.Rngs | None) -> jax.Array:
         dtype = self.config.compute_dtype
-        x = (jnp.take(self.word[...], input_ids, axis=0)
-             + jnp.take(self.token_type[...], token_type_ids, axis=0)
-             + jnp.take(self.position[...], self.position_ids(input_ids), axis=0))
+
+        def lookup(table: nnx.Param, rows: str, ids: jax.Array) -> jax.Array:
+            # Gather the table's FSDP shards first, as every FSDP weight is gathered before use
+            # (its gradient is then reduce-scattered). Looked up in an embed-sharded table, the
+            # rows would come out embed-sharded, and XLA reshards them to the batch sharding
+            # (and their gradient back) only by replicating them whole.
+            return jnp.take(constrain(table[...], (rows, ACT_EMBED)), ids, axis=0)
+
+        x = constrain(lookup(self.word, VOCAB, input_ids)
+                      + lookup(self.token_type, TYPES, token_type_ids)
+                      + lookup(self.position, POSITIONS, self.position_ids(input_ids)), HIDDEN)
         if self.norm is not None:
             x = self.norm(x)
         return self.dropout(x.astype(dtype), deterministic=rngs is None, rngs=rngs)
@@ -165,7 +183,7 @@ class SelfAttention(nnx.Module):
 
         def proj(kernel, bias):  # -> [b, n, s, d]
             y = jnp.einsum("bse,end->bsnd", x, kernel[...].astype(dtype)) + bias[...].astype(dtype)
-            return y.transpose(0, 2, 1, 3)
+            return constrain(y.transpose(0, 2, 1, 3), (ACT_BATCH, ACT_HEADS, ACT_LENGTH, ACT_KV))
 
         # Heads in front of the sequence ([b, n, s, d]) make both attention products plain
         # batched GEMMs, and the transposes fuse with the bias adds. With the "bqnd,bknd"
@@ -179,15 +197,18 @@ class SelfAttention(nnx.Module):
         # normalisation is applied to the context (softmax(s) @ v == (exp(s - max) @ v) / sum,
         # as flash attention and torch's SDPA do): it divides [b, n, q, d] instead of
         # [b, n, q, k] and lets the exp fuse into the second product. Dropout commutes with
-        # the per-row division, so it is applied to the unnormalised weights.
-        scores = jnp.einsum("bnqd,bnkd->bnqk", q, k).astype(jnp.float32) + mask_bias
+        # the per-row division, so it is applied to the unnormalised weights. Both products
+        # return the compute dtype and are upcast after: a float32 result type
+        # (preferred_element_type) would make JAX run their backward products in float32.
+        scores = jnp.einsum("bnqd,bnkd->bnqk", q, k).astype(jnp.float32)
+        scores = constrain(scores, (ACT_BATCH, ACT_HEADS, ACT_LENGTH, None)) + mask_bias
         weights = jnp.exp(scores - scores.max(axis=-1, keepdims=True))
         denom = weights.sum(axis=-1, keepdims=True)
         weights = self.dropout(weights.astype(dtype), deterministic=rngs is None, rngs=rngs)
-        ctx = jnp.einsum("bnqk,bnkd->bnqd", weights, v, preferred_element_type=jnp.float32)
+        ctx = jnp.einsum("bnqk,bnkd->bnqd", weights, v).astype(jnp.float32)
         ctx = (ctx / denom).astype(dtype)
-        return jnp.einsum("bnqd,nde->bqe", ctx, self.out_kernel[...].astype(dtype)) + \
-            self.out_bias[...].astype(dtype)
+        out = jnp.einsum("bnqd,nde->bqe", ctx, self.out_kernel[...].astype(dtype))
+        return constrain(out, HIDDEN) + self.out_bias[...].astype(dtype)
 
 
 def _gelu(x: jax.Array) -> jax.Array:
@@ -203,14 +224,16 @@ def _gelu(x: jax.Array) -> jax.Array:
 # On the CPU backend FeedForward processes the batch in chunks of about this many tokens.
 # XLA:CPU (YNNPACK GEMMs) ran the xlmr-base FFN on 32 x 128 tokens measurably slower in one
 # piece than in four chunks of 8 sequences (2-layer forward ~10% faster chunked, 2 cores;
-# 512-2048 tokens per chunk all performed alike). Not done on accelerators, where sequential
-# chunks would only serialise work and cut across a sharded batch axis.
+# 512-2048 tokens per chunk all performed alike). Not done on accelerators, nor when the
+# activations are sharded over several devices: there sequential chunks would only serialise
+# work and cut across the sharded batch axis.
 _CPU_FFN_CHUNK_TOKENS = 1024
 
 
 def _ffn_batch_chunks(shape: tuple[int, ...]) -> int:
-    """How many batch chunks FeedForward uses (1 = none): only on CPU, only for big batches."""
-    if jax.default_backend() != "cpu" or len(shape) != 3:
+    """How many batch chunks FeedForward uses (1 = none): only on one CPU, only for big batches."""
+    mesh = activation_mesh()
+    if jax.default_backend() != "cpu" or len(shape) != 3 or (mesh is not None and mesh.size > 1):
         return 1
     batch, length = shape[0], shape[1]
     per_chunk = max(1, _CPU_FFN_CHUNK_TOKENS // max(length, 1))
@@ -231,7 +254,8 @@ class FeedForward(nnx.Module):
         w_out, b_out = self.out_kernel[...].astype(dtype), self.out_bias[...].astype(dtype)
 
         def ffn(x):
-            return _gelu(x @ w_in + b_in) @ w_out + b_out  # exact erf GELU, as HF "gelu"
+            inner = _gelu(constrain(x @ w_in, (ACT_BATCH, ACT_LENGTH, ACT_MLP)) + b_in)  # erf, as HF
+            return constrain(inner @ w_out, HIDDEN) + b_out
 
         chunks = _ffn_batch_chunks(x.shape)
         if chunks == 1:
@@ -293,7 +317,7 @@ class Encoder(nnx.Module):
                               jnp.finfo(jnp.float32).min).astype(jnp.float32)
         hidden_states = [x]
         for layer in self.layers:
-            x = layer(x, mask_bias, rngs=rngs)
+            x = constrain(layer(x, mask_bias, rngs=rngs), HIDDEN)
             hidden_states.append(x)
         if self.final_norm is not None:
             # HF reports the final LayerNorm's output as the last hidden state.

@@ -2,7 +2,10 @@
 
 A head maps the encoder's last hidden state (and the batch) to logits. Adding a task family
 means adding a head class and registering it in ``HEADS``; the trainer only calls
-``TaskModel(batch) -> logits`` and the task's loss.
+``TaskModel(batch) -> logits`` and the task's loss. Heads compute in the encoder's dtype (their
+weights stay float32, cast at use) and return float32 logits for a float32 loss. The logits
+leave their product in the compute dtype, as in HF's bf16 models: a float32 result type would
+make JAX run the backward products, the biggest of the model for MLM, in float32.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from xstilts_jax.models.encoder import EMBED, Encoder, EncoderConfig, _dense_init, _zeros
+from xstilts_jax.models.encoder import (ACT_BATCH, ACT_EMBED, ACT_LENGTH, ACT_VOCAB, EMBED, VOCAB,
+                                        Encoder, EncoderConfig, LayerNorm, _dense_init, _zeros)
+from xstilts_jax.train.partitioning import constrain
 
 CLASSES = "classes"
 HEAD_HIDDEN = "mlp"  # the head's inner dense is sharded like the FFN's inner dimension
@@ -45,11 +50,12 @@ class ClassificationHead(nnx.Module):
 
     def __call__(self, hidden: jax.Array, encoder: Encoder, *, rngs: nnx.Rngs | None) -> jax.Array:
         del encoder  # only the MLM head reads the encoder (its tied word embeddings)
-        x = hidden[:, 0].astype(jnp.float32)
+        dtype = hidden.dtype
+        x = constrain(hidden[:, 0], (ACT_BATCH, ACT_EMBED))
         x = self.dropout(x, deterministic=rngs is None, rngs=rngs)
-        x = jnp.tanh(x @ self.dense_kernel[...] + self.dense_bias[...])
+        x = jnp.tanh(x @ self.dense_kernel[...].astype(dtype) + self.dense_bias[...].astype(dtype))
         x = self.dropout(x, deterministic=rngs is None, rngs=rngs)
-        return x @ self.out_kernel[...] + self.out_bias[...]  # float32 logits
+        return (x @ self.out_kernel[...].astype(dtype)).astype(jnp.float32) + self.out_bias[...]
 
 
 class MaskedLMHead(nnx.Module):
@@ -60,8 +66,6 @@ class MaskedLMHead(nnx.Module):
     """
 
     def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
-        from xstilts_jax.models.encoder import VOCAB, LayerNorm
-
         h = config.hidden_size
         with nnx.use_eager_sharding(False):
             self.dense_kernel, self.dense_bias = _dense_params(config, rngs, h, h, (EMBED, HEAD_HIDDEN))
@@ -70,9 +74,12 @@ class MaskedLMHead(nnx.Module):
 
     def __call__(self, hidden: jax.Array, encoder: Encoder, *, rngs: nnx.Rngs | None) -> jax.Array:
         del rngs  # RoBERTa's LM head has no dropout
-        x = hidden.astype(jnp.float32) @ self.dense_kernel[...] + self.dense_bias[...]
+        dtype = hidden.dtype
+        x = hidden @ self.dense_kernel[...].astype(dtype) + self.dense_bias[...].astype(dtype)
         x = self.norm(jax.nn.gelu(x, approximate=False))
-        return x @ encoder.embeddings.word[...].T + self.out_bias[...]
+        logits = x @ encoder.embeddings.word[...].astype(dtype).T
+        return constrain(logits, (ACT_BATCH, ACT_LENGTH, ACT_VOCAB)).astype(jnp.float32) + \
+            self.out_bias[...]
 
 
 HEADS = {"classification": ClassificationHead, "mlm": MaskedLMHead}

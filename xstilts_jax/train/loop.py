@@ -134,7 +134,7 @@ def predict_logits(eval_step, params, features: Features, *, batch_size: int, pa
                                buckets=bucket_lengths(max_length, buckets),
                                token_type_ids=features.token_type_ids,
                                extras={"labels": np.asarray(features.labels, np.int32)}):
-        result = eval_step(params, partitioning.global_batch(batch.arrays(), mesh))
+        result = eval_step(params, partitioning.feed(batch.arrays(), mesh))
         logits = np.asarray(result["logits"])
         if out is None:
             out = np.zeros((n, logits.shape[-1]), np.float32)
@@ -206,7 +206,7 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, workdir: 
             batch = data.train_batch(micro)
             if cfg.inject_nan_at_step is not None and micro == cfg.inject_nan_at_step:
                 batch = dict(batch, weight=np.full_like(batch["weight"], np.nan))
-            state, metrics = train_step(state, partitioning.global_batch(batch, mesh))
+            state, metrics = train_step(state, partitioning.feed(batch, mesh))
             micro += 1
             if micro % cfg.grad_accumulation:
                 continue

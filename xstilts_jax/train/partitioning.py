@@ -1,16 +1,24 @@
-"""Device mesh and the logical-axis rules that place parameters and batches on it.
+"""Device mesh and the logical-axis rules that place parameters, batches and activations on it.
 
 Parameters name their axes logically (``vocab, embed, heads, kv, mlp`` ...; see
 ``models/encoder.py``); a short rules table maps each logical name to mesh axes
 (``data``, ``fsdp``, ``tensor``). The trainer never hard-codes a placement: changing the
 mesh shape in the config moves from 1 CPU to data parallel, FSDP or tensor parallel.
+
+Activations have their own logical names (``act_batch, act_length, act_embed`` ..., MaxText
+style), pinned by ``constrain`` inside a step traced under ``activation_sharding``. Without
+them XLA propagates the parameters' FSDP sharding (embed over ``fsdp``) into the hidden
+states and reshards them back to the batch sharding by replicating ("involuntary full
+rematerialization").
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -32,6 +40,15 @@ DEFAULT_RULES: tuple[tuple[str, Any], ...] = (
     ("types", None),
     ("norm", None),
     ("classes", None),
+    # Activations: the batch over the data axes, embed replicated (all-gathered FSDP weights
+    # meet whole hidden vectors), heads / FFN hidden / vocabulary logits over tensor.
+    ("act_batch", ("data", "fsdp")),
+    ("act_length", None),
+    ("act_embed", None),
+    ("act_heads", "tensor"),
+    ("act_kv", None),
+    ("act_mlp", "tensor"),
+    ("act_vocab", "tensor"),
 )
 
 
@@ -108,10 +125,90 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
-def global_batch(local: Mapping[str, np.ndarray], mesh: Mesh, rules=DEFAULT_RULES) -> dict[str, jax.Array]:
-    """Device arrays of the global batch from this host's slice (multi-host ready).
+def put(tree, shardings):
+    """``jax.device_put`` of a tree that every process holds whole (e.g. loaded parameters).
 
-    On one host the slice is the whole batch; on N hosts each passes its 1/N of the rows.
+    On several processes, device_put checks each host value against the other processes by
+    gathering it whole from all of them (``multihost_utils.assert_equal``): one compiled
+    all-gather per array shape, and every host briefly holding N copies of every tensor.
+    Here each process cuts its own devices' shards from its own copy instead. Arrays already
+    spread over the processes (a previous phase's parameters) are resharded by device_put.
+    """
+    def one(x, sharding):
+        if sharding.is_fully_addressable or (isinstance(x, jax.Array) and not x.is_fully_addressable):
+            return jax.device_put(x, sharding)
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(one, tree, shardings)
+
+
+def global_batch(local: Mapping[str, np.ndarray], mesh: Mesh, rules=DEFAULT_RULES) -> dict[str, jax.Array]:
+    """Device arrays of the global batch from this host's rows (multi-host ready).
+
+    On one host the rows are the whole batch; on N hosts each passes its own rows,
+    ``host_slice(batch, mesh)``.
     """
     return {k: jax.make_array_from_process_local_data(batch_sharding(mesh, v.ndim, rules), v)
             for k, v in local.items()}
+
+
+def host_slice(batch: Mapping[str, np.ndarray], mesh: Mesh, rules=DEFAULT_RULES) -> dict[str, np.ndarray]:
+    """This process's rows of a global batch: what ``global_batch`` expects from it.
+
+    The rows a process feeds are those its own devices hold under ``batch_sharding``, in
+    increasing order (``make_array_from_process_local_data`` maps them so). They are not a
+    contiguous 1/N block when the mesh interleaves the hosts' devices along the data axes.
+    On one process this is the whole batch.
+    """
+    out = {}
+    for key, value in batch.items():
+        n = value.shape[0]
+        indices = batch_sharding(mesh, value.ndim, rules).addressable_devices_indices_map(value.shape)
+        blocks = sorted({(index[0].start or 0, n if index[0].stop is None else index[0].stop)
+                         for index in indices.values()})
+        out[key] = np.concatenate([value[start:stop] for start, stop in blocks])
+    return out
+
+
+def feed(batch: Mapping[str, np.ndarray], mesh: Mesh, rules=DEFAULT_RULES) -> dict[str, jax.Array]:
+    """The global batch, which every host computes whole, as device arrays: each host puts
+    only its own rows (``host_slice``) on its own devices. The training loop's one entry."""
+    return global_batch(host_slice(batch, mesh, rules), mesh, rules)
+
+
+_ACTIVATIONS: contextvars.ContextVar[tuple[Mesh, tuple] | None] = contextvars.ContextVar(
+    "xstilts_activation_sharding", default=None)
+
+
+@contextlib.contextmanager
+def activation_sharding(mesh: Mesh, rules=DEFAULT_RULES) -> Iterator[None]:
+    """Trace the model inside this to pin its activations to ``mesh`` by ``rules``.
+
+    A context rather than arguments, so the model's signature stays mesh-free: outside it
+    (``xstilts embed``, parity tests) ``constrain`` does nothing.
+    """
+    token = _ACTIVATIONS.set((mesh, tuple(rules)))
+    try:
+        yield
+    finally:
+        _ACTIVATIONS.reset(token)
+
+
+def activation_mesh() -> Mesh | None:
+    """The mesh of the enclosing ``activation_sharding``, or None."""
+    context = _ACTIVATIONS.get()
+    return None if context is None else context[0]
+
+
+def constrain(x: jax.Array, logical_axes: Sequence[str | None]) -> jax.Array:
+    """``with_sharding_constraint`` by logical names inside ``activation_sharding``; else x.
+
+    Only placement changes, never values.
+    """
+    context = _ACTIVATIONS.get()
+    if context is None:
+        return x
+    mesh, rules = context
+    spec = logical_to_spec(logical_axes, x.shape, mesh, rules)
+    return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))

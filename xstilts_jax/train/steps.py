@@ -3,7 +3,9 @@
 The train state is one pytree (step, params as a plain dict, optimizer state). The model's
 graph is static; ``nnx.merge(graphdef, params)`` rebuilds it inside the step. Dropout keys
 are ``fold_in(seed_key, step)``: with JAX's partitionable threefry the random bits do not
-depend on the sharding, so 1 device and 8 devices train identically.
+depend on the sharding, so 1 device and 8 devices train identically. The model is traced
+under ``partitioning.activation_sharding``, which pins its activations to the mesh by the
+same rules table as the parameters.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class Steps:
 
     def create_state(self, params, state_shardings: TrainState) -> TrainState:
         """Place params on the mesh and build the optimizer state there (never whole on one device)."""
-        params = jax.device_put(params, state_shardings.params)
+        params = partitioning.put(params, state_shardings.params)
         init = jax.jit(lambda p: TrainState(jnp.zeros((), jnp.int32), p, self.tx.init(p)),
                        in_shardings=(state_shardings.params,), out_shardings=state_shardings)
         return init(params)
@@ -86,10 +88,13 @@ class Steps:
 
     # ------------------------------------------------------------------ the steps
 
-    def _loss(self, params, batch, dropout_rng):
+    def _logits(self, params, batch, dropout_rng=None) -> jax.Array:
         model = nnx.merge(self.graphdef, params)
-        logits = model(*model_inputs(batch), dropout_rng=dropout_rng)
-        total, count = self.loss_fn(logits, batch)
+        with partitioning.activation_sharding(self.mesh, self.rules):
+            return model(*model_inputs(batch), dropout_rng=dropout_rng)
+
+    def _loss(self, params, batch, dropout_rng):
+        total, count = self.loss_fn(self._logits(params, batch, dropout_rng), batch)
         return total / jnp.maximum(count, 1.0), (total, count)
 
     def train_step(self, state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
@@ -101,8 +106,7 @@ class Steps:
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     def eval_step(self, params, batch: Batch) -> dict:
-        model = nnx.merge(self.graphdef, params)
-        logits = model(*model_inputs(batch))
+        logits = self._logits(params, batch)
         total, count = self.loss_fn(logits, batch)
         return {"loss_sum": total, "count": count, "logits": logits}
 
