@@ -59,7 +59,9 @@ def test_paired_gain_and_table(demo_run):
     rows = {line.split()[0]: line.split() for line in table.splitlines()[3:8]}
     assert list(rows) == ["en", "xa", "xb", "xc", "average"]
     avg = results["gain"]["average"]
-    assert rows["average"][3:] == [f"{avg['mean']:+.2f}", "+-", f"{avg['std']:.2f}"]
+    assert rows["average"][3:] == [f"{avg['mean']:+.2f}", "+-", f"{avg['std']:.2f}", f"{avg['wins']}/2"]
+    assert avg["wins"] == sum(x["zero_shot"]["average"] > d["zero_shot"]["average"]
+                              for d, x in zip(direct, stilts))
     assert "mean of 2 target-phase seeds" in table
 
 
@@ -67,5 +69,6 @@ def test_paired_gain_by_hand():
     run = lambda *accs: {"zero_shot": {"per_language": {"en": accs[0], "xa": accs[1]},
                                        "average": (accs[0] + accs[1]) / 2}}
     gain = paired_gain([run(60, 50), run(70, 40)], [run(62, 55), run(70, 48)])
-    assert gain["per_language"]["en"] == {"mean": 1.0, "std": pytest.approx(np.std([2, 0], ddof=1))}
+    assert gain["per_language"]["en"] == {"mean": 1.0, "std": pytest.approx(np.std([2, 0], ddof=1)),
+                                          "wins": 1}
     assert gain["per_language"]["xa"]["mean"] == 6.5 and gain["average"]["mean"] == 3.75

@@ -56,7 +56,7 @@ def demo_encoder_config(vocab_size: int, **overrides) -> EncoderConfig:
 DEMO_PHASES = dict(
     pretrain=dict(learning_rate=2e-3, batch_size=64, num_steps=1500, eval_every=500, max_length=64,
                   buckets=(16, 32)),
-    intermediate=dict(learning_rate=2e-3, batch_size=32, num_epochs=5.0, eval_every=750,
+    intermediate=dict(learning_rate=1e-3, batch_size=32, num_epochs=4.0, eval_every=500,
                       max_length=32, buckets=(32,), eval_batch_size=128),
     target=dict(learning_rate=5e-4, batch_size=32, num_epochs=10.0, eval_every=50, max_length=32,
                 buckets=(32,), eval_batch_size=128),
@@ -140,10 +140,12 @@ def run_demo(workdir: str | pathlib.Path, *, seed: int = 0, target_seeds: int = 
 
 
 def paired_gain(direct_runs: list[dict], xstilts_runs: list[dict]) -> dict:
-    """Mean and sample std over seeds of (X-STILTs - direct), per language and on average."""
+    """Mean and sample std over seeds of (X-STILTs - direct), per language and on average, and
+    in how many seeds X-STILTs was ahead."""
     def stats(key):
         diffs = np.array([key(x) - key(d) for d, x in zip(direct_runs, xstilts_runs, strict=True)])
-        return {"mean": float(diffs.mean()), "std": float(diffs.std(ddof=1)) if len(diffs) > 1 else 0.0}
+        return {"mean": float(diffs.mean()), "std": float(diffs.std(ddof=1)) if len(diffs) > 1 else 0.0,
+                "wins": int(np.sum(diffs > 0))}
 
     languages = direct_runs[0]["zero_shot"]["per_language"]
     return {"per_language": {lang: stats(lambda r: r["zero_shot"]["per_language"][lang]) for lang in languages},
@@ -156,11 +158,11 @@ def format_table(results: dict) -> str:
     n = results["target_seeds"]
     lines = ["zero-shot accuracy (%) on the synthetic paraphrase task, trained on English only",
              f"(mean of {n} target-phase seed{'s' if n > 1 else ''}; gain = X-STILTs - direct, "
-             f"mean +- std over seeds)",
-             f"{'language':>10} {'direct':>8} {'X-STILTs':>9} {'gain':>16}"]
+             f"mean +- std over seeds; wins = seeds where X-STILTs is ahead)",
+             f"{'language':>10} {'direct':>8} {'X-STILTs':>9} {'gain':>16} {'wins':>5}"]
 
     def row(name, d, s, g):
-        return f"{name:>10} {d:8.2f} {s:9.2f} {g['mean']:+8.2f} +- {g['std']:4.2f}"
+        return f"{name:>10} {d:8.2f} {s:9.2f} {g['mean']:+8.2f} +- {g['std']:4.2f} {g['wins']:>3}/{n}"
 
     for lang in direct["per_language"]:
         lines.append(row(lang, direct["per_language"][lang], stilts["per_language"][lang],

@@ -102,7 +102,7 @@ class Steps:
         (loss, _), grads = jax.value_and_grad(self._loss, has_aux=True)(state.params, batch, rng)
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": loss, "grad_norm": optax.global_norm(grads)}
+        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     def eval_step(self, params, batch: Batch) -> dict:
