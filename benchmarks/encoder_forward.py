@@ -57,6 +57,29 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def alternating_rounds(runners: dict, *, repeats: int, calls: int, work_per_call: float,
+                       unit: str, digits: int = 0) -> dict[str, list[float]]:
+    """Rate (work per second) of each runner in each round.
+
+    Calls alternate one by one and the order flips every round, so a burst of load from
+    elsewhere on the machine lands on every runner alike. Shared by the benchmarks here.
+    """
+    rates: dict[str, list[float]] = {name: [] for name in runners}
+    for r in range(repeats):
+        order = list(runners) if r % 2 == 0 else list(reversed(runners))
+        spent = {name: 0.0 for name in runners}
+        for _ in range(calls):
+            for name in order:
+                t0 = time.perf_counter()
+                runners[name]()
+                spent[name] += time.perf_counter() - t0
+        for name in runners:
+            rates[name].append(calls * work_per_call / spent[name])
+        print(f"  round {r + 1}/{repeats}: " +
+              ", ".join(f"{n} {rates[n][-1]:.{digits}f}" for n in runners) + f" {unit}", flush=True)
+    return rates
+
+
 def make_batch(batch: int, seq: int, vocab: int, pad_id: int, seed: int = 0):
     """int32 ids/mask/type ids [batch, seq]; the last quarter of rows has 3/4 real tokens."""
     import numpy as np
@@ -184,21 +207,8 @@ def main(argv=None) -> None:
               f"(real tokens {diff_real:.2e}); not equal precision, so no tolerance applied")
 
     runners = {"flax": run_flax, "torch": run_torch}
-    rates: dict[str, list[float]] = {name: [] for name in runners}
-    for r in range(args.repeats):
-        # Calls alternate one by one (order flipped every round), so a burst of load from
-        # elsewhere on the machine lands on both frameworks alike.
-        order = list(runners) if r % 2 == 0 else list(reversed(runners))
-        spent = {name: 0.0 for name in runners}
-        for _ in range(args.calls):
-            for name in order:
-                t0 = time.perf_counter()
-                runners[name]()
-                spent[name] += time.perf_counter() - t0
-        for name in runners:
-            rates[name].append(args.calls * args.batch / spent[name])
-        print(f"  round {r + 1}/{args.repeats}: " +
-              ", ".join(f"{n} {rates[n][-1]:.1f}" for n in runners) + " sent/s", flush=True)
+    rates = alternating_rounds(runners, repeats=args.repeats, calls=args.calls,
+                               work_per_call=args.batch, unit="sent/s", digits=1)
     paired = [f / t for f, t in zip(rates["flax"], rates["torch"])]
 
     torch_median = statistics.median(rates["torch"])

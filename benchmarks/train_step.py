@@ -104,7 +104,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from encoder_forward import _cpu_count, make_batch  # noqa: E402  (the forward benchmark's)
+from encoder_forward import _cpu_count, alternating_rounds, make_batch  # noqa: E402  (shared)
 
 NUM_LABELS = 3
 SCHEDULE_STEPS = 10_000  # linear decay horizon: far beyond any run, so the lr stays ~ --lr
@@ -381,21 +381,8 @@ def compare(args, p) -> None:
     torch_step()
 
     runners = {"flax": flax_step, "torch": torch_step}
-    rates: dict[str, list[float]] = {name: [] for name in runners}
-    for r in range(args.repeats):
-        # Calls alternate one by one (order flipped every round), so a burst of load from
-        # elsewhere on the machine lands on both frameworks alike.
-        order = list(runners) if r % 2 == 0 else list(reversed(runners))
-        spent = {name: 0.0 for name in runners}
-        for _ in range(args.calls):
-            for name in order:
-                t0 = time.perf_counter()
-                runners[name]()
-                spent[name] += time.perf_counter() - t0
-        for name in runners:
-            rates[name].append(args.calls * tokens / spent[name])
-        print(f"  round {r + 1}/{args.repeats}: " +
-              ", ".join(f"{n} {rates[n][-1]:.0f}" for n in runners) + " tokens/s", flush=True)
+    rates = alternating_rounds(runners, repeats=args.repeats, calls=args.calls,
+                               work_per_call=tokens, unit="tokens/s")
     last_loss = float(flax_step()["loss"])
     if not math.isfinite(last_loss):
         raise SystemExit(f"flax loss became {last_loss}")
