@@ -105,6 +105,49 @@ def format_zero_shot(zero_shot: dict) -> str:
     return "\n".join(lines)
 
 
+def format_task_scores(result: dict) -> str:
+    """One task's per-language metrics and their averages, as a table."""
+    from xstilts_jax.metrics import TASK_METRICS
+
+    metrics = TASK_METRICS[result["task"]]
+    lines = [f"{result['task']} (%)", f"{'lang':<6}" + "".join(f"{m:>13}" for m in metrics)]
+    for lang, scores in result["per_language"].items():
+        lines.append(f"{lang:<6}" + "".join(f"{scores[m]:13.2f}" for m in metrics))
+    lines.append(f"{'avg':<6}" + "".join(f"{result['avg_' + m]:13.2f}" for m in metrics))
+    lines.append(f"score: {result['score']:.2f}")
+    return "\n".join(lines)
+
+
+def format_summary(summary: dict) -> str:
+    from xstilts_jax.metrics import TASKS
+
+    lines = ["XTREME summary (%)"]
+    lines += [f"  {task:<17}{score:7.2f}" for task, score in summary["tasks"].items()]
+    lines += [f"  {'[' + group + ']':<17}{score:7.2f}" for group, score in summary["groups"].items()]
+    complete = "" if summary["complete"] else f" (over {len(summary['tasks'])} of {len(TASKS)} tasks)"
+    lines.append(f"  {'overall':<17}{summary['overall']:7.2f}{complete}")
+    if summary["unpredicted"]:
+        lines.append(f"not scored (labels but no predictions): {', '.join(summary['unpredicted'])}")
+    return "\n".join(lines)
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    import json
+
+    from xstilts_jax.metrics import score_all, score_task
+
+    if args.all:
+        results = score_all(args.predictions, args.labels)
+        if args.json:
+            print(json.dumps(results, indent=1))
+        else:
+            print("\n\n".join([*(format_task_scores(r) for r in results["tasks"].values()),
+                                format_summary(results["summary"])]))
+    else:
+        result = score_task(args.task, args.predictions, args.labels)
+        print(json.dumps(result, indent=1) if args.json else format_task_scores(result))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xstilts", description="X-STILTs in JAX: intermediate-task training for "
@@ -148,11 +191,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workdir", required=True, help="run directory (created; reused to resume)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
+
+    score = commands.add_parser(
+        "score", help="XTREME metrics of prediction files, as the official XTREME scorer",
+        description="Score DIR/<task>/test-<lang>.{tsv,json} predictions against the labels "
+                    "laid out the same way (XTREME's format): per-language metrics and averages (%%).")
+    which = score.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task", help="one task: pawsx, xnli, udpos, panx, xquad, mlqa, tydiqa, "
+                                      "bucc2018 or tatoeba")
+    which.add_argument("--all", action="store_true",
+                       help="every task with a folder in both DIRs, plus the XTREME summary")
+    score.add_argument("--predictions", required=True, metavar="DIR",
+                       help="folder holding <task>/test-<lang>.* predictions")
+    score.add_argument("--labels", required=True, metavar="DIR",
+                       help="folder holding <task>/test-<lang>.* gold labels")
+    score.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    score.set_defaults(func=cmd_score)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from xstilts_jax.config import ConfigError, split_overrides
+    from xstilts_jax.metrics import ScoreError
 
     overrides, rest = split_overrides(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(rest)
@@ -168,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except (CliError, CheckpointError, TokenizerError, ConfigError, DataError,
-            UnknownTaskError, TrainingError) as e:
+            UnknownTaskError, TrainingError, ScoreError) as e:
         print(f"xstilts {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

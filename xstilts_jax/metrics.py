@@ -1,0 +1,439 @@
+"""XTREME metrics, scored exactly as the official XTREME scorer does.
+
+Reproduces google-research/xtreme ``evaluate.py`` (with the seqeval 0.0.x chunk F1 it was
+written against, SQuAD v1.1's and MLQA's official evaluation scripts) on the XTREME file
+layout: ``<dir>/<task>/test-<lang>.tsv`` (one label a line; tagging: one tag a line, a blank
+line between sentences; bucc2018: ``src-id<TAB>en-id`` pairs) or ``.json`` (QA: labels in
+SQuAD v1.1 JSON, predictions ``{question_id: answer_text}``). Every metric is a percentage.
+
+Pure Python: no JAX, no NumPy.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+import string
+import sys
+import unicodedata
+from collections import Counter
+from typing import Callable, Iterable, Sequence
+
+__all__ = ["GROUP2TASK", "TASK_METRICS", "TASKS", "ScoreError", "accuracy", "bucc_f1",
+           "get_entities", "mlqa_em_f1", "mlqa_normalize_answer", "score_all", "score_task",
+           "squad_em_f1", "squad_normalize_answer", "tagging_f1", "task_score"]
+
+
+class ScoreError(ValueError):
+    """Predictions or labels that cannot be scored; the message names the file(s)."""
+
+
+# --------------------------------------------------------------------------- tasks
+
+GROUP2TASK = {
+    "classification": ("pawsx", "xnli"),
+    "tagging": ("udpos", "panx"),
+    "qa": ("xquad", "mlqa", "tydiqa"),
+    "retrieval": ("bucc2018", "tatoeba"),
+}
+TASKS = tuple(task for group in GROUP2TASK.values() for task in group)
+_QA_TASKS = frozenset(GROUP2TASK["qa"])
+_TAGGING_TASKS = frozenset(GROUP2TASK["tagging"])
+# The metrics each task reports, in order (the averages are "avg_" + name).
+TASK_METRICS = {
+    "pawsx": ("accuracy",), "xnli": ("accuracy",), "tatoeba": ("accuracy",),
+    "udpos": ("f1", "precision", "recall"), "panx": ("f1", "precision", "recall"),
+    "bucc2018": ("f1", "precision", "recall"),
+    "xquad": ("exact_match", "f1"), "mlqa": ("exact_match", "f1"), "tydiqa": ("exact_match", "f1"),
+}
+
+
+def _check_task(task: str) -> None:
+    if task not in TASK_METRICS:
+        raise ScoreError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+
+
+def _suffix(task: str) -> str:
+    return "json" if task in _QA_TASKS else "tsv"
+
+
+# --------------------------------------------------------------------------- readers
+
+def _read_lines(path: pathlib.Path) -> list[str]:
+    """Lines of a UTF-8 file, each stripped of surrounding whitespace (as XTREME's reader)."""
+    if not path.is_file():
+        raise ScoreError(f"{path}: no such file")
+    lines = []
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                lines.append(raw.decode("utf-8").strip())
+            except UnicodeDecodeError as e:
+                raise ScoreError(f"{path}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start})") from e
+    return lines
+
+
+def read_labels(path: pathlib.Path) -> list[str]:
+    """One label a line (xnli, pawsx, tatoeba, bucc2018)."""
+    return _read_lines(path)
+
+
+def read_tags(path: pathlib.Path) -> list[list[str]]:
+    """One tag a line; every blank line ends a sentence (two blank lines: an empty sentence)."""
+    sentences, sentence = [], []
+    for line in _read_lines(path):
+        if line:
+            sentence.append(line)
+        else:
+            sentences.append(sentence)
+            sentence = []
+    if sentence:
+        sentences.append(sentence)
+    return sentences
+
+
+def _read_json(path: pathlib.Path):
+    if not path.is_file():
+        raise ScoreError(f"{path}: no such file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ScoreError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from e
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ScoreError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
+
+
+def read_squad_labels(path: pathlib.Path) -> list[dict]:
+    """The ``data`` articles of a SQuAD v1.1 file."""
+    dataset = _read_json(path)
+    articles = dataset.get("data") if isinstance(dataset, dict) else dataset
+    if not isinstance(articles, list):
+        raise ScoreError(f"{path}: not SQuAD v1.1 JSON (expected a 'data' list of articles)")
+    try:  # the fields the scorer reads, checked up front for a clear message
+        for article in articles:
+            for paragraph in article["paragraphs"]:
+                for qa in paragraph["qas"]:
+                    if not isinstance(qa["id"], str) or not all(
+                            isinstance(answer["text"], str) for answer in qa["answers"]):
+                        raise TypeError("a non-string 'id' or 'text'")
+    except (KeyError, TypeError) as e:
+        raise ScoreError(f"{path}: not SQuAD v1.1 JSON (data[].paragraphs[].qas[] need "
+                         f"'id' and 'answers[].text'; missing {e})") from e
+    return articles
+
+
+def read_squad_predictions(path: pathlib.Path) -> dict[str, str]:
+    """``{question_id: answer_text}``."""
+    predictions = _read_json(path)
+    if not isinstance(predictions, dict):
+        raise ScoreError(f"{path}: QA predictions must be a JSON object {{question_id: answer_text}}, "
+                         f"not {type(predictions).__name__}")
+    for qid, answer in predictions.items():
+        if not isinstance(answer, str):
+            raise ScoreError(f"{path}: the prediction for question {qid!r} is "
+                             f"{type(answer).__name__}, not a string")
+    return predictions
+
+
+# --------------------------------------------------------------------------- accuracy, BUCC
+
+def accuracy(labels: Sequence[str], predictions: Sequence[str]) -> dict[str, float]:
+    """Percentage of positions where the prediction string equals the label string."""
+    if len(labels) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions for {len(labels)} labels")
+    if not labels:
+        raise ValueError("no examples")
+    correct = sum(p == g for p, g in zip(predictions, labels))
+    return {"accuracy": 100.0 * correct / len(labels)}
+
+
+def _prf(ncorrect: int, npred: int, ngold: int) -> dict[str, float]:
+    precision = ncorrect / npred if npred else 0.0
+    recall = ncorrect / ngold if ngold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"f1": 100.0 * f1, "precision": 100.0 * precision, "recall": 100.0 * recall}
+
+
+def bucc_f1(labels: Iterable[str], predictions: Iterable[str]) -> dict[str, float]:
+    """Precision/recall/F1 of the predicted ``src\\ten`` pairs against the gold pairs (as sets)."""
+    gold = {tuple(line.split("\t")) for line in labels}
+    pred = {tuple(line.split("\t")) for line in predictions}
+    return _prf(len(gold & pred), len(pred), len(gold))
+
+
+# --------------------------------------------------------------------------- tagging
+
+def _chunk_ends(prev_tag: str, tag: str, prev_type: str, type_: str) -> bool:
+    """Whether a chunk ended just before the current token (conlleval rules)."""
+    if prev_tag in ("E", "S"):
+        return True
+    if prev_tag in ("B", "I") and tag in ("B", "S", "O"):
+        return True
+    return prev_tag not in ("O", ".") and prev_type != type_
+
+
+def _chunk_starts(prev_tag: str, tag: str, prev_type: str, type_: str) -> bool:
+    """Whether a chunk starts at the current token (conlleval rules)."""
+    if tag in ("B", "S"):
+        return True
+    if prev_tag in ("E", "S", "O") and tag in ("E", "I"):
+        return True
+    return tag not in ("O", ".") and prev_type != type_
+
+
+def get_entities(seq: Sequence[str] | Sequence[Sequence[str]]) -> list[tuple[str, int, int]]:
+    """Chunks ``(type, first, last)`` of a tag sequence, as seqeval 0.0.x (XTREME's) finds them.
+
+    A tag's "prefix" is its first character and its type the part after its last '-': so
+    ``B-PER`` is (B, PER), and a bare UD tag such as ``SCONJ`` is (S, SCONJ) -- a single-token
+    chunk -- while ``NOUN NOUN`` is one two-token NOUN chunk. A list of sentences is joined
+    with an ``O`` after every sentence (which shifts offsets, identically for gold and
+    predictions).
+    """
+    if any(isinstance(s, list) for s in seq):
+        seq = [tag for sentence in seq for tag in [*sentence, "O"]]
+    prev_tag, prev_type, begin = "O", "", 0
+    chunks = []
+    for i, chunk in enumerate([*seq, "O"]):
+        tag, type_ = chunk[0], chunk.split("-")[-1]
+        if _chunk_ends(prev_tag, tag, prev_type, type_):
+            chunks.append((prev_type, begin, i - 1))
+        if _chunk_starts(prev_tag, tag, prev_type, type_):
+            begin = i
+        prev_tag, prev_type = tag, type_
+    return chunks
+
+
+def tagging_f1(labels: Sequence[Sequence[str]], predictions: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Micro chunk precision/recall/F1 over all sentences (seqeval 0.0.x f1/precision/recall)."""
+    gold = set(get_entities([list(s) for s in labels]))
+    pred = set(get_entities([list(s) for s in predictions]))
+    return _prf(len(gold & pred), len(pred), len(gold))
+
+
+# --------------------------------------------------------------------------- QA
+
+def squad_normalize_answer(s: str) -> str:
+    """SQuAD v1.1: lowercase, drop ASCII punctuation and a/an/the, collapse whitespace."""
+    s = "".join(ch for ch in s.lower() if ch not in _ASCII_PUNCT)
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+_ASCII_PUNCT = frozenset(string.punctuation)
+# MLQA: every Unicode punctuation character (categories P*) plus ASCII punctuation.
+_MLQA_PUNCT = frozenset(chr(i) for i in range(sys.maxunicode)
+                        if unicodedata.category(chr(i)).startswith("P")) | _ASCII_PUNCT
+_MLQA_ARTICLES = {
+    "en": re.compile(r"\b(a|an|the)\b"),
+    "es": re.compile(r"\b(un|una|unos|unas|el|la|los|las)\b"),
+    "de": re.compile(r"\b(ein|eine|einen|einem|eines|einer|der|die|das|den|dem|des)\b"),
+    "vi": re.compile(r"\b(của|là|cái|chiếc|những)\b"),
+    # The official pattern is '\sال^|ال'; its first branch can never match, so every "ال" goes.
+    "ar": re.compile(r"ال"),
+    "hi": None,
+    "zh": None,
+}
+_MLQA_MIXED_SEGMENTATION = frozenset({"zh"})
+_CJK = re.compile(r"[\u4e00-\u9fa5]")
+
+
+def _mixed_segmentation(text: str) -> list[str]:
+    """CJK characters (and punctuation) are tokens of their own; the rest splits on whitespace."""
+    tokens, pending = [], ""
+    for ch in text:
+        if _CJK.match(ch) or ch in _MLQA_PUNCT:
+            tokens.extend(pending.split())
+            pending = ""
+            tokens.append(ch)
+        else:
+            pending += ch
+    tokens.extend(pending.split())
+    return tokens
+
+
+def mlqa_normalize_answer(s: str, lang: str) -> str:
+    """MLQA's official normalisation for answer language ``lang``."""
+    if lang not in _MLQA_ARTICLES:
+        raise ValueError(f"MLQA has no normalisation for language {lang!r} "
+                         f"(known: {', '.join(sorted(_MLQA_ARTICLES))})")
+    s = "".join(ch for ch in s.lower() if ch not in _MLQA_PUNCT)
+    articles = _MLQA_ARTICLES[lang]
+    if articles is not None:
+        s = articles.sub(" ", s)
+    tokens = _mixed_segmentation(s) if lang in _MLQA_MIXED_SEGMENTATION else s.split()
+    return " ".join(t for t in tokens if t.strip())
+
+
+def _token_f1(prediction_tokens: list[str], gold_tokens: list[str]) -> float:
+    num_same = sum((Counter(prediction_tokens) & Counter(gold_tokens)).values())
+    if num_same == 0:
+        return 0.0
+    precision = num_same / len(prediction_tokens)
+    recall = num_same / len(gold_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _qa_em_f1(articles: list[dict], predictions: dict[str, str],
+              normalize: Callable[[str], str]) -> dict[str, float]:
+    """Max-over-gold-answers EM and token F1, averaged over every gold question (missing: 0)."""
+    total, exact_match, f1 = 0, 0.0, 0.0
+    for article in articles:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                total += 1
+                if qa["id"] not in predictions:
+                    continue  # unanswered: scores 0, as in the official scripts
+                prediction = normalize(predictions[qa["id"]])
+                golds = [normalize(answer["text"]) for answer in qa["answers"]]
+                if not golds:
+                    raise ValueError(f"question {qa['id']!r} has no gold answers")
+                exact_match += max(float(prediction == g) for g in golds)
+                f1 += max(_token_f1(prediction.split(), g.split()) for g in golds)
+    if total == 0:
+        raise ValueError("no questions")
+    return {"exact_match": 100.0 * exact_match / total, "f1": 100.0 * f1 / total}
+
+
+def squad_em_f1(articles: list[dict], predictions: dict[str, str]) -> dict[str, float]:
+    """SQuAD v1.1 exact match and F1 (xquad, tydiqa)."""
+    return _qa_em_f1(articles, predictions, squad_normalize_answer)
+
+
+def mlqa_em_f1(articles: list[dict], predictions: dict[str, str], lang: str) -> dict[str, float]:
+    """MLQA's official exact match and F1, normalised for answer language ``lang``."""
+    return _qa_em_f1(articles, predictions, lambda s: mlqa_normalize_answer(s, lang))
+
+
+# --------------------------------------------------------------------------- one language
+
+def _score_language(task: str, lang: str, prediction_file: pathlib.Path,
+                    label_file: pathlib.Path) -> dict[str, float]:
+    if not prediction_file.is_file():
+        raise ScoreError(f"{prediction_file}: no such file (predictions for {task} language "
+                         f"{lang!r}, whose labels are {label_file})")
+    if task in _QA_TASKS:
+        articles = read_squad_labels(label_file)
+        predictions = read_squad_predictions(prediction_file)
+        try:
+            if task == "mlqa":
+                return mlqa_em_f1(articles, predictions, lang)
+            return squad_em_f1(articles, predictions)
+        except ValueError as e:
+            raise ScoreError(f"{label_file}: {e}") from e
+    if task in _TAGGING_TASKS:
+        gold, pred = read_tags(label_file), read_tags(prediction_file)
+        _check_sentences(gold, pred, label_file, prediction_file)
+        return tagging_f1(gold, pred)
+    gold, pred = read_labels(label_file), read_labels(prediction_file)
+    if task == "bucc2018":
+        return bucc_f1(gold, pred)
+    if len(gold) != len(pred):
+        raise ScoreError(f"{prediction_file} has {len(pred)} lines but {label_file} has "
+                         f"{len(gold)}: one prediction per label line")
+    if not gold:
+        raise ScoreError(f"{label_file}: no labels (the file is empty)")
+    return accuracy(gold, pred)
+
+
+def _check_sentences(gold: list[list[str]], pred: list[list[str]], label_file: pathlib.Path,
+                     prediction_file: pathlib.Path) -> None:
+    mismatch = next((i for i, (g, p) in enumerate(zip(gold, pred)) if len(g) != len(p)), None)
+    where = ""
+    if mismatch is not None:
+        where = (f"; sentence {mismatch + 1} (counting from 1) is the first whose token count "
+                 f"differs: {len(pred[mismatch])} tags in the predictions, "
+                 f"{len(gold[mismatch])} in the labels")
+    if len(gold) != len(pred):
+        raise ScoreError(f"{prediction_file} has {len(pred)} sentences but {label_file} has "
+                         f"{len(gold)}{where}")
+    if mismatch is not None:
+        raise ScoreError(f"{prediction_file} and {label_file} both have {len(gold)} sentences, "
+                         f"but their tokens differ{where}")
+    if not gold:
+        raise ScoreError(f"{label_file}: no sentences (the file is empty)")
+
+
+# --------------------------------------------------------------------------- tasks, summary
+
+def task_score(task: str, scores: dict) -> float:
+    """XTREME's single number for a task: accuracy, F1 (tagging, BUCC) or (EM + F1) / 2 (QA)."""
+    if task in _QA_TASKS:
+        return (scores["avg_exact_match"] + scores["avg_f1"]) / 2
+    if "avg_f1" in scores:
+        return scores["avg_f1"]
+    return scores["avg_accuracy"]
+
+
+def _label_languages(task: str, labels_dir: pathlib.Path) -> list[str]:
+    folder = labels_dir / task
+    if not folder.is_dir():
+        raise ScoreError(f"{folder}: no such folder (labels for {task})")
+    suffix = "." + _suffix(task)
+    langs = sorted(p.name[len("test-"):-len(suffix)] for p in folder.iterdir()
+                   if p.name.startswith("test-") and p.name.endswith(suffix) and p.is_file())
+    if not langs:
+        raise ScoreError(f"{folder}: no test-<lang>{suffix} label files")
+    return langs
+
+
+def score_task(task: str, predictions_dir, labels_dir,
+               languages: Sequence[str] | None = None) -> dict:
+    """Score one task over its languages (default: every ``test-<lang>`` file in the labels).
+
+    Returns ``{"task", "languages", "per_language": {lang: {metric: %}}, "avg_<metric>": %
+    for each metric, "score": XTREME's task score}``.
+    """
+    _check_task(task)
+    predictions_dir, labels_dir = pathlib.Path(predictions_dir), pathlib.Path(labels_dir)
+    available = _label_languages(task, labels_dir)
+    if languages is None:
+        languages = available
+    else:
+        languages = list(dict.fromkeys(languages))
+        missing = [lang for lang in languages if lang not in available]
+        if missing:
+            raise ScoreError(f"{labels_dir / task}: no labels for language(s) {', '.join(missing)} "
+                             f"(available: {', '.join(available)})")
+        if not languages:
+            raise ScoreError(f"{task}: no languages to score")
+    suffix = _suffix(task)
+    per_language = {
+        lang: _score_language(task, lang, predictions_dir / task / f"test-{lang}.{suffix}",
+                              labels_dir / task / f"test-{lang}.{suffix}")
+        for lang in languages}
+    result: dict = {"task": task, "languages": list(languages), "per_language": per_language}
+    for metric in TASK_METRICS[task]:
+        result[f"avg_{metric}"] = sum(s[metric] for s in per_language.values()) / len(per_language)
+    result["score"] = task_score(task, result)
+    return result
+
+
+def score_all(predictions_dir, labels_dir) -> dict:
+    """Score every known task that has a folder in both directories, plus XTREME's summary.
+
+    Returns ``{"tasks": {task: score_task(...)}, "summary": {"tasks": {task: score},
+    "groups": {group: mean score, for groups with all their tasks}, "unpredicted": tasks with
+    labels but no predictions folder, "overall": mean over the scored tasks, "complete": whether
+    all nine tasks were scored}}``.
+    """
+    predictions_dir, labels_dir = pathlib.Path(predictions_dir), pathlib.Path(labels_dir)
+    for folder, what in ((predictions_dir, "predictions"), (labels_dir, "labels")):
+        if not folder.is_dir():
+            raise ScoreError(f"{folder}: no such folder ({what})")
+    present = [t for t in TASKS if (labels_dir / t).is_dir() and (predictions_dir / t).is_dir()]
+    if not present:
+        raise ScoreError(f"no task folder ({', '.join(TASKS)}) in both {predictions_dir} "
+                         f"and {labels_dir}")
+    tasks = {t: score_task(t, predictions_dir, labels_dir) for t in present}
+    scores = {t: r["score"] for t, r in tasks.items()}
+    groups = {group: sum(scores[t] for t in members) / len(members)
+              for group, members in GROUP2TASK.items() if all(t in scores for t in members)}
+    # Reported, never dropped silently: labels that have no predictions folder.
+    unpredicted = [t for t in TASKS if (labels_dir / t).is_dir() and t not in scores]
+    summary = {"tasks": scores, "groups": groups, "unpredicted": unpredicted,
+               "overall": sum(scores.values()) / len(scores), "complete": len(scores) == len(TASKS)}
+    return {"tasks": tasks, "summary": summary}
