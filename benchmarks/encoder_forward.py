@@ -96,6 +96,16 @@ def make_batch(batch: int, seq: int, vocab: int, pad_id: int, seed: int = 0):
     return ids, mask, np.zeros_like(ids)
 
 
+def hf_config_fields(config) -> dict:
+    """The HF XLM-R config fields of an EncoderConfig's shapes (for torch models with equal shapes)."""
+    return dict(vocab_size=config.vocab_size, hidden_size=config.hidden_size,
+                num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
+                intermediate_size=config.intermediate_size,
+                max_position_embeddings=config.max_position_embeddings,
+                type_vocab_size=config.type_vocab_size, layer_norm_eps=config.layer_norm_eps,
+                pad_token_id=config.pad_token_id, hidden_act="gelu")
+
+
 def build_models(config, seed: int = 0):
     """(torch XLMRoberta[XL]Model, flax Encoder) with identical weights."""
     import torch
@@ -107,13 +117,7 @@ def build_models(config, seed: int = 0):
     hf_config_cls, hf_model_cls = (
         (transformers.XLMRobertaXLConfig, transformers.XLMRobertaXLModel) if config.pre_layer_norm
         else (transformers.XLMRobertaConfig, transformers.XLMRobertaModel))
-    hf_config = hf_config_cls(
-        vocab_size=config.vocab_size, hidden_size=config.hidden_size,
-        num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
-        intermediate_size=config.intermediate_size,
-        max_position_embeddings=config.max_position_embeddings,
-        type_vocab_size=config.type_vocab_size, layer_norm_eps=config.layer_norm_eps,
-        pad_token_id=config.pad_token_id, hidden_act="gelu")
+    hf_config = hf_config_cls(**hf_config_fields(config))
     torch.manual_seed(seed)
     torch_model = hf_model_cls(hf_config, add_pooling_layer=False).eval()
     tensors = {k: v.detach().numpy() for k, v in torch_model.state_dict().items()}

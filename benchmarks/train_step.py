@@ -104,7 +104,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from encoder_forward import _cpu_count, alternating_rounds, make_batch  # noqa: E402  (shared)
+from encoder_forward import (_cpu_count, alternating_rounds, hf_config_fields,  # noqa: E402
+                            make_batch)  # shared with the forward benchmark
 
 NUM_LABELS = 3
 SCHEDULE_STEPS = 10_000  # linear decay horizon: far beyond any run, so the lr stays ~ --lr
@@ -152,12 +153,7 @@ def build_models(config, seed: int = 0):
         if config.pre_layer_norm
         else (transformers.XLMRobertaConfig, transformers.XLMRobertaForSequenceClassification))
     hf_config = hf_config_cls(
-        vocab_size=config.vocab_size, hidden_size=config.hidden_size,
-        num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
-        intermediate_size=config.intermediate_size,
-        max_position_embeddings=config.max_position_embeddings,
-        type_vocab_size=config.type_vocab_size, layer_norm_eps=config.layer_norm_eps,
-        pad_token_id=config.pad_token_id, hidden_act="gelu",
+        **hf_config_fields(config),
         hidden_dropout_prob=config.hidden_dropout,
         attention_probs_dropout_prob=config.attention_dropout,
         classifier_dropout=None,  # = hidden_dropout_prob, as the Flax head's default
@@ -176,6 +172,22 @@ def build_models(config, seed: int = 0):
         kernel.set_value(jnp.asarray(weight, jnp.float32))
         bias.set_value(jnp.asarray(state[f"{theirs}.bias"], jnp.float32))
     return torch_model, TaskModel(encoder, head)
+
+
+def threaded_step(train, state, batch):
+    """A no-argument timed call of the jitted train step: it threads the (donated) state from
+    call to call and waits for the result, and returns the step's metrics."""
+    import jax
+
+    holder = {"state": state}
+
+    def step():
+        new_state, metrics = train(holder["state"], batch)
+        jax.block_until_ready((new_state, metrics))
+        holder["state"] = new_state
+        return metrics
+
+    return step
 
 
 def make_tx(lr: float, weight_decay: float, max_grad_norm: float):
@@ -367,14 +379,8 @@ def compare(args, p) -> None:
         raise SystemExit("the two frameworks are not doing the same work")
     del evaluate, check
 
-    holder = {"state": state}
+    flax_step = threaded_step(train, state, j_batch)
     del state
-
-    def flax_step():
-        new_state, m = train(holder["state"], j_batch)
-        jax.block_until_ready((new_state, m))
-        holder["state"] = new_state
-        return m
 
     # Warm-up (untimed): one train-mode step each.
     flax_step()
@@ -496,9 +502,9 @@ def mfu(args, p) -> None:
     flops, n_layers, n_head = model_flops_per_step(config, params, b, s)
     batch = make_labelled_batch(b, s, config.vocab_size, config.pad_token_id)
     j_batch = partitioning.global_batch(batch, mesh)
-    holder = {"state": steps.create_state(params, shardings)}
+    state = steps.create_state(params, shardings)
     del params, params_state
-    jax.block_until_ready(holder["state"])
+    jax.block_until_ready(state)
     print(f"preset {args.mfu_preset}: {config.num_layers} layers, hidden {config.hidden_size}, "
           f"{config.num_heads} heads, ffn {config.intermediate_size}, vocab {config.vocab_size}; "
           f"B={b} S={s} ({b * s} tokens, padded ones count), dropout {args.dropout}; "
@@ -508,14 +514,10 @@ def mfu(args, p) -> None:
 
     t0 = time.perf_counter()
     train = steps.jit_train_step(shardings, steps.batch_shardings(batch)).lower(
-        holder["state"], j_batch).compile()
+        state, j_batch).compile()
     print(f"jit compile: {time.perf_counter() - t0:.1f}s")
-
-    def step():
-        new_state, m = train(holder["state"], j_batch)
-        jax.block_until_ready((new_state, m))
-        holder["state"] = new_state
-        return m
+    step = threaded_step(train, state, j_batch)
+    del state
 
     for _ in range(2):  # warm-up
         step()

@@ -25,6 +25,7 @@ from xstilts_jax.models.encoder import Encoder
 from xstilts_jax.models.heads import ClassificationHead, TaskModel
 from xstilts_jax.train.loop import (ClassificationData, Features, PhaseConfig, PhaseResult,
                                     accuracy, predict_logits, run_phase)
+from xstilts_jax.train.partitioning import is_primary_host
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 def write_json_atomic(path: str | os.PathLike, value: Any) -> None:
     """Write JSON so that readers see the old file or the new one, never half of one
     (on process 0 only: hosts of a multi-host run share the run directory)."""
-    if jax.process_index() != 0:
+    if not is_primary_host():
         return
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,7 +68,7 @@ def zero_shot_eval(result: PhaseResult, test_sets: Mapping[str, Features], *, ta
                                 batch_size=result.eval_batch_size, pad_id=pad_id,
                                 max_length=cfg.max_length, buckets=cfg.buckets, mesh=mesh)
         predicted = np.argmax(logits, axis=-1)
-        if jax.process_index() == 0:
+        if is_primary_host():
             (out_dir / f"test-{language}.tsv").write_text(
                 "".join(f"{label_names[i]}\n" for i in predicted), encoding="utf-8")
         scores[language] = accuracy(logits, features.labels)
@@ -96,7 +97,6 @@ def phase_config(name: str, section, *, num_labels: int, seed: int, debug=None) 
 def params_sha256(params) -> str:
     """Fingerprint of a parameter tree (values and paths), to check runs are bit-identical."""
     import hashlib
-
 
     digest = hashlib.sha256()
     for path, leaf in sorted(jax.tree_util.tree_leaves_with_path(params), key=lambda x: jax.tree_util.keystr(x[0])):

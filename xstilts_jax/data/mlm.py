@@ -44,6 +44,7 @@ class MlmData:
         self.mask_args = dict(mask_id=mask_id, vocab_size=vocab_size, special_ids=tuple(special_ids),
                               probability=probability, first_regular_id=first_regular_id)
         self.per_epoch = math.ceil(len(self.train) / batch_size)
+        self._lengths = [len(t) for t in self.train]  # for the length-grouped order
         self._epoch, self._batches = None, None
         # The dev set is masked once, with its own fixed stream (epoch 2**30 is never trained).
         self._dev_batches = [self._masked(b.arrays(), np.random.default_rng([seed, 1 << 30, i]))
@@ -61,7 +62,7 @@ class MlmData:
         epoch, index = divmod(micro_step, self.per_epoch)
         if epoch != self._epoch:
             # Length-grouped: most batches of short sentences fit the smallest bucket.
-            order = length_grouped_order([len(t) for t in self.train], self.batch_size,
+            order = length_grouped_order(self._lengths, self.batch_size,
                                          np.random.default_rng([self.seed, epoch]))
             self._batches = list(token_batches(self.train, batch_size=self.batch_size, pad_id=self.pad_id,
                                                buckets=self.buckets, order=order))

@@ -125,6 +125,12 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
+def is_primary_host() -> bool:
+    """Whether this process writes the run's files: hosts of a multi-host run share one run
+    directory, so only process 0 writes logs, predictions and results."""
+    return jax.process_index() == 0
+
+
 def put(tree, shardings):
     """``jax.device_put`` of a tree that every process holds whole (e.g. loaded parameters).
 

@@ -7,7 +7,7 @@ import math
 import pathlib
 from typing import Any, Mapping
 
-import jax
+from xstilts_jax.train.partitioning import is_primary_host
 
 
 class MetricWriter:
@@ -22,7 +22,7 @@ class MetricWriter:
         self.path = pathlib.Path(workdir) / "metrics.jsonl"
         self.phase = phase
         self._tb = None
-        self.enabled = jax.process_index() == 0
+        self.enabled = is_primary_host()
         if tensorboard and self.enabled:
             from tensorboardX import SummaryWriter
 
