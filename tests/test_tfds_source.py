@@ -1,0 +1,509 @@
+"""``data.source = "tfds"``: read_tfds against TFDS builders prepared offline from local files.
+
+Each dataset is prepared by the REAL TFDS builder class (its ``_info``, feature specs,
+``_generate_examples`` and TFDS's own writer, ``file_format="array_record"``, no
+TensorFlow), subclassed only so that ``_split_generators`` points at local files instead of
+downloading. The subclass keeps the builder's registered name, config and version, so the
+prepared folder is ``<data_dir>/<builder>/<config>/<version>`` exactly as ``tfds build``
+writes it, and ``read_tfds`` reads it through ``tfds.data_source`` with the registered class.
+
+Where a builder's generator calls ``tf.io.gfile`` (multi_nli, wikiann, tatoeba, bucc), its
+module's ``tf`` is replaced during preparation by a stand-in serving those few file calls
+from the local file system; the generator's own code still runs. xtreme_pos needs the
+``conllu`` package, which is not installed: its ``_generate_examples`` is replaced by one that
+parses with our ``read_conllu`` and filters tokens with TFDS's own ``get_xtreme_pos_example``.
+
+XQuAD, Tatoeba and UD use the real files in ``../shared/data`` (skipped when absent); the
+others use tiny files written here in each builder's raw format.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import glob
+import importlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+import types
+
+import pytest
+
+from xstilts_jax.data import tfds_source
+from xstilts_jax.data.tfds_source import DataError, read_tfds
+from xstilts_jax.tasks import classification, readers
+
+tfds = pytest.importorskip("tensorflow_datasets")
+
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+XQUAD_LANGS = ("ar", "de")
+TATOEBA_LANGS = ("de", "sw")
+
+
+def _need(path: pathlib.Path) -> pathlib.Path:
+    if not path.exists():
+        pytest.skip(f"real data not found: {path} (the shared data folder ../shared/data is "
+                    f"absent)")
+    return path
+
+
+# --------------------------------------------------------------------------- preparation
+
+
+def _open(path, mode="r"):
+    return open(path, mode) if "b" in mode else open(path, mode, encoding="utf-8", newline="")
+
+
+# Stand-in for the few TensorFlow calls some TFDS generators make (tf.io.gfile, tf.compat).
+_TF_STANDIN = types.SimpleNamespace(
+    io=types.SimpleNamespace(gfile=types.SimpleNamespace(
+        GFile=_open, listdir=os.listdir, glob=glob.glob)),
+    compat=types.SimpleNamespace(
+        as_text=lambda b: b.decode("utf-8") if isinstance(b, bytes) else b),
+)
+
+
+def prepare(data_dir: pathlib.Path, builder: str, config: str | None,
+            splits: dict[str, dict], *, generate_examples=None) -> pathlib.Path:
+    """Prepare ``builder[/config]`` into ``data_dir`` with the registered builder class, its
+    ``_split_generators`` replaced by ``{split: self._generate_examples(**kwargs)}``."""
+    base = tfds_source._builder_cls(builder)  # imports TFDS's legacy module where needed
+
+    def split_generators(self, dl_manager):
+        del dl_manager  # nothing is downloaded
+        return {split: self._generate_examples(**kwargs) for split, kwargs in splits.items()}
+
+    body = {"name": builder, "pkg_dir_path": base._get_pkg_dir_path(),
+            "_split_generators": split_generators}
+    if generate_examples is not None:
+        body["_generate_examples"] = generate_examples
+    local = types.new_class(f"Local_{builder}", (base,), {"skip_registration": True},
+                            lambda ns: ns.update(body))
+    module = importlib.import_module(base.__module__)
+    with pytest.MonkeyPatch.context() as mp:
+        if hasattr(module, "tf"):
+            mp.setattr(module, "tf", _TF_STANDIN)
+        kwargs = {"config": config} if config is not None else {}
+        b = local(data_dir=os.fspath(data_dir), **kwargs)
+        b.download_and_prepare(
+            file_format="array_record",
+            download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    return pathlib.Path(b.data_dir)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    tfds.disable_progress_bar()
+    return tmp_path_factory.mktemp("tfds_data")
+
+
+@pytest.fixture(scope="session")
+def raw_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("tfds_raw")
+
+
+@pytest.fixture(scope="session")
+def xquad(data_dir):
+    files = {lang: _need(SHARED_DATA / "xquad" / f"xquad.{lang}.json") for lang in XQUAD_LANGS}
+    for lang, path in files.items():
+        prepare(data_dir, "xquad", lang, {"test": {"filepath": os.fspath(path)}})
+    return files
+
+
+XNLI_COLUMNS = ("language gold_label sentence1_binary_parse sentence2_binary_parse "
+                "sentence1_parse sentence2_parse sentence1 sentence2 promptID pairID genre "
+                "label1 label2 label3 label4 label5 sentence1_tokenized sentence2_tokenized "
+                "match").split()
+XNLI_GOLD = {"dev": ("neutral", "contradiction", "entailment", "contradiction"),
+             "test": ("entailment", "neutral", "contradiction")}
+
+
+def _write_xnli(path: pathlib.Path, split: str) -> None:
+    """XNLI-1.0's xnli.<split>.tsv layout: a header, one row per (pair, language)."""
+    langs = importlib.import_module("tensorflow_datasets.text.xnli")._LANGUAGES
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\t".join(XNLI_COLUMNS) + "\n")
+        for i, gold in enumerate(XNLI_GOLD[split]):
+            for lang in langs:
+                row = dict.fromkeys(XNLI_COLUMNS, "_")
+                row.update(language=lang, gold_label=gold, pairID=f"{split}{i}",
+                           sentence1=f"{lang} {split} premise {i} ",
+                           sentence2=f"{lang} {split} hypothesis {i}")
+                f.write("\t".join(row[c] for c in XNLI_COLUMNS) + "\n")
+
+
+@pytest.fixture(scope="session")
+def xnli(data_dir, raw_dir):
+    paths = {}
+    for split, tfds_split in (("dev", "validation"), ("test", "test")):
+        paths[tfds_split] = raw_dir / f"xnli.{split}.tsv"
+        _write_xnli(paths[tfds_split], split)
+    prepare(data_dir, "xnli", None, {s: {"filepath": os.fspath(p)} for s, p in paths.items()})
+    # MultiNLI (XNLI's training data): multinli_1.0_train.txt layout, header + 14 columns;
+    # a "-" (no consensus) row, which TFDS drops.
+    mnli = raw_dir / "multinli_1.0_train.txt"
+    rows = [("entailment", "a man sleeps", "a person sleeps"),
+            ("-", "no consensus", "dropped"),
+            ("contradiction", "the cat is black", "the cat is white"),
+            ("neutral", "she sings", "she sings well")]
+    header = ("gold_label sentence1_binary_parse sentence2_binary_parse sentence1_parse "
+              "sentence2_parse sentence1 sentence2 promptID pairID genre label1 label2 "
+              "label3 label4 label5").split()
+    with open(mnli, "w", encoding="utf-8") as f:
+        f.write("\t".join(header) + "\n")
+        for k, (gold, s1, s2) in enumerate(rows):
+            f.write("\t".join([gold, "_", "_", "_", "_", s1, s2, str(k), f"{k}e", "fiction",
+                               gold, "_", "_", "_", "_"]) + "\n")
+    prepare(data_dir, "multi_nli", None, {"train": {"filepath": os.fspath(mnli)}})
+    return rows
+
+
+@pytest.fixture(scope="session")
+def pawsx(data_dir, raw_dir):
+    """x-final/<lang>/{train,dev_2k,test_2k}.tsv: id, sentence1, sentence2, label (a row
+    with a broken label, which TFDS drops)."""
+    content = {"train": [("1", "a b", "b a", "1"), ("2", "c d", "e f", "0")],
+               "dev_2k": [("1", "x y", "y x", "0"), ("2", "p q", "p q", "1"),
+                          ("3", "broken", "row", "")],
+               "test_2k": [("1", "m n", "n m", "1")]}
+    for lang in ("en", "de"):
+        splits = {}
+        for name, rows in content.items():
+            path = raw_dir / "pawsx" / lang / f"{name}.tsv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write("id\tsentence1\tsentence2\tlabel\n")
+                for r in rows:
+                    f.write("\t".join((r[0], f"{lang}:{r[1]}", f"{lang}:{r[2]}", r[3])) + "\n")
+            splits[{"train": "train", "dev_2k": "validation", "test_2k": "test"}[name]] = {
+                "path": os.fspath(path)}
+        prepare(data_dir, "paws_x_wiki", lang, splits)
+    return content
+
+
+def _squad_json(path: pathlib.Path, paragraphs: list[tuple[str, list[tuple[str, str, str]]]]):
+    """A SQuAD v1.1 file: [(context, [(id, question, answer text)])]; answer at its first
+    occurrence in the context."""
+    data = [{"title": f"t{i}", "paragraphs": [{"context": context, "qas": [
+        {"id": qid, "question": q, "answers": [{"text": a, "answer_start": context.index(a)}]}
+        for qid, q, a in qas]}]} for i, (context, qas) in enumerate(paragraphs)]
+    path.write_text(json.dumps({"version": "1.1", "data": data}), encoding="utf-8")
+    return os.fspath(path)
+
+
+@pytest.fixture(scope="session")
+def qa_small(data_dir, raw_dir):
+    """MLQA de (validation, test), SQuAD v1.1 train, TyDiQA-GoldP (train of two languages,
+    per-language validation)."""
+    mlqa_dev = _squad_json(raw_dir / "mlqa-dev.json", [
+        ("Berlin ist die Hauptstadt.", [("m1", "Was ist Berlin?", "die Hauptstadt")])])
+    mlqa_test = _squad_json(raw_dir / "mlqa-test.json", [
+        ("Der Rhein fließt nach Norden.", [("m2", "Wohin fließt er?", "nach Norden"),
+                                           ("m3", "Was fließt?", "Der Rhein")])])
+    prepare(data_dir, "mlqa", "de", {"validation": {"filepath": mlqa_dev},
+                                     "test": {"filepath": mlqa_test}})
+    squad = _squad_json(raw_dir / "squad-train.json", [
+        ("The sky is blue.", [("s1", "What colour is the sky?", "blue")])])
+    prepare(data_dir, "squad", "v1.1", {"train": {"filepath": squad}})
+    train = _squad_json(raw_dir / "tydi-train.json", [
+        ("Paris is in France.", [("english-101-0", "Where is Paris?", "in France")]),
+        ("Tokyo is big.", [("english-102-0", "What is big?", "Tokyo")]),
+        ("القاهرة مدينة", [("arabic-201-0", "ما القاهرة؟", "مدينة")])])
+    dev_en = _squad_json(raw_dir / "tydi-dev-en.json", [
+        ("Rome is old.", [("english-301-0", "What is old?", "Rome")])])
+    dev_ar = _squad_json(raw_dir / "tydi-dev-ar.json", [
+        ("دمشق قديمة", [("arabic-401-0", "ما القديمة؟", "دمشق")])])
+    prepare(data_dir, "tydi_qa", "goldp", {"train": {"filepath": train},
+                                          "validation-en": {"filepath": dev_en},
+                                          "validation-ar": {"filepath": dev_ar}})
+
+
+PANX = {"train": [[("en:Rick", "B-PER"), ("en:Sanchez", "I-PER"), ("en:lives", "O"),
+                   ("en:in", "O"), ("en:New", "B-LOC"), ("en:York", "I-LOC")],
+                  [("en:Acme", "B-ORG"), ("en:Corp:", "I-ORG"), ("en:.", "O")]],
+        "validation": [[("en:Paris", "B-LOC"), ("en:!", "O")]],
+        "test": [[("en:Google", "B-ORG")], [("en:ok", "O")], [("en:Anna", "B-PER")]]}
+
+
+@pytest.fixture(scope="session")
+def panx(data_dir, raw_dir):
+    """PAN-X (Rahimi et al.) files as in panx_dataset.tar: ``lang:token<TAB>tag``, blank
+    line between sentences."""
+    splits = {}
+    for split, sentences in PANX.items():
+        path = raw_dir / f"panx-en-{split}"
+        path.write_text("\n\n".join("\n".join(f"{w}\t{t}" for w, t in s) for s in sentences)
+                        + "\n", encoding="utf-8")
+        splits[split] = {"filepath": os.fspath(path)}
+    prepare(data_dir, "wikiann", "en", splits)
+    return PANX
+
+
+@pytest.fixture(scope="session")
+def udpos(data_dir):
+    """xtreme_pos German test split from the real UD German-GSD test treebank."""
+    path = _need(SHARED_DATA / "udpos" / "de_gsd-ud-test.conllu")
+    conll = importlib.import_module(
+        "tensorflow_datasets.core.dataset_builders.conll.conllu_dataset_builder")
+
+    def generate_examples(self, filepaths, process_example_fn=conll.get_xtreme_pos_example):
+        # Stand-in for conllu.parse_incr (conllu is not installed): our read_conllu gives
+        # the words; TFDS's own process_example_fn drops '_' tokens as the builder does.
+        key = 0
+        for filepath in filepaths:
+            for sentence in readers.read_conllu(filepath, "de"):
+                tokens = [{"form": w, "upos": t} for w, t in zip(sentence.words, sentence.tags)]
+                yield key, process_example_fn(sentence=tokens, example_id=key,
+                                              features=self.builder_config.features)
+                key += 1
+
+    config = tfds_source.tfds_split("udpos", "test", "de").config
+    prepare(data_dir, "xtreme_pos", config, {"test": {"filepaths": [os.fspath(path)]}},
+            generate_examples=generate_examples)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tatoeba(data_dir):
+    folder = _need(SHARED_DATA / "tatoeba")
+    for lang in TATOEBA_LANGS:
+        source, english = readers.tatoeba_files(folder, lang)
+        prepare(data_dir, "tatoeba", f"tatoeba_{lang}",
+                {"train": {"source_file": os.fspath(_need(source)),
+                           "target_file": os.fspath(_need(english))}})
+    return folder
+
+
+BUCC_DE = {"de-000001": "Hallo Welt", "de-000002": "Guten Morgen", "de-000003": "Unpaired"}
+BUCC_EN = {"en-000010": "Hello world", "en-000020": "Good morning", "en-000030": "Lonely"}
+BUCC_GOLD = (("de-000001", "en-000010"), ("de-000002", "en-000020"))
+
+
+@pytest.fixture(scope="session")
+def bucc(data_dir, raw_dir):
+    """bucc2018-de-en.training-gold layout: bucc2018/de-en/de-en.training.{de,en,gold}."""
+    folder = raw_dir / "bucc2018" / "de-en"
+    folder.mkdir(parents=True)
+    for suffix, rows in (("de", BUCC_DE.items()), ("en", BUCC_EN.items()), ("gold", BUCC_GOLD)):
+        with open(folder / f"de-en.training.{suffix}", "w", encoding="utf-8", newline="") as f:
+            csv.writer(f, delimiter="\t", lineterminator="\n").writerows(rows)
+    prepare(data_dir, "bucc", "bucc_de", {"test": {"filepath": os.fspath(folder)}})
+
+
+# --------------------------------------------------------------------------- QA
+
+
+@pytest.mark.parametrize("lang", XQUAD_LANGS)
+def test_xquad_equals_read_squad(xquad, data_dir, lang):
+    ours = readers.read_squad(xquad[lang], lang)
+    got = read_tfds("xquad", "test", lang, data_dir=data_dir)
+    assert isinstance(got, readers.ReadResult) and got.language == lang
+    assert got.path == data_dir / "xquad" / lang / "3.0.0"
+    assert len(got) == len(ours) == 1190
+    by_id = {e.id: e for e in ours}
+    assert [e.id for e in got] != [e.id for e in ours]  # TFDS order: hashed keys, not the file
+    assert sorted(e.id for e in got) == sorted(by_id)
+    for e in got:
+        o = by_id[e.id]
+        assert (e.question, e.context, e.answers, e.title) == (
+            o.question, o.context, o.answers, o.title)
+    # Same questions share a paragraph in both (240 paragraphs).
+    pairs = {(by_id[e.id].paragraph, e.paragraph) for e in got}
+    assert len(pairs) == len({p for p, _ in pairs}) == len({q for _, q in pairs}) == 240
+
+
+def test_qa_mlqa_squad_tydiqa(qa_small, data_dir):
+    dev = read_tfds("mlqa", "dev", "de", data_dir=data_dir)
+    assert [(e.id, e.answers) for e in dev] == [("m1", (("die Hauptstadt", 11),))]
+    test = read_tfds("mlqa", "test", "de", data_dir=data_dir)
+    assert {e.id: e.answers[0][0] for e in test} == {"m2": "nach Norden", "m3": "Der Rhein"}
+    assert len({e.paragraph for e in test}) == 1
+    # XQuAD / MLQA train is SQuAD v1.1, English only.
+    assert [e.id for e in read_tfds("xquad", "train", "en", data_dir=data_dir)] == ["s1"]
+    assert [e.id for e in read_tfds("squad", "train", "en", data_dir=data_dir)] == ["s1"]
+    # TyDiQA-GoldP: train filtered to the language's ids, test = validation-<lang>.
+    assert sorted(e.id for e in read_tfds("tydiqa", "train", "en", data_dir=data_dir)) == [
+        "english-101-0", "english-102-0"]
+    assert [e.id for e in read_tfds("tydiqa", "train", "ar", data_dir=data_dir)] == [
+        "arabic-201-0"]
+    ar = read_tfds("tydiqa", "test", "ar", data_dir=data_dir)
+    assert [(e.id, e.context, e.answers) for e in ar] == [
+        ("arabic-401-0", "دمشق قديمة", (("دمشق", 0),))]
+
+
+# --------------------------------------------------------------------------- pairs
+
+
+def test_xnli_labels_by_name(xnli, data_dir):
+    names = tfds.builder("xnli", data_dir=os.fspath(data_dir)).info.features["label"].names
+    assert tuple(names) != classification.NLI_LABELS  # the mapping is needed
+    for split in ("dev", "test"):
+        for lang in ("de", "sw", "en"):
+            got = read_tfds("xnli", split, lang, data_dir=data_dir)
+            assert isinstance(got, classification.ReadResult)
+            assert got.path == data_dir / "xnli" / "1.1.0"
+            assert len(got) == len(XNLI_GOLD[split]) and got.skipped == {}
+            for e in got.examples:
+                i = int(e.text_a.split()[-1])
+                assert e.text_a == f"{lang} {split} premise {i}"  # stripped
+                assert e.text_b == f"{lang} {split} hypothesis {i}"
+                assert classification.NLI_LABELS[e.label] == XNLI_GOLD[split][i]
+                assert e.language == lang
+                assert e.guid.startswith(f"xnli:{'validation' if split == 'dev' else 'test'}:")
+
+
+def test_xnli_train_is_multinli(xnli, data_dir):
+    rows = [r for r in xnli if r[0] != "-"]
+    for task in ("xnli", "mnli"):
+        got = read_tfds(task, "train", "en", data_dir=data_dir)
+        assert sorted((e.text_a, e.text_b, classification.NLI_LABELS[e.label])
+                      for e in got.examples) \
+            == sorted((s1, s2, gold) for gold, s1, s2 in rows)
+    with pytest.raises(DataError, match="English only"):
+        read_tfds("xnli", "train", "de", data_dir=data_dir)
+
+
+def test_pawsx_labels_by_name(pawsx, data_dir):
+    for lang in ("en", "de"):
+        got = read_tfds("pawsx", "dev", lang, data_dir=data_dir)
+        assert sorted((e.text_a, e.text_b, tfds_source.PAWSX_LABELS[e.label])
+                      for e in got.examples) == [
+            (f"{lang}:p q", f"{lang}:p q", "1"), (f"{lang}:x y", f"{lang}:y x", "0")]
+    train = read_tfds("pawsx", "train", "en", data_dir=data_dir)
+    assert sorted(tfds_source.PAWSX_LABELS[e.label] for e in train.examples) == ["0", "1"]
+    assert len(read_tfds("pawsx", "test", "de", data_dir=data_dir)) == 1
+    with pytest.raises(DataError, match="English only"):
+        read_tfds("pawsx", "train", "de", data_dir=data_dir)
+
+
+# --------------------------------------------------------------------------- tagging
+
+
+def test_panx_tags_as_strings(panx, data_dir):
+    for split, ours in (("train", "train"), ("dev", "validation"), ("test", "test")):
+        got = read_tfds("panx", split, "en", data_dir=data_dir)
+        assert isinstance(got, readers.ReadResult) and got.path == data_dir / "wikiann/en/1.0.0"
+        want = sorted((tuple(w.split(":", 1)[1] for w, _ in s), tuple(t for _, t in s))
+                      for s in panx[ours])
+        assert sorted((e.words, e.tags) for e in got) == want
+        assert all(isinstance(t, str) and t in tfds_source.PANX_TAGS for e in got for t in e.tags)
+
+
+def test_udpos_equals_read_conllu(udpos, data_dir):
+    ours = readers.read_conllu(udpos, "de")
+    got = read_tfds("udpos", "test", "de", data_dir=data_dir)
+    assert got.path == data_dir / "xtreme_pos" / "xtreme_pos_de" / "1.0.0"
+    # xtreme_pos drops tokens whose form or UPOS is '_'.
+    want = [(tuple(w for w, t in zip(s.words, s.tags) if w != "_" and t != "_"),
+             tuple(t for w, t in zip(s.words, s.tags) if w != "_" and t != "_")) for s in ours]
+    want = [s for s in want if s[0]]
+    assert len(got) == len(want) > 900
+    assert collections.Counter((e.words, e.tags) for e in got) == collections.Counter(want)
+    assert {t for e in got for t in e.tags} <= set(readers.UPOS_TAGS)
+
+
+def test_udpos_tamil_tagalog_configs():
+    langs = importlib.import_module(
+        "tensorflow_datasets.datasets.xtreme_pos.xtreme_pos_dataset_builder")._LANGS
+    for ours, name in (("ta", "Tamil"), ("tl", "Tagalog"), ("de", "German")):
+        config = tfds_source.tfds_split("udpos", "test", ours).config
+        assert langs[config.removeprefix("xtreme_pos_")] == name
+
+
+# --------------------------------------------------------------------------- retrieval
+
+
+@pytest.mark.parametrize("lang", TATOEBA_LANGS)
+def test_tatoeba_equals_read_tatoeba(tatoeba, data_dir, lang):
+    source, english = read_tfds("tatoeba", "test", lang, data_dir=data_dir)
+    ours_source, ours_english = readers.read_tatoeba(tatoeba, lang)
+    assert len(source) == len(english) == len(ours_source)
+    assert sorted(zip(source, english)) == sorted(zip(ours_source, ours_english))
+    assert not any(s.endswith("\n") for s in source + english)
+
+
+def test_bucc_gold_pairs(bucc, data_dir):
+    got = read_tfds("bucc2018", "test", "de", data_dir=data_dir)
+    assert sorted(got.gold) == sorted(BUCC_GOLD)
+    assert got.source == {k: BUCC_DE[k] for k, _ in BUCC_GOLD}  # gold-paired sentences only
+    assert got.target == {k: BUCC_EN[k] for _, k in BUCC_GOLD}
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_not_prepared_names_builder_and_command(tmp_path):
+    with pytest.raises(DataError) as e:
+        read_tfds("xquad", "test", "es", data_dir=tmp_path)
+    message = str(e.value)
+    for part in ("'xquad/es'", "config 'es'", "split 'test'", "not prepared",
+                 str(tmp_path / "xquad/es/3.0.0"),
+                 "tfds build xquad/es --file_format=array_record",
+                 "import tensorflow_datasets.question_answering.xquad",
+                 "download_and_prepare(file_format='array_record')"):
+        assert part in message
+    with pytest.raises(DataError, match="wikiann generator needs TensorFlow to prepare"):
+        read_tfds("panx", "test", "fr", data_dir=tmp_path)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # nothing downloaded / written
+
+
+@pytest.mark.parametrize("task,split,lang,match", [
+    ("xquad", "test", "ro", "no language 'ro'"),
+    ("xquad", "dev", "de", "only a test split"),
+    ("tydiqa", "dev", "ar", "no dev split"),
+    ("tatoeba", "train", "de", "only a test split"),
+    ("bucc2018", "train", "de", "no split 'train'"),
+    ("panx", "test", "xx", "no language 'xx'"),
+    ("udpos", "dev", "zz", "no language 'zz'"),
+    ("nope", "test", "en", "unknown task"),
+])
+def test_mapping_errors(task, split, lang, match):
+    with pytest.raises(DataError, match=match):
+        tfds_source.tfds_split(task, split, lang)
+
+
+def test_missing_split_in_prepared_dataset(xquad, data_dir):
+    where = tfds_source.TfdsSplit("xquad", "ar", "translate-dev", "ar")
+    with pytest.raises(DataError, match=r"has no split 'translate-dev'; its splits: test"):
+        tfds_source.open_split(where, data_dir)
+
+
+# --------------------------------------------------------------------------- no TensorFlow
+
+
+def test_read_path_never_imports_tensorflow(xquad, xnli, panx, tatoeba, data_dir):
+    """In a fresh interpreter: every attempt to import tensorflow is recorded (a meta-path
+    finder; etils' find_spec probes for TensorFlow are not imports and are not counted)."""
+    script = textwrap.dedent(f"""
+        import sys
+        attempts = []
+        class Watch:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "tensorflow" and \\
+                        sys._getframe(2).f_code.co_name != "find_spec":
+                    attempts.append(name)
+                return None
+        sys.meta_path.insert(0, Watch())
+        from xstilts_jax.data.tfds_source import read_tfds
+        d = {os.fspath(data_dir)!r}
+        assert len(read_tfds("xquad", "test", "ar", data_dir=d)) == 1190
+        assert len(read_tfds("xnli", "dev", "de", data_dir=d)) == 4
+        assert len(read_tfds("xnli", "train", "en", data_dir=d)) == 3
+        assert len(read_tfds("panx", "test", "en", data_dir=d)) == 3
+        assert len(read_tfds("tatoeba", "test", "de", data_dir=d)[0]) == 1000
+        assert "tensorflow_datasets" in sys.modules
+        assert attempts == [] and "tensorflow" not in sys.modules, attempts
+        try:  # the watch sees a real import attempt
+            import tensorflow
+        except ImportError:
+            pass
+        assert attempts[:1] == ["tensorflow"], attempts
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=pathlib.Path(__file__).resolve().parents[1], timeout=120)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
