@@ -12,13 +12,19 @@ import re
 
 import pytest
 
-from xstilts_jax.tasks.readers import (SKIP_ANSWER_MISMATCH, SKIP_EMPTY_NODE, SKIP_MULTIWORD,
-                                       SKIP_NO_VALID_ANSWER, TATOEBA_LANGUAGES, UPOS_TAGS,
-                                       DataError, QAExample, TaggedSentence, read_conllu,
-                                       read_squad, read_tagging_tsv, read_tatoeba, tatoeba_files)
+from xstilts_jax.tasks.readers import (BUCC_LANGUAGES, MLQA_LANGUAGES, PANX_LABELS,
+                                       PANX_LANGUAGES, SKIP_ANSWER_MISMATCH, SKIP_EMPTY_NODE,
+                                       SKIP_MULTIWORD, SKIP_NO_TEXT, SKIP_NO_VALID_ANSWER,
+                                       TATOEBA_LANGUAGES, TYDIQA_LANGUAGE_NAMES,
+                                       TYDIQA_LANGUAGES, UDPOS_LANGUAGES, UPOS_TAGS,
+                                       XQUAD_LANGUAGES, DataError, QAExample, TaggedSentence,
+                                       TranslationPair, bucc_candidates, read_bucc,
+                                       read_bucc_files, read_conllu, read_conllu_files,
+                                       read_panx_raw, read_squad, read_tagging_tsv, read_tatoeba,
+                                       read_tatoeba_files, tatoeba_files)
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
-XQUAD_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
+XQUAD_FILES = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")  # + ro
 TATOEBA_SHORT = {"jv": 205, "te": 234, "ta": 307, "sw": 390, "th": 548, "kk": 575, "ml": 687,
                  "ka": 746}  # the data README's counts; every other language has 1000
 
@@ -48,7 +54,7 @@ def qa(qid, question, *answers):
             "answers": [{"text": t, "answer_start": s} for t, s in answers]}
 
 
-@pytest.mark.parametrize("language", XQUAD_LANGUAGES)
+@pytest.mark.parametrize("language", XQUAD_FILES)
 def test_xquad_real_files(language):
     path = shared("xquad") / f"xquad.{language}.json"
     result = read_squad(path, language)  # strict: XQuAD has no answer/offset mismatch
@@ -335,3 +341,254 @@ def test_tagging_tsv_errors(tmp_path, text, pattern):
     path = write(tmp_path / "bad.tsv", text)
     with pytest.raises(DataError, match=re.escape(str(path)) + pattern):
         read_tagging_tsv(path, "de", labels=UPOS_TAGS)
+
+
+# --------------------------------------------------------------------------- language tables
+
+
+def test_language_tables():
+    assert len(XQUAD_LANGUAGES) == 11 and "ro" not in XQUAD_LANGUAGES
+    assert " ".join(MLQA_LANGUAGES) == "ar de en es hi vi zh"
+    assert " ".join(TYDIQA_LANGUAGES) == "ar bn en fi id ko ru sw te"
+    assert list(TYDIQA_LANGUAGE_NAMES) == list(TYDIQA_LANGUAGES)
+    assert TYDIQA_LANGUAGE_NAMES["sw"] == "swahili" and TYDIQA_LANGUAGE_NAMES["bn"] == "bengali"
+    assert " ".join(BUCC_LANGUAGES) == "de fr ru zh"
+    assert len(UDPOS_LANGUAGES) == 33 and len(PANX_LANGUAGES) == 40
+    assert not set(UDPOS_LANGUAGES) & {"lt", "pl", "uk", "wo", "ro"}  # XTREME-R additions
+    assert PANX_LABELS == ("B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER", "O")
+    for table in (XQUAD_LANGUAGES, MLQA_LANGUAGES, TYDIQA_LANGUAGES, UDPOS_LANGUAGES,
+                  PANX_LANGUAGES):
+        assert list(table) == sorted(set(table))
+
+
+@pytest.mark.parametrize("task, table", [
+    ("xquad", XQUAD_LANGUAGES), ("mlqa", MLQA_LANGUAGES), ("tydiqa", TYDIQA_LANGUAGES),
+    ("bucc2018", BUCC_LANGUAGES), ("udpos", UDPOS_LANGUAGES), ("panx", PANX_LANGUAGES),
+    ("tatoeba", tuple(TATOEBA_LANGUAGES)),
+])
+def test_language_tables_match_xtreme_mock_test_data(task, table):
+    """XTREME's mock_test_data has one label file per language of each task."""
+    folder = shared("xtreme_mock") / "labels" / task
+    languages = sorted(p.name.split(".")[0].removeprefix("test-") for p in folder.iterdir())
+    assert languages == sorted(table)
+
+
+# --------------------------------------------------------------------------- SQuAD: XTREME's files
+
+
+def test_squad_xtreme_stripped_answers(tmp_path):
+    """remove_qa_test_annotations leaves {'answer_start': 0, 'text': ''} for every question."""
+    path = write(tmp_path / "xquad.de.json", json.dumps(squad_doc(qa("q1", "Wer?", ("", 0)))))
+    with pytest.raises(DataError, match=r"'q1' answer 0: empty answer text \(a test file of "
+                                        r"XTREME's download.*allow_unanswered=True"):
+        read_squad(path, "de")
+    result = read_squad(path, "de", allow_unanswered=True)
+    assert result[0].answers == () and result.skipped == {}
+
+
+def test_squad_duplicate_ids_suffix(tmp_path):
+    """XTREME's per-language TyDiQA training files keep only the last '-' part of each id."""
+    path = write(tmp_path / "tydiqa.goldp.en.train.json", json.dumps(squad_doc(
+        qa("1", "Who sat?", ("The cat", 0)), qa("0", "Where?", ("the mat", 15)),
+        qa("1", "Sat?", ("sat", 8)), qa("1", "What?", ("cat", 4)))))
+    with pytest.raises(DataError, match="'1': duplicate question id"):
+        read_squad(path, "en")
+    result = read_squad(path, "en", duplicate_ids="suffix")
+    assert [e.id for e in result] == ["1", "0", "1#2", "1#3"]
+    assert result[2].answers == (("sat", 8),)
+    with pytest.raises(ValueError, match="duplicate_ids"):
+        read_squad(path, "en", duplicate_ids="keep")
+
+
+# --------------------------------------------------------------------------- Tatoeba pairs
+
+
+def test_tatoeba_files_as_pairs():
+    data_dir = shared("tatoeba")
+    result = read_tatoeba_files(*tatoeba_files(data_dir, "zh"), "zh")
+    source, english = read_tatoeba(data_dir, "zh")
+    assert len(result) == 1000 and result.language == "zh"
+    assert result[0] == TranslationPair(source[0], english[0], "tatoeba.cmn-eng.cmn:1")
+    assert [p.english for p in result] == english
+    assert result.files == tatoeba_files(data_dir, "zh")
+
+
+# --------------------------------------------------------------------------- BUCC 2018
+
+
+def write_bucc(folder, pair, split, source, english, gold=None):
+    """Sentence files as {id: sentence}, gold as [(src, en)] or raw text."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lang = pair.split("-")[0]
+    write(folder / f"{pair}.{split}.{lang}", "".join(f"{i}\t{t}\n" for i, t in source.items()))
+    write(folder / f"{pair}.{split}.en", "".join(f"{i}\t{t}\n" for i, t in english.items()))
+    if gold is not None:
+        text = gold if isinstance(gold, str) else "".join(f"{s}\t{e}\n" for s, e in gold)
+        write(folder / f"{pair}.{split}.gold", text)
+
+
+DE = {"de-000000001": "Der Hund schläft.", "de-000000002": "Es regnet.",
+      "de-000000003": "Ein Satz ohne Partner."}
+EN = {"en-000000007": "It is raining.", "en-000000009": "The dog sleeps.",
+      "en-000000010": "An unrelated sentence."}
+GOLD = [("de-000000001", "en-000000009"), ("de-000000002", "en-000000007")]
+
+
+def test_bucc_xtreme_layout(tmp_path):
+    write_bucc(tmp_path, "de-en", "dev", DE, EN, GOLD)
+    data = read_bucc(tmp_path, "de", "dev")
+    assert data.source == DE and list(data.english) == list(EN)
+    assert data.gold == tuple(GOLD) and data.language == "de"
+    assert data.files == tuple(tmp_path / f"de-en.dev.{x}" for x in ("de", "en", "gold"))
+
+
+def test_bucc_release_layout_and_test_gold(tmp_path):
+    write_bucc(tmp_path / "de-en", "de-en", "training", DE, EN, GOLD)
+    data = read_bucc(tmp_path, "de", "test")  # XTREME's test split = the release's training
+    assert data.gold == tuple(GOLD) and data.files[0] == tmp_path / "de-en" / "de-en.training.de"
+    # XTREME's layout deletes the test gold: the release's files win for test ...
+    write_bucc(tmp_path, "de-en", "test", DE, EN)
+    assert read_bucc(tmp_path, "de", "test").files[0].parent.name == "de-en"
+    # ... and alone, XTREME's test has no gold.
+    (tmp_path / "de-en" / "de-en.training.de").unlink()
+    with pytest.raises(DataError, match=r"de-en\.test\.gold: no such file \(XTREME's "
+                                        r"download_data\.sh deletes its test gold; the release "
+                                        r"has it as .*de-en\.training\.gold\); pass require_gold"):
+        read_bucc(tmp_path, "de", "test")
+    sentences_only = read_bucc(tmp_path, "de", "test", require_gold=False)
+    assert sentences_only.gold is None and len(sentences_only.files) == 2
+
+
+def test_bucc_candidates_order(tmp_path):
+    dev = bucc_candidates(tmp_path, "zh", "dev")
+    test = bucc_candidates(tmp_path, "zh", "test")
+    assert dev[0][0] == tmp_path / "zh-en.dev.zh"
+    assert dev[1][2] == tmp_path / "zh-en" / "zh-en.sample.gold"
+    assert test[0][1] == tmp_path / "zh-en" / "zh-en.training.en"
+    assert test[1][2] == tmp_path / "zh-en.test.gold"
+    with pytest.raises(DataError, match=r"no language 'ja'; its languages: de fr ru zh"):
+        bucc_candidates(tmp_path, "ja", "dev")
+    with pytest.raises(DataError, match=r"no split 'train'; its splits: dev, test"):
+        bucc_candidates(tmp_path, "de", "train")
+    with pytest.raises(DataError, match=r"de-en dev: no sentence files; expected .*de-en\.dev\.de "
+                                        r"and .*de-en\.dev\.en; .*de-en\.sample\.de and"):
+        read_bucc(tmp_path, "de", "dev")
+
+
+@pytest.mark.parametrize("source, english, gold, where, pattern", [
+    ({**DE, "de-000000004": "a\tb"}, EN, GOLD, "dev.de:4", r"3 tab-separated columns, expected 2"),
+    (DE, EN, "de-000000001\ten-000000009\tx\n", "dev.gold:1", r"3 tab-separated columns"),
+    (DE, EN, GOLD + [("de-000000005", "en-000000007")], "dev.gold:3",
+     r"id 'de-000000005' is not in .*de-en\.dev\.de"),
+    (DE, EN, GOLD + [("de-000000003", "en-000000099")], "dev.gold:3",
+     r"id 'en-000000099' is not in .*de-en\.dev\.en"),
+    (DE, EN, GOLD + GOLD[:1], "dev.gold:3", r"pair de-000000001 en-000000009 repeats line 1"),
+    ({"fr-000000001": "Il pleut."}, EN, GOLD, "dev.de:1", r"id 'fr-000000001' does not start "
+                                                          r"with 'de-'"),
+    (DE, {"de-000000001": "x"}, GOLD, "dev.en:1", r"does not start with 'en-'"),
+    (DE, {**EN, "en-000000011": " "}, GOLD, "dev.en:4", r"empty sentence"),
+    (DE, EN, "", "dev.gold", r"no gold pairs"),
+])
+def test_bucc_errors_name_file_and_line(tmp_path, source, english, gold, where, pattern):
+    write_bucc(tmp_path, "de-en", "dev", source, english, gold)
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path}/de-en.{where}") + ".*" + pattern):
+        read_bucc(tmp_path, "de", "dev")
+
+
+def test_bucc_duplicate_id(tmp_path):
+    write_bucc(tmp_path, "de-en", "dev", DE, EN, GOLD)
+    with open(tmp_path / "de-en.dev.en", "a", encoding="utf-8") as f:
+        f.write("en-000000007\tIt rains.\n")
+    with pytest.raises(DataError, match=r"de-en\.dev\.en:4: duplicate id 'en-000000007' "
+                                        r"\(first on line 1\)"):
+        read_bucc_files(*(tmp_path / f"de-en.dev.{x}" for x in ("de", "en", "gold")), "de")
+
+
+# --------------------------------------------------------------------------- PAN-X raw
+
+
+def test_panx_raw(tmp_path):
+    path = write(tmp_path / "train", "de:Angela\tB-PER\nde:Merkel\tI-PER\nde:sprach\tO\n\n"
+                                     "de:http://x.de:80\tO\r\nde:de:Berlin\tB-LOC\n")
+    result = read_panx_raw(path, "de")
+    assert list(result) == [
+        TaggedSentence(("Angela", "Merkel", "sprach"), ("B-PER", "I-PER", "O"), "train:1"),
+        TaggedSentence(("http://x.de:80", "de:Berlin"), ("O", "B-LOC"), "train:5")]
+    assert result.skipped == {} and result.language == "de"
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("de:Haus\tO\nHaus\tO\n", r":2: 'Haus' does not start with 'de:' \(raw PAN-X lines are "
+                              r"<lang>:<word><TAB><tag>"),
+    ("en:Haus\tO\n", r":1: 'en:Haus' does not start with 'de:'"),
+    ("de:Haus\n", r":1: 1 tab-separated columns, expected 2 \(de:word, tag\)"),
+    ("de:Haus\tO\tx\n", r":1: 3 tab-separated columns"),
+    ("de:\tO\n", r":1: empty word after 'de:'"),
+    ("de:Haus\tB-MISC\n", r":1: tag 'B-MISC' is not one of B-LOC B-ORG"),
+    ("\n", r": no sentences"),
+])
+def test_panx_raw_errors(tmp_path, text, pattern):
+    path = write(tmp_path / "dev", text)
+    with pytest.raises(DataError, match=re.escape(str(path)) + pattern):
+        read_panx_raw(path, "de")
+
+
+def test_panx_processed_tsv_labels(tmp_path):
+    path = write(tmp_path / "dev-de.tsv", "Angela\tB-PER\nMerkel\tI-PER\n\nBerlin\tB-LOC\n")
+    assert len(read_tagging_tsv(path, "de", labels=PANX_LABELS)) == 2
+    write(path, "Angela\tB-PERS\n")
+    with pytest.raises(DataError, match=r":1: tag 'B-PERS'"):
+        read_tagging_tsv(path, "de", labels=PANX_LABELS)
+
+
+# --------------------------------------------------------------------------- CoNLL-U (XTREME)
+
+
+TEXTLESS = "\n".join([
+    "# sent_id = t1",
+    conllu_line(1, "_", "PRON"), conllu_line(2, "_", "VERB"), conllu_line(3, ".", "PUNCT"),
+    "",
+    "# sent_id = t2",
+    conllu_line(1, "_", "NOUN"), conllu_line(2, "_", "PUNCT"),
+    "",
+]) + "\n"
+
+
+def test_conllu_drop_textless(tmp_path):
+    path = write(tmp_path / "ja_bccwj-ud-test.conllu", TEXTLESS + "\n".join([
+        conllu_line(1, "_", "NOUN"), conllu_line(2, "ist", "AUX"), conllu_line(3, "_", "ADJ"),
+        "",
+        conllu_line(1, "_", "NOUN"), conllu_line(2, "ist", "AUX"), conllu_line(3, "_", "ADJ"),
+        conllu_line(4, "gut", "ADJ"), ""]) + "\n")
+    assert len(read_conllu(path, "ja")) == 4  # nothing dropped by default
+    result = read_conllu(path, "ja", drop_textless=True)
+    # XTREME keeps a sentence unless all its words, or all but one, are '_'.
+    assert [s.words for s in result] == [("_", "ist", "_", "gut")]
+    assert result.skipped[SKIP_NO_TEXT] == 3
+    write(path, TEXTLESS)
+    with pytest.raises(DataError, match=r"no sentences \(2 skipped: sentence without its words"):
+        read_conllu(path, "ja", drop_textless=True)
+
+
+def test_conllu_files_concatenated(tmp_path):
+    for folder in ("UD_German-GSD", "UD_German-X", "copy"):
+        (tmp_path / folder).mkdir()
+    a = write(tmp_path / "UD_German-GSD" / "de_gsd-ud-test.conllu", FIXTURE)
+    b = write(tmp_path / "UD_German-X" / "de_x-ud-test.conllu", TEXTLESS)
+    result = read_conllu_files([a, b], "de", drop_textless=True)
+    assert [s.guid for s in result] == ["de_gsd-ud-test.conllu:4", "de_gsd-ud-test.conllu:12"]
+    assert result.skipped[SKIP_NO_TEXT] == 2 and result.skipped[SKIP_MULTIWORD] == 1
+    assert result.path == tmp_path and result.files == (a, b)
+    with pytest.raises(DataError, match=r"no sentences in .*de_x-ud-test.conllu \(2 skipped"):
+        read_conllu_files([b], "de", drop_textless=True)
+    c = write(tmp_path / "copy" / "de_gsd-ud-test.conllu", FIXTURE)
+    with pytest.raises(DataError, match=r"have the same file name"):
+        read_conllu_files([a, c], "de")
+
+
+def test_conllu_files_real_treebanks():
+    folder = shared("udpos")
+    dev, test = folder / "en_ewt-ud-dev.conllu", folder / "en_ewt-ud-test.conllu"
+    result = read_conllu_files([dev, test], "en", drop_textless=True)
+    assert len(result) == 2001 + 2077 and len({s.guid for s in result}) == 4078
+    assert SKIP_NO_TEXT not in result.skipped and result.path == folder

@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 
 from xstilts_jax.tasks import UnknownTaskError, get_task, task_names
-from xstilts_jax.tasks.classification import (NLI_LABELS, SKIP_NO_GOLD_LABEL, DataError,
-                                              PairExample, featurize_pairs, read_split)
+from xstilts_jax.tasks.classification import (MNLI, NLI_LABELS, PAWSX, SKIP_NO_GOLD_LABEL, XNLI,
+                                              DataError, PairExample, featurize_pairs, read_split)
 from xstilts_jax.tokenization import load_tokenizer
-
-MNLI, XNLI = get_task("mnli"), get_task("xnli")
 
 # GLUE MNLI headers, as in the GLUE release (train has one annotator label, dev five).
 TRAIN_HEADER = ("index promptID pairID genre sentence1_binary_parse sentence2_binary_parse "
@@ -282,3 +280,113 @@ def test_registry():
     assert (XNLI.dev_split, XNLI.test_split, XNLI.train_language) == ("dev", "test", "en")
     with pytest.raises(UnknownTaskError, match=r"unknown task 'mlni'; known tasks: .*mnli, .*xnli"):
         get_task("mlni")
+
+
+# --------------------------------------------------------------------------- PAWS-X
+
+PAWS_HEADER = "id\tsentence1\tsentence2\tlabel"
+# Release rows (id, sentence1, sentence2, label): tokenized text with stray quotes, as PAWS has.
+PAWS_ROWS = [
+    ("1", 'In 1965 , " The Dog " was released .', 'The Dog was released in 1965 .', "1"),
+    ("2", '" Quoted " at the start .', 'He said " no .', "0"),
+    ("3", "Plain sentence one .", "Plain sentence two .", "0"),
+]
+
+
+def write_paws_release(root, lang, name, rows):
+    return write(root / "x-final" / lang / name, [PAWS_HEADER] + ["\t".join(r) for r in rows])
+
+
+def write_paws_xtreme(root, name, rows, with_labels=True):
+    """What utils_preprocess.pawsx_preprocess writes: csv.writer(fout, delimiter='\\t')."""
+    import csv
+
+    path = root / "pawsx" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter="\t")
+        for _, s1, s2, label in rows:
+            writer.writerow([s1, s2, label] if with_labels else [s1, s2])
+    return path
+
+
+def test_pawsx_registry():
+    assert "pawsx" in task_names() and get_task("pawsx").labels == ("0", "1")
+    assert PAWSX.labels == ("0", "1") and PAWSX.train_language == "en"
+    assert PAWSX.languages == ("de", "en", "es", "fr", "ja", "ko", "zh")
+    assert (PAWSX.dev_split, PAWSX.test_split) == ("dev", "test")
+    assert PAWSX.split_names == ("train", "dev", "test", "translate_train")
+
+
+def test_pawsx_release_layout(tmp_path):
+    write_paws_release(tmp_path, "en", "train.tsv", PAWS_ROWS)
+    result = read_split(PAWSX, tmp_path, "train")
+    assert result.path == tmp_path / "x-final/en/train.tsv" and result.skipped == {}
+    assert result.examples[0] == PairExample("x-final/en/train.tsv:2", PAWS_ROWS[0][1],
+                                             PAWS_ROWS[0][2], 1, "en")
+    assert result.examples[1].text_a == '" Quoted " at the start .'  # no csv quoting
+    assert [e.label for e in result.examples] == [1, 0, 0]
+    write_paws_release(tmp_path, "ja", "test_2k.tsv", PAWS_ROWS[2:])
+    assert read_split(PAWSX, tmp_path, "test", "ja").examples[0].language == "ja"
+
+
+def test_pawsx_xtreme_layout_undoes_csv_quoting(tmp_path):
+    path = write_paws_xtreme(tmp_path, "train-en.tsv", PAWS_ROWS)
+    raw = path.read_bytes()
+    assert b'"""" Quoted """" at' not in raw and b'""" Quoted "" at the start ."' in raw
+    assert raw.endswith(b"\r\n")
+    xtreme = read_split(PAWSX, tmp_path, "train")
+    assert xtreme.path == path and xtreme.examples[0].guid == "pawsx/train-en.tsv:1"
+    write_paws_release(tmp_path / "release", "en", "train.tsv", PAWS_ROWS)
+    release = read_split(PAWSX, tmp_path / "release", "train")
+    assert ([(e.text_a, e.text_b, e.label) for e in xtreme.examples]
+            == [(e.text_a, e.text_b, e.label) for e in release.examples])
+    # A file written without quoting (csv.QUOTE_NONE) is read as it is.
+    write(path, ['He said " no .\t" Yes " .\t0', '"a "" b"\t"\t1'])
+    examples = read_split(PAWSX, tmp_path, "train").examples
+    assert [(e.text_a, e.text_b) for e in examples] == [('He said " no .', '" Yes " .'),
+                                                        ('a " b', '"')]
+
+
+def test_pawsx_precedence_and_unlabelled_xtreme_test(tmp_path):
+    write_paws_xtreme(tmp_path, "dev-de.tsv", PAWS_ROWS)
+    write_paws_release(tmp_path, "de", "dev_2k.tsv", PAWS_ROWS[:1])
+    assert read_split(PAWSX, tmp_path, "dev", "de").path.name == "dev-de.tsv"  # XTREME first
+    test = write_paws_xtreme(tmp_path, "test-de.tsv", PAWS_ROWS, with_labels=False)
+    expect(rf"{re.escape(str(test))}:1: 2 tab-separated columns, expected 3 .*XTREME's download "
+           r"writes test files without labels; the labelled x-final/<lang>/test_2k\.tsv",
+           lambda: read_split(PAWSX, tmp_path, "test", "de"))
+    write_paws_release(tmp_path, "de", "test_2k.tsv", PAWS_ROWS)
+    result = read_split(PAWSX, tmp_path, "test", "de")  # the labelled release comes first
+    assert result.path == tmp_path / "x-final/de/test_2k.tsv" and len(result) == 3
+
+
+def test_pawsx_placeholder_and_empty_sentences_kept(tmp_path, caplog):
+    write_paws_release(tmp_path, "de", "dev_2k.tsv", PAWS_ROWS[:1] + [
+        ("684", "Die Straße verläuft weiter nach Westen.", "NS", "0")])
+    with caplog.at_level(logging.WARNING):
+        dev = read_split(PAWSX, tmp_path, "dev", "de")
+    assert len(dev) == 2 and dev.examples[1].text_b == "NS" and dev.skipped == {}
+    assert "kept 1 pairs with an 'NS'" in caplog.text
+    write_paws_release(tmp_path, "de", "translated_train.tsv",
+                       PAWS_ROWS[:1] + [("32035", "", "", "0")])
+    train = read_split(PAWSX, tmp_path, "translate_train", "de")
+    assert train.examples[1].text_a == train.examples[1].text_b == "" and train.skipped == {}
+    assert "and 1 with an empty sentence" in caplog.text
+    expect(r"split 'translate_train' \(en\): no data file; expected .*x-final/en/"
+           r"translated_train\.tsv", lambda: read_split(PAWSX, tmp_path, "translate_train", "en"))
+
+
+def test_pawsx_bad_rows(tmp_path):
+    path = write_paws_release(tmp_path, "fr", "dev_2k.tsv", PAWS_ROWS[:1] + [("2", "a", "b", "2")])
+    expect(rf"{re.escape(str(path))}:3: label '2' is not one of 0, 1",
+           lambda: read_split(PAWSX, tmp_path, "dev", "fr"))
+    write(path, [PAWS_HEADER, "1\ta\tb"])
+    expect(rf"{re.escape(str(path))}:2: 3 tab-separated columns, the header has 4",
+           lambda: read_split(PAWSX, tmp_path, "dev", "fr"))
+    xtreme = write(tmp_path / "pawsx" / "dev-fr.tsv", ["a\tb\t1", "a\tb\t1\t0"])
+    expect(rf"{re.escape(str(xtreme))}:2: 4 tab-separated columns, expected 3",
+           lambda: read_split(PAWSX, tmp_path, "dev", "fr"))
+    expect(r"task 'pawsx' has no language 'ru'", lambda: read_split(PAWSX, tmp_path, "dev", "ru"))
+    expect(r"task 'pawsx' trains only in 'en', not 'de'",
+           lambda: read_split(PAWSX, tmp_path, "train", "de"))

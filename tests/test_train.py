@@ -136,8 +136,8 @@ def nli_data(tmp_path_factory):
 
 
 def _run_args(checkpoint, data, workdir, *extra):
-    return ["run", "--config", str(REPO / "configs" / "xnli.py") + ":mnli,tiny", "--workdir", str(workdir),
-            f"--config.model.name={checkpoint}", f"--config.data_dir={data}",
+    return ["run", "--config", str(REPO / "configs" / "xtreme.py") + ":mnli,xnli,tiny", "--workdir", str(workdir),
+            f"--config.model.name={checkpoint}", f"--config.data.dir={data}",
             "--config.eval.languages=('en','de')", "-q",
             # One bucket: fewer XLA programs to compile per run keeps these tests fast.
             "--config.intermediate.buckets=(64,)", "--config.target.buckets=(64,)", *extra]

@@ -23,8 +23,10 @@ from flax import nnx
 
 from xstilts_jax.models.encoder import Encoder
 from xstilts_jax.models.heads import ClassificationHead, TaskModel
+from xstilts_jax.tasks.families import FAMILIES, Featurized
 from xstilts_jax.train.loop import (ClassificationData, Features, PhaseConfig, PhaseResult,
-                                    accuracy, predict_logits, run_phase)
+                                    SupervisedData, accuracy, classification_inputs,
+                                    predict_logits, run_phase)
 from xstilts_jax.train.partitioning import is_primary_host
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ def zero_shot_eval(result: PhaseResult, test_sets: Mapping[str, Features], *, ta
     out_dir = pathlib.Path(workdir) / "predictions" / task
     out_dir.mkdir(parents=True, exist_ok=True)
     for language, features in test_sets.items():
-        logits = predict_logits(result.eval_step, result.params, features,
+        logits = predict_logits(result.eval_step, result.params, classification_inputs(features),
                                 batch_size=result.eval_batch_size, pad_id=pad_id,
                                 max_length=cfg.max_length, buckets=cfg.buckets, mesh=mesh)
         predicted = np.argmax(logits, axis=-1)
@@ -126,12 +128,55 @@ def _check_resume(workdir: pathlib.Path, resolved: dict) -> None:
         write_json_atomic(path, resolved)
 
 
+def train_phase(cfg: PhaseConfig, encoder: Encoder, *, train: Featurized, dev: Featurized,
+                pad_id: int, workdir, mesh, progress: bool = True) -> PhaseResult:
+    """A fresh head of ``train``'s task family on ``encoder``; the best checkpoint on the
+    family's dev metric (the official XTREME metric of the English dev set) is returned."""
+    family = train.family
+    head = family.head(encoder.config, family.num_outputs(train.task.labels),
+                       rngs=nnx.Rngs(params=cfg.seed + 1))
+
+    def dev_metrics(logits):
+        scores = dev.score(dev.predict(logits, cfg))
+        first = {f"dev_{family.metric}": scores[family.metric]}
+        return first | {f"dev_{k}": v for k, v in scores.items() if k != family.metric}
+
+    data = SupervisedData(train.inputs(), dev.inputs(), cfg, pad_id, loss_fn=family.loss_fn,
+                          dev_metrics=dev_metrics)
+    return run_phase(cfg, TaskModel(encoder, head), data, workdir=workdir, mesh=mesh,
+                     progress=progress)
+
+
+def evaluate_zero_shot(result: PhaseResult, test_sets: Mapping[str, Featurized], *,
+                       cfg: PhaseConfig, pad_id: int, mesh, workdir) -> dict:
+    """Predict every language's test set, write ``predictions/<task>/test-<lang>.<tsv|json>``
+    in the XTREME submission format and score it with the official metric.
+
+    Returns ``{"metric", "per_language": {lang: XTREME task score}, "average",
+    "metrics": {lang: every metric}}``.
+    """
+    metrics, per_language, metric_name = {}, {}, None
+    for language, test in test_sets.items():
+        family = test.family
+        logits = predict_logits(result.eval_step, result.params, test.inputs(),
+                                batch_size=result.eval_batch_size, pad_id=pad_id,
+                                max_length=cfg.max_length, buckets=cfg.buckets, mesh=mesh)
+        predictions = test.predict(logits, cfg)
+        if is_primary_host():
+            out_dir = pathlib.Path(workdir) / "predictions" / test.task.name
+            out_dir.mkdir(parents=True, exist_ok=True)
+            family.write(out_dir / f"test-{language}.{family.suffix}", predictions)
+        metrics[language] = test.score(predictions)
+        per_language[language] = family.task_score(metrics[language])
+        metric_name = "(exact_match + f1) / 2" if "exact_match" in metrics[language] else family.metric
+    return {"metric": metric_name, **summarize(per_language), "metrics": metrics}
+
+
 def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> dict:
     """Run (or resume) one (model, intermediate, target, seed) cell from a config; returns results."""
     from xstilts_jax.config import ConfigError
     from xstilts_jax.models.pretrained import load_encoder
     from xstilts_jax.tasks import get_task
-    from xstilts_jax.tasks.classification import featurize_pairs, read_split
     from xstilts_jax.tokenization import load_tokenizer
     from xstilts_jax.train.partitioning import make_mesh
 
@@ -142,6 +187,9 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> di
     _check_resume(workdir, json.loads(json.dumps(config.to_dict(), default=str)))
 
     target_task = get_task(config.target.task)
+    if target_task.test_split is None or target_task.train is None:
+        raise ConfigError(f"target.task: {target_task.name} is not a zero-shot target task "
+                          f"(it has no {'test split' if target_task.train else 'training data'})")
     languages = tuple(config.eval.languages) or target_task.languages
     unknown = [lang for lang in languages if lang not in target_task.languages]
     if unknown:
@@ -154,30 +202,40 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> di
     tokenizer = load_tokenizer(report.path)
     pad_id = tokenizer.pad_token_id
 
-    def features(task, split, language=None, max_length=128):
-        read = read_split(task, config.data_dir, split, language)
-        return featurize_pairs(tokenizer, read.examples, max_length)
+    def featurized(task, split, cfg, language=None) -> Featurized:
+        language = language or task.train_language
+        read = task.read(config.data.dir, split, language, source=config.data.source,
+                         tfds_dir=config.data.tfds_dir or None)
+        examples = read.examples
+        features = FAMILIES[task.family].featurize(tokenizer, examples, task.labels, cfg)
+        # Reported, never silently dropped: what the reader skipped, what featurization cut.
+        results["data"][f"{task.name}/{split}/{language}"] = {
+            "path": str(read.path), "examples": len(examples), "skipped": dict(read.skipped),
+            "rows": len(features.input_ids)}
+        return Featurized(task, language, examples, features)
 
-    results: dict = {"model": str(config.model.name), "seed": config.seed, "phases": {}}
+    results: dict = {"model": str(config.model.name), "seed": config.seed, "phases": {},
+                     "data": {}}
     phases = [("intermediate", config.intermediate)] if config.intermediate.task else []
     phases.append(("target", config.target))
     for name, section in phases:
         task = get_task(section.task)
-        cfg = phase_config(name, section, num_labels=len(task.labels), seed=config.seed,
+        if task.family not in FAMILIES or task.train is None:
+            raise ConfigError(f"{name}.task: {task.name} cannot be trained (a {task.family} task)")
+        num_outputs = FAMILIES[task.family].num_outputs(task.labels)
+        cfg = phase_config(name, section, num_labels=num_outputs, seed=config.seed,
                            debug=config.debug)
-        result = train_classification_phase(
-            cfg, encoder, train=features(task, "train", max_length=cfg.max_length),
-            dev=features(task, task.dev_split, max_length=cfg.max_length),
-            pad_id=pad_id, workdir=workdir, mesh=mesh, progress=progress)
-        results["phases"][name] = {"task": task.name, "best_dev_accuracy": result.best_dev,
+        result = train_phase(cfg, encoder, train=featurized(task, "train", cfg),
+                             dev=featurized(task, "dev", cfg), pad_id=pad_id, workdir=workdir,
+                             mesh=mesh, progress=progress)
+        results["phases"][name] = {"task": task.name, "best_dev": result.best_dev,
+                                   "dev_metric": FAMILIES[task.family].metric,
                                    "best_step": result.best_step, "steps": result.steps_done,
                                    "stopped_early": result.stopped_early}
         encoder = encoder_of(result)
-    test_sets = {lang: features(target_task, target_task.test_split, lang, max_length=cfg.max_length)
-                 for lang in languages}
-    scores = zero_shot_eval(result, test_sets, task=target_task.name, label_names=target_task.labels,
-                            cfg=cfg, pad_id=pad_id, mesh=mesh, workdir=workdir)
-    results["zero_shot"] = {target_task.name: summarize(scores)}
+    test_sets = {lang: featurized(target_task, "test", cfg, lang) for lang in languages}
+    results["zero_shot"] = {target_task.name: evaluate_zero_shot(
+        result, test_sets, cfg=cfg, pad_id=pad_id, mesh=mesh, workdir=workdir)}
     if config.debug.params_checksum:
         results["target_params_sha256"] = params_sha256(result.params)
     write_json_atomic(workdir / "results.json", results)

@@ -68,13 +68,17 @@ def length_grouped_order(lengths: Sequence[int], batch_size: int, rng: np.random
 def token_batches(token_ids: Sequence[Sequence[int]], *, batch_size: int, pad_id: int,
                   buckets: Sequence[int], order: Sequence[int] | None = None,
                   token_type_ids: Sequence[Sequence[int]] | None = None,
-                  extras: Mapping[str, np.ndarray] | None = None) -> Iterator[TokenBatch]:
+                  extras: Mapping[str, np.ndarray] | None = None,
+                  token_extras: Mapping[str, Sequence[Sequence[int]]] | None = None
+                  ) -> Iterator[TokenBatch]:
     """Batches of fixed size over the sequences in ``order``, each padded to its bucket length.
 
     ``order`` defaults to sorting by length (for inference: similar lengths share a batch, so
     little compute goes to padding); training passes a shuffled permutation. ``example_index``
     maps each row back to its input position. ``extras`` are per-example arrays (labels ...)
-    gathered into each batch; padding rows get zeros.
+    gathered into each batch; padding rows get zeros. ``token_extras`` are per-token int
+    sequences (token labels ...), one per sequence and as long as it, padded with -1 to the
+    batch's bucket length (-1: no label there).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -91,6 +95,11 @@ def token_batches(token_ids: Sequence[Sequence[int]], *, batch_size: int, pad_id
     for name, values in extras.items():
         if len(values) != len(lengths):
             raise ValueError(f"extras[{name!r}] has {len(values)} entries for {len(lengths)} sequences")
+    token_extras = dict(token_extras or {})
+    for name, values in token_extras.items():
+        if len(values) != len(lengths):
+            raise ValueError(f"token_extras[{name!r}] has {len(values)} entries for "
+                             f"{len(lengths)} sequences")
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         seq = bucket_for(int(lengths[rows].max()), buckets)
@@ -109,5 +118,13 @@ def token_batches(token_ids: Sequence[Sequence[int]], *, batch_size: int, pad_id
         for name, values in extras.items():
             column = np.zeros((batch_size, *values.shape[1:]), dtype=values.dtype)
             column[:len(rows)] = values[rows]
+            batch_extras[name] = column
+        for name, values in token_extras.items():
+            column = np.full((batch_size, seq), -1, dtype=np.int32)
+            for r, i in enumerate(rows):
+                if len(values[i]) != lengths[i]:
+                    raise ValueError(f"token_extras[{name!r}][{i}] has {len(values[i])} entries "
+                                     f"for a sequence of {lengths[i]} tokens")
+                column[r, :lengths[i]] = values[i]
             batch_extras[name] = column
         yield TokenBatch(ids, mask, types, index, (index >= 0).astype(np.float32), batch_extras)

@@ -82,7 +82,53 @@ class MaskedLMHead(nnx.Module):
             self.out_bias[...]
 
 
-HEADS = {"classification": ClassificationHead, "mlm": MaskedLMHead}
+class TaggingHead(nnx.Module):
+    """Per-token labels: dropout -> dense(h, labels) on every position, float32 [B, S, labels].
+
+    As HF's ``XLMRobertaForTokenClassification`` used by XTREME's UDPOS/PAN-X baselines; only
+    the first sub-token of each word is trained and read (the features mark which).
+    """
+
+    def __init__(self, config: EncoderConfig, num_labels: int, *, rngs: nnx.Rngs,
+                 dropout: float | None = None):
+        with nnx.use_eager_sharding(False):
+            self.out_kernel, self.out_bias = _dense_params(config, rngs, config.hidden_size,
+                                                           num_labels, (EMBED, CLASSES))
+        self.dropout = nnx.Dropout(config.hidden_dropout if dropout is None else dropout)
+        self.num_labels = num_labels
+
+    def __call__(self, hidden: jax.Array, encoder: Encoder, *, rngs: nnx.Rngs | None) -> jax.Array:
+        del encoder
+        x = self.dropout(hidden, deterministic=rngs is None, rngs=rngs)
+        logits = x @ self.out_kernel[...].astype(hidden.dtype)
+        return logits.astype(jnp.float32) + self.out_bias[...]
+
+
+class SpanHead(nnx.Module):
+    """Extractive QA: dense(h, 2) on every position -> float32 [B, S, 2] (start, end logits).
+
+    HF's ``qa_outputs`` (no dropout in the head, as there). Padded positions are masked in
+    the loss and in post-processing, so bucket padding never changes a prediction.
+    """
+
+    def __init__(self, config: EncoderConfig, num_labels: int = 2, *, rngs: nnx.Rngs,
+                 dropout: float | None = None):
+        del dropout
+        if num_labels != 2:
+            raise ValueError(f"a span head predicts start and end (2 outputs), not {num_labels}")
+        with nnx.use_eager_sharding(False):
+            self.out_kernel, self.out_bias = _dense_params(config, rngs, config.hidden_size, 2,
+                                                           (EMBED, CLASSES))
+        self.num_labels = 2
+
+    def __call__(self, hidden: jax.Array, encoder: Encoder, *, rngs: nnx.Rngs | None) -> jax.Array:
+        del encoder, rngs
+        logits = hidden @ self.out_kernel[...].astype(hidden.dtype)
+        return logits.astype(jnp.float32) + self.out_bias[...]
+
+
+HEADS = {"classification": ClassificationHead, "mlm": MaskedLMHead, "tagging": TaggingHead,
+         "qa": SpanHead}
 
 
 class TaskModel(nnx.Module):

@@ -1,4 +1,4 @@
-"""Sentence-pair classification tasks (MNLI, XNLI): file readers and featurization.
+"""Sentence-pair classification tasks (MNLI, XNLI, PAWS-X): file readers and featurization.
 
 Data layout. ``data_dir`` is XTREME's ``download/`` folder (what XTREME's
 ``scripts/download_data.sh`` fills), with MultiNLI added beside it::
@@ -27,7 +27,31 @@ XTREME sources checked (google-research/xtreme):
   delimiter='\\t', quotechar=None)`` (plain tab splitting, as here) and ``get_labels()`` is
   ``["contradiction", "entailment", "neutral"]``, the label order used for both tasks.
 
-Every TSV here is split on tabs with no quote handling (``csv.QUOTE_NONE`` semantics):
+PAWS-X (labels ``"0"``, ``"1"`` as XTREME's ``PawsxProcessor.get_labels()``; 7 languages)::
+
+    <data_dir>/pawsx/train-en.tsv        XTREME layout: sentence1<TAB>sentence2<TAB>label
+    <data_dir>/pawsx/dev-<lang>.tsv
+    <data_dir>/pawsx/test-<lang>.tsv     (XTREME's download writes it without labels)
+    <data_dir>/x-final/en/train.tsv      PAWS-X release (x-final.tar.gz): header row
+    <data_dir>/x-final/<lang>/{dev_2k,test_2k}.tsv        id<TAB>sentence1<TAB>sentence2<TAB>label
+    <data_dir>/x-final/<lang>/translated_train.tsv     split "translate_train" (not en)
+
+- ``utils_preprocess.py``, ``pawsx_preprocess``: drops the release's header row and id
+  column and writes ``train-en.tsv`` (from ``en/train.tsv``), ``dev-<lang>.tsv`` (from
+  ``dev_2k.tsv``) and ``test-<lang>.tsv`` (from ``test_2k.tsv``, label column removed) with
+  ``csv.writer(fout, delimiter='\\t')``: default quoting, so a sentence holding ``"`` is
+  written ``"..."`` with its quotes doubled (and lines end in ``\\r\\n``). This reader undoes
+  that quoting (XTREME's own processor reads the quotes as text); a field that is not a
+  well-formed quoted field is taken as it is (files written with ``QUOTE_NONE``).
+- For ``test`` the release's ``test_2k.tsv`` is tried first: it has the labels that XTREME's
+  download removes. Other splits try XTREME's files first.
+- Known oddities of the release, kept as they are (XTREME keeps them) and logged: translated
+  rows whose sentence is the placeholder ``NS`` (failed translation; google-research-datasets/
+  paws issue 15) and rows with empty sentences (machine-translated training data, issue 4).
+  Labels other than ``0``/``1`` are errors naming the line.
+
+Every TSV here is split on tabs with no quote handling (``csv.QUOTE_NONE`` semantics) except
+PAWS-X's XTREME files as just described:
 GLUE's MNLI files contain unbalanced ``"`` characters that default csv quoting would
 merge across lines. Examples whose gold label is ``-`` (no annotator consensus; MultiNLI
 dev sets) are skipped, counted in ``ReadResult.skipped`` and logged; any other bad input
@@ -48,6 +72,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 NLI_LABELS = ("contradiction", "entailment", "neutral")
+PAWSX_LABELS = ("0", "1")
+PAWSX_LANGUAGES = ("de", "en", "es", "fr", "ja", "ko", "zh")
+PAWSX_PLACEHOLDER = "NS"  # what PAWS-X's translated dev/test files hold for a failed translation
 XNLI_LANGUAGES = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur",
                   "vi", "zh")
 NO_GOLD_LABEL = "-"
@@ -234,10 +261,56 @@ def _read_xtreme_tsv(b: _Builder) -> None:
         b.add(lineno, fields[0], fields[1], fields[2])
 
 
+def _unquote_csv(field: str) -> str:
+    """A field as written by csv's default (QUOTE_MINIMAL) writer -> its text; a field that
+    is not a well-formed quoted field is returned as it is."""
+    if len(field) >= 2 and field[0] == field[-1] == '"':
+        inner = field[1:-1]
+        if '"' not in inner.replace('""', ""):
+            return inner.replace('""', '"')
+    return field
+
+
+def _note_pawsx_oddities(b: _Builder) -> None:
+    """Log the release's placeholder and empty sentences, which are kept (see the module
+    docstring)."""
+    placeholder = sum(PAWSX_PLACEHOLDER in (e.text_a, e.text_b) for e in b.examples)
+    empty = sum(not e.text_a or not e.text_b for e in b.examples)
+    if placeholder or empty:
+        log.warning("%s: kept %d pairs with an %r (failed translation) sentence and %d with an "
+                    "empty sentence", b.path, placeholder, PAWSX_PLACEHOLDER, empty)
+
+
+def _read_pawsx_tsv(b: _Builder) -> None:
+    """PAWS-X release TSV: header ``id sentence1 sentence2 label``, plain tab splitting."""
+    _read_glue_tsv(b)
+    _note_pawsx_oddities(b)
+
+
+def _read_pawsx_xtreme_tsv(b: _Builder) -> None:
+    """XTREME's processed PAWS-X files: no header, sentence1<TAB>sentence2<TAB>label, fields
+    csv-quoted when they hold a '"' (see the module docstring)."""
+    for lineno, line in _lines(b.path):
+        if not line.strip():
+            b.skip(SKIP_BLANK_LINE)
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3:
+            hint = (" (XTREME's download writes test files without labels; the labelled "
+                    "x-final/<lang>/test_2k.tsv of the PAWS-X release is read before it)"
+                    if len(fields) == 2 else "")
+            raise DataError(f"{b.path}:{lineno}: {len(fields)} tab-separated columns, expected 3 "
+                            f"(sentence1, sentence2, label){hint}")
+        b.add(lineno, *(_unquote_csv(f) for f in fields))
+    _note_pawsx_oddities(b)
+
+
 FORMATS: dict[str, Callable[[_Builder], None]] = {
     "glue_tsv": _read_glue_tsv,
     "multinli_jsonl": _read_multinli_jsonl,
     "xtreme_tsv": _read_xtreme_tsv,
+    "pawsx_tsv": _read_pawsx_tsv,
+    "pawsx_xtreme_tsv": _read_pawsx_xtreme_tsv,
 }
 
 
@@ -320,7 +393,27 @@ XNLI = ClassificationTask(
     test_split="test",
 )
 
-TASKS = (MNLI, XNLI)
+PAWSX = ClassificationTask(
+    name="pawsx",
+    labels=PAWSX_LABELS,
+    languages=PAWSX_LANGUAGES,
+    splits=(
+        Split("train", (DataFile("pawsx/train-en.tsv", "pawsx_xtreme_tsv"),
+                        DataFile("x-final/en/train.tsv", "pawsx_tsv"))),
+        Split("dev", (DataFile("pawsx/dev-{lang}.tsv", "pawsx_xtreme_tsv"),
+                      DataFile("x-final/{lang}/dev_2k.tsv", "pawsx_tsv"))),
+        # The release first: XTREME's download strips the test labels.
+        Split("test", (DataFile("x-final/{lang}/test_2k.tsv", "pawsx_tsv"),
+                       DataFile("pawsx/test-{lang}.tsv", "pawsx_xtreme_tsv"))),
+        # Machine translations of the English training set (the release has none for en);
+        # not part of XTREME's zero-shot setting.
+        Split("translate_train", (DataFile("x-final/{lang}/translated_train.tsv", "pawsx_tsv"),)),
+    ),
+    dev_split="dev",
+    test_split="test",
+)
+
+TASKS = (MNLI, XNLI, PAWSX)
 
 
 # --------------------------------------------------------------------------- features

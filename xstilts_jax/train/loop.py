@@ -14,7 +14,7 @@ import math
 import os
 import pathlib
 import signal
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import jax
 import numpy as np
@@ -60,6 +60,13 @@ class PhaseConfig:
     max_length: int = 128
     buckets: tuple[int, ...] = DEFAULT_BUCKETS
     eval_batch_size: int | None = None
+    # Extractive QA (XTREME's values): windows of max_length tokens starting every doc_stride
+    # context tokens, questions cut to max_query_length; answers up to max_answer_length
+    # tokens, searched among the n_best_size best starts and ends of each window.
+    doc_stride: int = 128
+    max_query_length: int = 64
+    max_answer_length: int = 30
+    n_best_size: int = 20
     seed: int = 0
     inject_nan_at_step: int | None = None  # testing aid: poison this micro-step's loss
     kill_at_step: int | None = None  # testing aid: SIGKILL this process after this update
@@ -92,28 +99,58 @@ class PhaseData(Protocol):
         """Dev metrics; the first one is the one early stopping and 'best' follow (higher is better)."""
 
 
-class ClassificationData:
-    """Sentence(-pair) classification: shuffled fixed-shape train batches, dev accuracy."""
+@dataclasses.dataclass(frozen=True)
+class ModelInputs:
+    """Featurized rows as batching, the model and the loss see them.
 
-    loss_fn = staticmethod(classification_loss)
+    ``extras`` are per-row arrays (labels, start/end positions); ``token_extras`` per-token int
+    arrays as long as their row (token labels), padded with -1 in a batch.
+    """
 
-    def __init__(self, train: Features, dev: Features, cfg: PhaseConfig, pad_id: int):
+    input_ids: Sequence[Sequence[int]]
+    token_type_ids: Sequence[Sequence[int]]
+    extras: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    token_extras: Mapping[str, Sequence[np.ndarray]] = dataclasses.field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def batches(self, *, batch_size: int, pad_id: int, buckets: Sequence[int], order=None):
+        return token_batches(self.input_ids, batch_size=batch_size, pad_id=pad_id, buckets=buckets,
+                             order=order, token_type_ids=self.token_type_ids, extras=self.extras,
+                             token_extras=self.token_extras)
+
+
+def classification_inputs(features: Features) -> ModelInputs:
+    return ModelInputs(features.input_ids, features.token_type_ids,
+                       {"labels": np.asarray(features.labels, np.int32)})
+
+
+class SupervisedData:
+    """A fine-tuning task: shuffled fixed-shape train batches and dev metrics from logits.
+
+    ``dev_metrics(logits)`` gets the dev rows' logits in input order (see ``predict_logits``)
+    and returns the metrics, the first of which selects the best checkpoint.
+    """
+
+    def __init__(self, train: ModelInputs, dev: ModelInputs, cfg: PhaseConfig, pad_id: int, *,
+                 loss_fn, dev_metrics: Callable[[np.ndarray], dict[str, float]]):
         self.train, self.dev, self.cfg, self.pad_id = train, dev, cfg, pad_id
-        self.per_epoch = math.ceil(len(train.input_ids) / cfg.batch_size)
+        self.loss_fn, self.dev_metrics = loss_fn, dev_metrics
+        self.per_epoch = math.ceil(len(train) / cfg.batch_size)
         self.buckets = bucket_lengths(cfg.max_length, cfg.buckets)
         self._epoch, self._batches = None, None
 
     def num_train_examples(self) -> int:
-        return len(self.train.input_ids)
+        return len(self.train)
 
     def train_batch(self, micro_step: int) -> dict[str, np.ndarray]:
         epoch, index = divmod(micro_step, self.per_epoch)
         if epoch != self._epoch:
             order = epoch_order(self.num_train_examples(), self.cfg.seed, epoch)
-            self._batches = list(token_batches(
-                self.train.input_ids, batch_size=self.cfg.batch_size, pad_id=self.pad_id,
-                buckets=self.buckets, order=order, token_type_ids=self.train.token_type_ids,
-                extras={"labels": np.asarray(self.train.labels, np.int32)}))
+            self._batches = list(self.train.batches(batch_size=self.cfg.batch_size,
+                                                    pad_id=self.pad_id, buckets=self.buckets,
+                                                    order=order))
             self._epoch = epoch
         return self._batches[index].arrays()
 
@@ -122,24 +159,35 @@ class ClassificationData:
                                 batch_size=self.cfg.eval_batch_size or self.cfg.batch_size,
                                 pad_id=self.pad_id, max_length=self.cfg.max_length,
                                 buckets=self.cfg.buckets, mesh=mesh)
-        return {"dev_accuracy": accuracy(logits, self.dev.labels)}
+        return self.dev_metrics(logits)
 
 
-def predict_logits(eval_step, params, features: Features, *, batch_size: int, pad_id: int,
+class ClassificationData(SupervisedData):
+    """Sentence(-pair) classification, selected on dev accuracy."""
+
+    def __init__(self, train: Features, dev: Features, cfg: PhaseConfig, pad_id: int):
+        super().__init__(classification_inputs(train), classification_inputs(dev), cfg, pad_id,
+                         loss_fn=classification_loss,
+                         dev_metrics=lambda logits: {"dev_accuracy": accuracy(logits, dev.labels)})
+
+
+def predict_logits(eval_step, params, inputs: ModelInputs, *, batch_size: int, pad_id: int,
                    max_length: int, buckets: Sequence[int], mesh) -> np.ndarray:
-    """float32 [n, classes] logits for every example, in input order (nothing dropped)."""
-    n = len(features.input_ids)
+    """float32 logits for every row, in input order (nothing dropped): [n, classes] for
+    sentence heads, [n, max_length, k] for token heads (positions past a row's bucket are 0)."""
     out = None
-    for batch in token_batches(features.input_ids, batch_size=batch_size, pad_id=pad_id,
-                               buckets=bucket_lengths(max_length, buckets),
-                               token_type_ids=features.token_type_ids,
-                               extras={"labels": np.asarray(features.labels, np.int32)}):
+    for batch in inputs.batches(batch_size=batch_size, pad_id=pad_id,
+                                buckets=bucket_lengths(max_length, buckets)):
         result = eval_step(params, partitioning.feed(batch.arrays(), mesh))
         logits = np.asarray(result["logits"])
         if out is None:
-            out = np.zeros((n, logits.shape[-1]), np.float32)
+            shape = logits.shape[1:] if logits.ndim == 2 else (max_length, *logits.shape[2:])
+            out = np.zeros((len(inputs), *shape), np.float32)
         real = batch.example_index >= 0
-        out[batch.example_index[real]] = logits[real]
+        if logits.ndim == 2:
+            out[batch.example_index[real]] = logits[real]
+        else:
+            out[batch.example_index[real], :logits.shape[1]] = logits[real]
     return out
 
 

@@ -49,6 +49,32 @@ def mlm_loss(logits: jax.Array, batch: Batch) -> tuple[jax.Array, jax.Array]:
     return jnp.sum(nll * weight), jnp.sum(weight)
 
 
+def token_classification_loss(logits: jax.Array, batch: Batch) -> tuple[jax.Array, jax.Array]:
+    """Tagging NLL summed over tokens with ``token_labels >= 0`` (first sub-tokens of the words
+    a window predicts) in rows with weight > 0, and their count: a per-token mean, as HF's."""
+    labels = batch["token_labels"]
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    nll = -jnp.take_along_axis(logp, jnp.maximum(labels, 0)[..., None], axis=-1)[..., 0]
+    weight = (labels >= 0).astype(jnp.float32) * batch["weight"][:, None].astype(jnp.float32)
+    return jnp.sum(nll * weight), jnp.sum(weight)
+
+
+def masked_span_logits(logits: jax.Array, attention_mask: jax.Array) -> jax.Array:
+    """[B, S, 2] start/end logits with padded positions at -1e9: bucket padding cannot take
+    probability mass, so a window scores the same in any bucket."""
+    return jnp.where(attention_mask[..., None] > 0, logits.astype(jnp.float32), -1e9)
+
+
+def span_loss(logits: jax.Array, batch: Batch) -> tuple[jax.Array, jax.Array]:
+    """Extractive QA: (start NLL + end NLL) / 2 per window, summed with the row weights, as
+    HF/XTREME's ``(start_loss + end_loss) / 2``; windows without the answer target ``<s>``."""
+    logp = jax.nn.log_softmax(masked_span_logits(logits, batch["attention_mask"]), axis=1)
+    start = jnp.take_along_axis(logp[..., 0], batch["start_positions"][:, None], axis=1)[:, 0]
+    end = jnp.take_along_axis(logp[..., 1], batch["end_positions"][:, None], axis=1)[:, 0]
+    weight = batch["weight"].astype(jnp.float32)
+    return jnp.sum(-(start + end) / 2 * weight), jnp.sum(weight)
+
+
 def model_inputs(batch: Batch) -> tuple:
     return batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
 

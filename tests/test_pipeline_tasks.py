@@ -1,0 +1,141 @@
+"""End to end on tagging and QA targets: train on English, predict every language, write the
+XTREME submission files, and check that the scores in results.json are what ``xstilts score``
+computes from those files."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from xstilts_jax import metrics
+from xstilts_jax.cli import main
+from xstilts_jax.models.heads import SpanHead, TaggingHead
+from xstilts_jax.models.encoder import EncoderConfig
+from xstilts_jax.train.steps import span_loss, token_classification_loss
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+WORDS = "the cat dog sat on mat a is big small red blue house tree".split()
+# A learnable word -> tag rule for the toy UDPOS data.
+TAG_OF = {w: ("DET" if w in ("the", "a") else "NOUN" if w in ("cat", "dog", "mat", "house", "tree")
+              else "ADJ" if w in ("big", "small", "red", "blue") else "VERB" if w in ("sat", "is")
+              else "ADP") for w in WORDS}
+
+
+def _sentences(rng, n):
+    return [list(rng.choice(WORDS, rng.integers(3, 12))) for _ in range(n)]
+
+
+def write_udpos(root: pathlib.Path, languages=("en", "de")) -> pathlib.Path:
+    rng = np.random.default_rng(0)
+    (root / "udpos").mkdir(parents=True)
+    labels = root / "labels" / "udpos"
+    labels.mkdir(parents=True)
+    splits = [("train", "en", 200), ("dev", "en", 30)] + [("test", lang, 25) for lang in languages]
+    for split, lang, n in splits:
+        text = "".join("".join(f"{w}\t{TAG_OF[w]}\n" for w in s) + "\n" for s in _sentences(rng, n))
+        (root / "udpos" / f"{split}-{lang}.tsv").write_text(text)
+        if split == "test":  # the scorer's label file: tags only
+            (labels / f"test-{lang}.tsv").write_text(
+                "\n".join("\n".join(line.split("\t")[1] for line in block.splitlines()) + "\n"
+                          for block in text.strip("\n").split("\n\n")) + "\n")
+    return root
+
+
+def _squad(rng, n, prefix):
+    articles = []
+    for p in range(n):
+        words = list(rng.choice(WORDS, 30))
+        answer_at = int(rng.integers(0, 26))
+        context = " ".join(words)
+        start = len(" ".join(words[:answer_at])) + (1 if answer_at else 0)
+        answer = " ".join(words[answer_at:answer_at + 2])
+        question = " ".join(words[answer_at:answer_at + 2][::-1] + ["is", "what"])
+        articles.append({"title": f"t{p}", "paragraphs": [{"context": context, "qas": [
+            {"id": f"{prefix}{p}", "question": question,
+             "answers": [{"text": answer, "answer_start": start}]}]}]})
+    return {"version": "1.1", "data": articles}
+
+
+def write_qa(root: pathlib.Path, languages=("en", "de")) -> pathlib.Path:
+    rng = np.random.default_rng(1)
+    for folder in ("squad", "xquad", "labels/xquad"):
+        (root / folder).mkdir(parents=True)
+    (root / "squad" / "train-v1.1.json").write_text(json.dumps(_squad(rng, 120, "tr")))
+    (root / "squad" / "dev-v1.1.json").write_text(json.dumps(_squad(rng, 20, "dv")))
+    for lang in languages:
+        text = json.dumps(_squad(rng, 15, f"{lang}-"))
+        (root / "xquad" / f"xquad.{lang}.json").write_text(text)
+        (root / "labels" / "xquad" / f"test-{lang}.json").write_text(text)
+    return root
+
+
+def _run(config_arg, checkpoint, data, workdir, *extra):
+    return main(["run", "--config", f"{REPO / 'configs' / 'xtreme.py'}:{config_arg}",
+                 "--workdir", str(workdir), f"--config.model.name={checkpoint}",
+                 f"--config.data.dir={data}", "--config.eval.languages=('en','de')", "-q",
+                 "--config.debug.params_checksum=False", *extra])
+
+
+@pytest.mark.parametrize("task", ["udpos", "xquad"])
+def test_target_task_end_to_end(task, tmp_path, tiny_checkpoints, capsys):
+    data = (write_udpos if task == "udpos" else write_qa)(tmp_path / "data")
+    workdir = tmp_path / "run"
+    extra = ("--config.target.num_steps=60", "--config.target.learning_rate=3e-3",
+             "--config.target.eval_every=30")
+    assert _run(f"none,{task},tiny", tiny_checkpoints("xlmr"), data, workdir, *extra) == 0
+    printed = capsys.readouterr().out
+    assert f"{task} zero-shot" in printed
+    results = json.loads((workdir / "results.json").read_text())
+    zero_shot = results["zero_shot"][task]
+    # The pipeline's scores are the official scorer's on the files it wrote.
+    scored = metrics.score_task(task, workdir / "predictions", data / "labels", ["en", "de"])
+    for lang in ("en", "de"):
+        assert zero_shot["metrics"][lang] == pytest.approx(scored["per_language"][lang], abs=1e-9)
+    assert zero_shot["average"] == pytest.approx(scored["score"], abs=1e-9)
+    phase = results["phases"]["target"]
+    assert phase["dev_metric"] == "f1" and phase["steps"] == 60
+    if task == "udpos":  # word -> tag is learnable: far above the 1-in-17 chance
+        assert zero_shot["per_language"]["en"] > 60.0, zero_shot
+        assert metrics.read_tags(workdir / "predictions" / "udpos" / "test-de.tsv")
+    else:
+        answers = json.loads((workdir / "predictions" / "xquad" / "test-de.json").read_text())
+        assert sorted(answers) == sorted(f"de-{i}" for i in range(15))
+
+
+def test_untrainable_target_is_refused(tmp_path, tiny_checkpoints, capsys):
+    assert _run("none,tatoeba,tiny", tiny_checkpoints("xlmr"), tmp_path, tmp_path / "r") == 2
+    assert "tatoeba is not a zero-shot target task" in capsys.readouterr().err
+
+
+def test_token_losses_ignore_padding_and_unlabelled_tokens():
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    config = EncoderConfig(vocab_size=10, hidden_size=8, num_layers=1, num_heads=2,
+                           intermediate_size=16, max_position_embeddings=40)
+    hidden = jax.random.normal(jax.random.key(0), (2, 6, 8))
+    tag_logits = TaggingHead(config, 5, rngs=nnx.Rngs(0))(hidden, None, rngs=None)
+    span_logits = SpanHead(config, rngs=nnx.Rngs(0))(hidden, None, rngs=None)
+    assert tag_logits.shape == (2, 6, 5) and span_logits.shape == (2, 6, 2)
+    labels = jnp.array([[-1, 2, -1, 4, -1, -1], [-1, 1, -1, -1, -1, -1]])
+    batch = {"token_labels": labels, "weight": jnp.array([1.0, 0.0])}
+    total, count = token_classification_loss(tag_logits, batch)
+    logp = jax.nn.log_softmax(tag_logits[0])
+    assert float(count) == 2.0  # the second row is padding
+    assert float(total) == pytest.approx(-float(logp[1, 2] + logp[3, 4]), rel=1e-6)
+    # Span loss: a longer bucket with masked padding gives the same loss.
+    mask = jnp.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
+    batch = {"attention_mask": mask, "start_positions": jnp.array([1, 2]),
+             "end_positions": jnp.array([2, 5]), "weight": jnp.array([1.0, 1.0])}
+    short = {"attention_mask": mask[:1, :4], "start_positions": jnp.array([1]),
+             "end_positions": jnp.array([2]), "weight": jnp.array([1.0])}
+    total, count = span_loss(span_logits, batch)
+    total_short, _ = span_loss(span_logits[:1, :4], short)
+    row1 = jax.nn.log_softmax(span_logits[1], axis=0)
+    assert float(count) == 2.0
+    assert float(total) == pytest.approx(float(total_short) - float(row1[2, 0] + row1[5, 1]) / 2,
+                                         rel=1e-5)

@@ -1,0 +1,162 @@
+"""How each task family trains, predicts and is scored: the glue between a task's examples,
+its featurization, the model's head and loss, and XTREME's submission format and metrics.
+
+A family turns examples into featurized rows (``featurize``), rows into what batching and
+the loss see (``inputs``), the model's logits for those rows back into predictions in
+XTREME's submission form (``predict``: one label per example, one tag per word, or an answer
+per question id), and predictions into the official metric (``score``, through
+:mod:`xstilts_jax.metrics`, the same code ``xstilts score`` runs on the files). Dev metrics
+during training and zero-shot scores after it are therefore computed one way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from xstilts_jax import metrics
+from xstilts_jax.models.heads import ClassificationHead, SpanHead, TaggingHead
+from xstilts_jax.tasks import classification, qa, tagging
+from xstilts_jax.train.loop import ModelInputs, PhaseConfig, classification_inputs
+from xstilts_jax.train.steps import classification_loss, masked_span_logits, span_loss, \
+    token_classification_loss
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    name: str
+    head: type  # nnx.Module class: (encoder_config, num_labels, *, rngs) -> head
+    loss_fn: Callable
+    suffix: str  # of the submission files: test-<lang>.<suffix>
+    metric: str  # the dev metric that selects checkpoints (higher is better)
+
+    def num_outputs(self, labels: Sequence[str]) -> int:
+        return len(labels) if labels else 2
+
+    def task_score(self, scores: dict[str, float]) -> float:
+        """XTREME's one number for a language: accuracy, F1, or (EM + F1) / 2 for QA."""
+        if "exact_match" in scores:
+            return (scores["exact_match"] + scores["f1"]) / 2
+        return scores[self.metric]
+
+    # Each family overrides these four.
+    def featurize(self, tokenizer, examples: Sequence, labels: Sequence[str], cfg: PhaseConfig):
+        raise NotImplementedError
+
+    def inputs(self, features) -> ModelInputs:
+        raise NotImplementedError
+
+    def predict(self, features, examples: Sequence, logits: np.ndarray, labels: Sequence[str],
+                cfg: PhaseConfig):
+        raise NotImplementedError
+
+    def score(self, task: str, examples: Sequence, predictions, labels: Sequence[str],
+              language: str) -> dict[str, float]:
+        raise NotImplementedError
+
+    def write(self, path: pathlib.Path, predictions) -> None:
+        raise NotImplementedError
+
+
+class _Classification(Family):
+    def featurize(self, tokenizer, examples, labels, cfg):
+        return classification.featurize_pairs(tokenizer, examples, cfg.max_length)
+
+    def inputs(self, features):
+        return classification_inputs(features)
+
+    def predict(self, features, examples, logits, labels, cfg):
+        return [labels[i] for i in np.argmax(logits, axis=-1)]
+
+    def score(self, task, examples, predictions, labels, language):
+        return metrics.accuracy([labels[e.label] for e in examples], predictions)
+
+    def write(self, path, predictions):
+        path.write_text("".join(f"{p}\n" for p in predictions), encoding="utf-8")
+
+
+class _Tagging(Family):
+    def featurize(self, tokenizer, examples, labels, cfg):
+        return tagging.featurize_tagging(tokenizer, examples, labels, cfg.max_length)
+
+    def inputs(self, features):
+        return ModelInputs(features.input_ids, features.token_type_ids,
+                           token_extras={"token_labels": features.token_labels})
+
+    def predict(self, features, examples, logits, labels, cfg):
+        return tagging.tags_from_predictions(features, np.argmax(logits, axis=-1), labels)
+
+    def score(self, task, examples, predictions, labels, language):
+        return metrics.tagging_f1([list(e.tags) for e in examples], predictions)
+
+    def write(self, path, predictions):
+        tagging.write_tagging_predictions(path, predictions)
+
+
+class _QA(Family):
+    def featurize(self, tokenizer, examples, labels, cfg):
+        return qa.featurize_qa(tokenizer, examples, max_length=cfg.max_length,
+                               doc_stride=cfg.doc_stride, max_query_length=cfg.max_query_length)
+
+    def inputs(self, features):
+        return ModelInputs(features.input_ids, features.token_type_ids,
+                           {"start_positions": features.start_positions,
+                            "end_positions": features.end_positions})
+
+    def predict(self, features, examples, logits, labels, cfg):
+        mask = np.zeros(logits.shape[:2], np.int32)
+        for row, ids in enumerate(features.input_ids):
+            mask[row, :len(ids)] = 1
+        logits = np.asarray(masked_span_logits(logits, mask))
+        return qa.answers_from_logits(features, examples, logits[..., 0], logits[..., 1],
+                                      n_best_size=cfg.n_best_size,
+                                      max_answer_length=cfg.max_answer_length)
+
+    def score(self, task, examples, predictions, labels, language):
+        articles = [{"paragraphs": [{"qas": [
+            {"id": e.id, "answers": [{"text": text} for text, _ in e.answers]}
+            for e in examples]}]}]
+        if task == "mlqa":
+            return metrics.mlqa_em_f1(articles, predictions, language)
+        return metrics.squad_em_f1(articles, predictions)
+
+    def write(self, path, predictions):
+        qa.write_qa_predictions(path, predictions)
+
+
+FAMILIES: dict[str, Family] = {
+    "classification": _Classification("classification", ClassificationHead, classification_loss,
+                                      "tsv", "accuracy"),
+    "tagging": _Tagging("tagging", TaggingHead, token_classification_loss, "tsv", "f1"),
+    "qa": _QA("qa", SpanHead, span_loss, "json", "f1"),
+}
+
+
+@dataclasses.dataclass
+class Featurized:
+    """One split of one task in one language, read and featurized, with what scoring needs."""
+
+    task: Any  # tasks.Task
+    language: str
+    examples: Sequence
+    features: Any
+
+    @property
+    def family(self) -> Family:
+        return FAMILIES[self.task.family]
+
+    def inputs(self) -> ModelInputs:
+        return self.family.inputs(self.features)
+
+    def predict(self, logits: np.ndarray, cfg: PhaseConfig):
+        return self.family.predict(self.features, self.examples, logits, self.task.labels, cfg)
+
+    def score(self, predictions) -> dict[str, float]:
+        return self.family.score(self.task.name, self.examples, predictions, self.task.labels,
+                                 self.language)
+
+
+__all__ = ["FAMILIES", "Family", "Featurized"]
