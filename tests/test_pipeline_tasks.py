@@ -139,3 +139,57 @@ def test_token_losses_ignore_padding_and_unlabelled_tokens():
     assert float(count) == 2.0
     assert float(total) == pytest.approx(float(total_short) - float(row1[2, 0] + row1[5, 1]) / 2,
                                          rel=1e-5)
+
+
+@pytest.mark.parametrize("family", ["tagging", "qa"])
+def test_token_heads_train_the_same_on_8_devices(family):
+    """5 steps of the tagging / span train step, dropout on: 1 device vs fsdp=2 x data=4 and
+    tensor=2 x data=4 give the same losses."""
+    import jax
+    from flax import nnx
+
+    from xstilts_jax.models.encoder import Encoder
+    from xstilts_jax.models.heads import TaskModel
+    from xstilts_jax.models.presets import get_preset
+    from xstilts_jax.train import partitioning
+    from xstilts_jax.train.optimizer import make_optimizer
+    from xstilts_jax.train.steps import Steps
+
+    rng = np.random.default_rng(0)
+    batches = []
+    for _ in range(5):
+        ids = rng.integers(5, 900, (16, 32)).astype(np.int32)
+        mask = np.ones_like(ids)
+        mask[8:, 20:] = 0
+        ids[mask == 0] = 1
+        batch = dict(input_ids=ids, attention_mask=mask, token_type_ids=np.zeros_like(ids),
+                     weight=np.r_[np.ones(13), np.zeros(3)].astype(np.float32))
+        if family == "tagging":
+            labels = np.where(rng.random(ids.shape) < 0.5, ids % 5, -1).astype(np.int32)
+            batch["token_labels"] = np.where(mask > 0, labels, -1).astype(np.int32)
+        else:
+            batch["start_positions"] = rng.integers(0, 20, 16).astype(np.int32)
+            batch["end_positions"] = np.minimum(batch["start_positions"] + 2, 19).astype(np.int32)
+        batches.append(batch)
+
+    def losses(mesh_shape, devices):
+        config = get_preset("tiny")
+        rngs = nnx.Rngs(0)
+        head = TaggingHead(config, 5, rngs=rngs) if family == "tagging" else SpanHead(config, rngs=rngs)
+        graphdef, params = nnx.split(TaskModel(Encoder(config, rngs=rngs), head))
+        steps = Steps(graphdef, make_optimizer(learning_rate=5e-3, total_steps=5),
+                      partitioning.make_mesh(mesh_shape, devices), dropout_seed=1,
+                      loss_fn=token_classification_loss if family == "tagging" else span_loss)
+        shardings = steps.shardings(params)
+        train_step = steps.jit_train_step(shardings, steps.batch_shardings(batches[0]))
+        state = steps.create_state(nnx.to_pure_dict(params), shardings)
+        out = []
+        for batch in batches:
+            state, metrics = train_step(state, partitioning.global_batch(batch, steps.mesh))
+            out.append(float(metrics["loss"]))
+        return np.array(out)
+
+    one = losses({"data": 1}, jax.devices()[:1])
+    assert one[-1] < one[0]
+    for shape in ({"fsdp": 2, "data": 4}, {"tensor": 2, "data": 4}):
+        np.testing.assert_allclose(losses(shape, jax.devices()[:8]), one, rtol=1e-5, err_msg=str(shape))

@@ -507,3 +507,23 @@ def test_read_path_never_imports_tensorflow(xquad, xnli, panx, tatoeba, data_dir
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             cwd=pathlib.Path(__file__).resolve().parents[1], timeout=120)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+
+
+def test_language_lists_are_the_readers():
+    from xstilts_jax.tasks import readers
+
+    assert tuple(tfds_source.UDPOS_LANGUAGES) == readers.UDPOS_LANGUAGES
+    assert tfds_source.PANX_TAGS == readers.PANX_LABELS
+
+
+def test_task_registry_reads_tfds_like_files(xquad, data_dir):
+    """``data.source = "tfds"`` in a run: Task.read gives the questions the file layout gives."""
+    from xstilts_jax.tasks import get_task
+
+    task = get_task("xquad")
+    files = task.read(xquad["ar"].parents[1], "test", "ar")  # <shared>/xquad/xquad.ar.json
+    tfds = task.read(None, "test", "ar", source="tfds", tfds_dir=str(data_dir))
+    assert sorted((e.id, e.question, e.context, e.answers) for e in tfds) == \
+        sorted((e.id, e.question, e.context, e.answers) for e in files)
+    with pytest.raises(DataError, match="unknown data source 'hub'"):
+        task.read(None, "test", "ar", source="hub")

@@ -98,7 +98,7 @@ def format_zero_shot(zero_shot: dict) -> str:
     lines = []
     for task, scores in zero_shot.items():
         langs = list(scores["per_language"])
-        lines.append(f"{task} zero-shot accuracy (%)")
+        lines.append(f"{task} zero-shot {scores.get('metric', 'accuracy')} (%)")
         lines.append("  ".join(f"{lang:>6}" for lang in langs) + f"  {'avg':>6}")
         lines.append("  ".join(f"{scores['per_language'][lang]:6.2f}" for lang in langs)
                      + f"  {scores['average']:6.2f}")

@@ -74,16 +74,12 @@ from xstilts_jax.tasks.readers import QAExample, TaggedSentence
 
 log = logging.getLogger(__name__)
 
-PAWSX_LABELS = ("0", "1")
-PAWSX_LANGUAGES = ("de", "en", "es", "fr", "ja", "ko", "zh")
-PANX_TAGS = ("B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER", "O")
-XQUAD_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
-MLQA_LANGUAGES = ("ar", "de", "en", "es", "hi", "vi", "zh")
-BUCC_LANGUAGES = ("de", "fr", "ru", "zh")
-# TyDiQA-GoldP languages -> the English names its question ids start with.
-TYDIQA_LANGUAGES = {"ar": "arabic", "bn": "bengali", "en": "english", "fi": "finnish",
-                    "id": "indonesian", "ko": "korean", "ru": "russian", "sw": "swahili",
-                    "te": "telugu"}
+from xstilts_jax.tasks.classification import PAWSX_LABELS, PAWSX_LANGUAGES  # noqa: E402
+from xstilts_jax.tasks.readers import (BUCC_LANGUAGES, MLQA_LANGUAGES,  # noqa: E402
+                                       PANX_LABELS as PANX_TAGS, TYDIQA_LANGUAGE_NAMES,
+                                       XQUAD_LANGUAGES)
+
+TYDIQA_LANGUAGES = TYDIQA_LANGUAGE_NAMES  # the English names TyDiQA's question ids start with
 # XTREME's 33 UDPOS languages -> the UD language name xtreme_pos globs treebanks by.
 UDPOS_LANGUAGES = {
     "af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "de": "German", "el": "Greek",
@@ -94,7 +90,6 @@ UDPOS_LANGUAGES = {
     "te": "Telugu", "th": "Thai", "tl": "Tagalog", "tr": "Turkish", "ur": "Urdu",
     "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese",
 }
-
 # TFDS ClassLabel names -> ours, where they differ.
 _LABEL_RENAMES = {"pawsx": {"different_meaning": "0", "paraphrase": "1"}}
 
