@@ -96,3 +96,22 @@ def test_token_batches_cover_everything_with_few_shapes():
 def test_token_batches_refuse_too_long():
     with pytest.raises(ValueError, match=r"1 sequences exceed the largest bucket 8 \(first: index 1, 9 tokens\)"):
         list(token_batches([[1] * 3, [1] * 9], batch_size=2, pad_id=0, buckets=(4, 8)))
+
+
+def test_embeddings_sharded_over_8_devices_equal_one_device(tiny_checkpoints):
+    """The embedding pass split over data=8 (and fsdp=2 x data=4) gives the 1-device result."""
+    import jax
+
+    from xstilts_jax.embed import embed_sentences
+    from xstilts_jax.models.pretrained import load_encoder
+    from xstilts_jax.tokenization import load_tokenizer
+    from xstilts_jax.train.partitioning import make_mesh
+
+    encoder, report = load_encoder(str(tiny_checkpoints("xlmr")))
+    tokenizer = load_tokenizer(report.path)
+    sentences = SENTENCES * 3
+    one = embed_sentences(encoder, tokenizer, sentences, layer=2, batch_size=4)
+    for shape in ({"data": 8}, {"fsdp": 2, "data": 4}):
+        mesh = make_mesh(shape, jax.devices()[:8])
+        got = embed_sentences(encoder, tokenizer, sentences, layer=2, batch_size=4, mesh=mesh)
+        np.testing.assert_allclose(got, one, atol=1e-5, rtol=0, err_msg=str(shape))

@@ -16,6 +16,7 @@ from flax import nnx
 
 from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths, token_batches
 from xstilts_jax.models.encoder import Encoder
+from xstilts_jax.train import partitioning
 
 Pooling = Literal["mean", "cls"]
 
@@ -36,25 +37,45 @@ def pool_hidden(hidden: jax.Array, attention_mask: jax.Array, pool: Pooling) -> 
     return total / jnp.maximum(jnp.sum(mask, axis=1), 1.0)  # padding rows: 0, not NaN
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "layer", "pool"))
-def _embed_batch(graphdef, state, input_ids, attention_mask, *, layer: int, pool: Pooling):
+@functools.partial(jax.jit, static_argnames=("graphdef", "layer", "pool", "mesh"))
+def _embed_batch(graphdef, state, input_ids, attention_mask, *, layer: int, pool: Pooling,
+                 mesh=None):
     encoder = nnx.merge(graphdef, state)
-    out = encoder(input_ids, attention_mask)
+    if mesh is None:
+        out = encoder(input_ids, attention_mask)
+    else:  # activations placed by the same rules as in training (batch over data x fsdp)
+        with partitioning.activation_sharding(mesh):
+            out = encoder(input_ids, attention_mask)
     # Layers above `layer` feed nothing returned here, so XLA drops them from the program.
     return pool_hidden(out.hidden_states[layer], attention_mask, pool)
+
+
+def _batch_rows(mesh) -> int:
+    """Devices the batch dimension is split over (data x fsdp by the rules)."""
+    spec = partitioning.batch_sharding(mesh, 2).spec[0]
+    axes = (spec,) if isinstance(spec, str) else tuple(spec or ())
+    return int(np.prod([mesh.shape[a] for a in axes])) if axes else 1
 
 
 def embed_token_ids(encoder: Encoder, token_ids: Sequence[Sequence[int]], *, pad_id: int,
                     layer: int, pool: Pooling = "mean", max_length: int = 512,
                     batch_size: int = 32, buckets: Sequence[int] = DEFAULT_BUCKETS,
-                    progress: bool = False) -> np.ndarray:
-    """float32 [n, hidden] embeddings of already-tokenized sequences, in input order."""
+                    progress: bool = False, mesh=None) -> np.ndarray:
+    """float32 [n, hidden] embeddings of already-tokenized sequences, in input order.
+
+    With a ``mesh`` the parameters are placed by the training rules and every batch is split
+    over the data axes (``batch_size`` is rounded up to a multiple of their devices).
+    """
     num_layers = encoder.config.num_layers
     if not 0 <= layer <= num_layers:
         raise ValueError(f"layer must be in 0..{num_layers} (0 = embeddings), got {layer}")
     if pool not in ("mean", "cls"):
         raise ValueError(f"pool must be 'mean' or 'cls', got {pool!r}")
     graphdef, state = nnx.split(encoder)
+    if mesh is not None:
+        batch_size = -(-batch_size // _batch_rows(mesh)) * _batch_rows(mesh)
+        state = partitioning.put(nnx.to_pure_dict(state), nnx.to_pure_dict(
+            partitioning.shardings_from_metadata(state, mesh)))
     out = np.zeros((len(token_ids), encoder.config.hidden_size), dtype=np.float32)
     batches = token_batches(token_ids, batch_size=batch_size, pad_id=pad_id,
                             buckets=bucket_lengths(max_length, buckets))
@@ -63,8 +84,11 @@ def embed_token_ids(encoder: Encoder, token_ids: Sequence[Sequence[int]], *, pad
 
         batches = tqdm(batches, total=-(-len(token_ids) // batch_size), desc="embed", unit="batch")
     for batch in batches:
-        pooled = _embed_batch(graphdef, state, batch.input_ids, batch.attention_mask,
-                              layer=layer, pool=pool)
+        ids, mask = batch.input_ids, batch.attention_mask
+        if mesh is not None:
+            placed = partitioning.feed({"input_ids": ids, "attention_mask": mask}, mesh)
+            ids, mask = placed["input_ids"], placed["attention_mask"]
+        pooled = _embed_batch(graphdef, state, ids, mask, layer=layer, pool=pool, mesh=mesh)
         real = batch.example_index >= 0
         out[batch.example_index[real]] = np.asarray(pooled)[real]
     return out
@@ -79,13 +103,14 @@ def tokenize_sentences(tokenizer, sentences: Sequence[str], max_length: int) -> 
 
 def embed_sentences(encoder: Encoder, tokenizer, sentences: Sequence[str], *, layer: int,
                     pool: Pooling = "mean", max_length: int = 512, batch_size: int = 32,
-                    buckets: Sequence[int] = DEFAULT_BUCKETS, progress: bool = False) -> np.ndarray:
+                    buckets: Sequence[int] = DEFAULT_BUCKETS, progress: bool = False,
+                    mesh=None) -> np.ndarray:
     """float32 [n, hidden] sentence embeddings, in input order."""
     max_length = min(max_length, _max_model_length(encoder))
     token_ids = tokenize_sentences(tokenizer, sentences, max_length)
     return embed_token_ids(encoder, token_ids, pad_id=tokenizer.pad_token_id, layer=layer,
                            pool=pool, max_length=max_length, batch_size=batch_size,
-                           buckets=buckets, progress=progress)
+                           buckets=buckets, progress=progress, mesh=mesh)
 
 
 def _max_model_length(encoder: Encoder) -> int:

@@ -338,11 +338,10 @@ def featurize_tagging(tokenizer, sentences: Sequence[TaggedSentence], labels: Se
         log.info("%d of %d sentences split into several windows of %d tokens (%d windows)",
                  num_split, n, max_length, len(input_ids))
     if num_empty:
-        log.info("%d words produce no sub-token and were given %s", num_empty,
-                 tokenizer.unk_token)
+        log.info("word(s) with no sub-token, given %s: %d", tokenizer.unk_token, num_empty)
     if num_cut:
-        log.warning("%d words have more sub-tokens than a window of %d holds; kept their "
-                    "first %d", num_cut, max_length, budget)
+        log.warning("word(s) with more sub-tokens than a window of %d holds, cut to their "
+                    "first %d: %d", max_length, budget, num_cut)
     return TaggingFeatures(
         input_ids=input_ids,
         token_type_ids=[[0] * len(row) for row in input_ids],
