@@ -31,18 +31,10 @@ def read_sentences(path: pathlib.Path) -> list[str]:
 def cmd_embed(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from xstilts_jax.embed import default_retrieval_layer, embed_sentences
-    from xstilts_jax.models.pretrained import load_encoder, resolve_model_dir
-    from xstilts_jax.tokenization import load_tokenizer
+    from xstilts_jax.embed import embed_sentences
 
     sentences = read_sentences(pathlib.Path(args.input))
-    model_dir = resolve_model_dir(args.model)
-    encoder, _ = load_encoder(model_dir, dtype=args.dtype)
-    tokenizer = load_tokenizer(model_dir)
-    layer = default_retrieval_layer(encoder.config.num_layers) if args.layer is None else args.layer
-    if not 0 <= layer <= encoder.config.num_layers:
-        raise CliError(f"--layer {layer}: the model has layers 0..{encoder.config.num_layers} "
-                       "(0 = embedding output)")
+    model_dir, encoder, tokenizer, layer = _encoder_and_tokenizer(args)
     start = time.perf_counter()
     embeddings = embed_sentences(encoder, tokenizer, sentences, layer=layer, pool=args.pool,
                                  max_length=args.max_length, batch_size=args.batch_size,
@@ -55,6 +47,54 @@ def cmd_embed(args: argparse.Namespace) -> None:
     print(f"embedded {len(sentences)} sentences with {model_dir} "
           f"(layer {layer}/{encoder.config.num_layers}, {args.pool} pooling) in {seconds:.1f} s "
           f"-> {output} float32 {list(embeddings.shape)}")
+
+
+def _encoder_and_tokenizer(args: argparse.Namespace):
+    """The encoder of ``--model`` (checkpoint dir, offline name, hub id, or a run's phase
+    directory such as ``runs/mnli-xnli/intermediate``), its tokenizer and
+    the hidden layer ``--layer`` (default: 14 of 24 scaled to depth), checked."""
+    from xstilts_jax.embed import default_retrieval_layer
+    from xstilts_jax.models.pretrained import load_encoder, resolve_model_dir
+    from xstilts_jax.pipeline import is_phase_dir, load_phase_model
+    from xstilts_jax.tokenization import load_tokenizer
+
+    if is_phase_dir(args.model):  # a run's phase: its best parameters
+        model, tokenizer_dir = load_phase_model(args.model, dtype=args.dtype)
+        encoder = model.encoder
+        model_dir = pathlib.Path(args.model)
+    else:
+        model_dir = tokenizer_dir = resolve_model_dir(args.model)
+        encoder, _ = load_encoder(model_dir, dtype=args.dtype)
+    tokenizer = load_tokenizer(tokenizer_dir)
+    layer = default_retrieval_layer(encoder.config.num_layers) if args.layer is None else args.layer
+    if not 0 <= layer <= encoder.config.num_layers:
+        raise CliError(f"--layer {layer}: the model has layers 0..{encoder.config.num_layers} "
+                       "(0 = embedding output)")
+    return model_dir, encoder, tokenizer, layer
+
+
+def cmd_retrieve(args: argparse.Namespace) -> None:
+    import json
+
+    from xstilts_jax.retrieve import format_retrieval, retrieve
+    from xstilts_jax.train.partitioning import make_mesh
+
+    enable_compilation_cache()
+    model_dir, encoder, tokenizer, layer = _encoder_and_tokenizer(args)
+    start = time.perf_counter()
+    result = retrieve(args.task, encoder, tokenizer, args.data, languages=args.languages or (),
+                      layer=layer, pool=args.pool, max_length=args.max_length,
+                      batch_size=args.batch_size, mesh=make_mesh({"data": -1}),
+                      direction=args.direction, output_dir=pathlib.Path(args.output),
+                      progress=not args.quiet)
+    result.update(model=str(model_dir), layer=layer, pool=args.pool, direction=args.direction,
+                  seconds=time.perf_counter() - start)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+        return
+    print(format_retrieval(result))
+    print(f"({result['seconds']:.0f} s; {model_dir}, layer {layer}/{encoder.config.num_layers}, "
+          f"{args.pool} pooling; predictions in {pathlib.Path(args.output) / args.task})")
 
 
 def enable_compilation_cache() -> None:
@@ -148,6 +188,24 @@ def cmd_score(args: argparse.Namespace) -> None:
         print(json.dumps(result, indent=1) if args.json else format_task_scores(result))
 
 
+def _embedding_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True,
+                        help="HF checkpoint directory, an offline model name "
+                             "(multilingual-e5-small), a run's phase directory "
+                             "(WORKDIR/intermediate: its best checkpoint) or, online, a hub id")
+    parser.add_argument("--layer", type=int, default=None,
+                        help="hidden state to pool: 0 = embeddings, N = after block N "
+                             "(default: 14 of 24, scaled to the model's depth)")
+    parser.add_argument("--pool", choices=("mean", "cls"), default="mean",
+                        help="masked mean over all tokens incl. <s></s> (default), or the first token")
+    parser.add_argument("--max-length", type=int, default=512,
+                        help="tokens per sentence, specials included")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="compute dtype (parameters stay float32)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xstilts", description="X-STILTs in JAX: intermediate-task training for "
@@ -159,20 +217,27 @@ def build_parser() -> argparse.ArgumentParser:
         description="One sentence per line in, float32 [n, hidden] .npy out.")
     embed.add_argument("input", help="text file, one sentence per line (UTF-8)")
     embed.add_argument("-o", "--output", required=True, help="output .npy file")
-    embed.add_argument("--model", required=True,
-                       help="HF checkpoint directory, an offline model name "
-                            "(multilingual-e5-small) or, when online, a hub id")
-    embed.add_argument("--layer", type=int, default=None,
-                       help="hidden state to pool: 0 = embeddings, N = after block N "
-                            "(default: 14 of 24, scaled to the model's depth)")
-    embed.add_argument("--pool", choices=("mean", "cls"), default="mean",
-                       help="masked mean over all tokens incl. <s></s> (default), or the first token")
-    embed.add_argument("--max-length", type=int, default=512, help="tokens per sentence, specials included")
-    embed.add_argument("--batch-size", type=int, default=32)
-    embed.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
-                       help="compute dtype (parameters stay float32)")
-    embed.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _embedding_arguments(embed)
     embed.set_defaults(func=cmd_embed)
+
+    retrieve = commands.add_parser(
+        "retrieve", help="BUCC 2018 / Tatoeba retrieval evaluation straight from an encoder",
+        description="Embed both sides of every language, find neighbours with the exact "
+                    "blockwise kernel, mine (BUCC: ratio margin, threshold chosen on dev) or "
+                    "retrieve (Tatoeba: 1-NN), write XTREME-format predictions and print scores.")
+    retrieve.add_argument("task", choices=("tatoeba", "bucc2018"))
+    retrieve.add_argument("--data", required=True, metavar="DIR",
+                          help="XTREME's download/ folder (tatoeba/, bucc2018/) or the releases")
+    retrieve.add_argument("--languages", nargs="+", metavar="LANG",
+                          help="ISO 639-1 codes (default: all of the task's)")
+    retrieve.add_argument("--direction", choices=("en2xx", "xx2en"), default="en2xx",
+                          help="Tatoeba: English queries against the other language (XTREME's "
+                               "code, default) or the other way")
+    retrieve.add_argument("--output", default="predictions", metavar="DIR",
+                          help="writes DIR/<task>/test-<lang>.tsv (default: ./predictions)")
+    retrieve.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    _embedding_arguments(retrieve)
+    retrieve.set_defaults(func=cmd_retrieve)
 
     demo = commands.add_parser(
         "demo", help="the whole method offline on a synthetic multilingual testbed (CPU, minutes)",

@@ -240,3 +240,53 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> di
         results["target_params_sha256"] = params_sha256(result.params)
     write_json_atomic(workdir / "results.json", results)
     return results
+
+
+def is_phase_dir(path: str | os.PathLike) -> bool:
+    """A phase of a run directory (``<workdir>/<phase>``, holding ``ckpt/best``)."""
+    path = pathlib.Path(path)
+    return (path / "ckpt" / "best").is_dir() and (path.parent / "config.json").is_file()
+
+
+def load_phase_model(phase_dir: str | os.PathLike, *, dtype: str | None = None):
+    """(TaskModel with the phase's best parameters, the tokenizer's directory) of a run's
+    phase, e.g. ``runs/mnli-xnli/intermediate``: its encoder is the intermediate-trained one
+    the paper's retrieval results use. The run's ``config.json`` says which model and head
+    it trained."""
+    from xstilts_jax.config import ConfigError
+    from xstilts_jax.models.pretrained import load_encoder
+    from xstilts_jax.tasks import get_task
+    from xstilts_jax.train.checkpoints import PhaseCheckpoints
+    from xstilts_jax.train.optimizer import make_optimizer
+    from xstilts_jax.train.steps import TrainState
+
+    phase_dir = pathlib.Path(phase_dir)
+    if not is_phase_dir(phase_dir):
+        raise ConfigError(f"{phase_dir}: not a phase of a run directory (expected "
+                          f"{phase_dir / 'ckpt' / 'best'} and {phase_dir.parent / 'config.json'})")
+    config = json.loads((phase_dir.parent / "config.json").read_text())
+    section = config.get(phase_dir.name)
+    if not isinstance(section, dict) or not section.get("task"):
+        raise ConfigError(f"{phase_dir.parent / 'config.json'}: no trained phase "
+                          f"{phase_dir.name!r} (its phases: intermediate, target)")
+    task = get_task(section["task"])
+    family = FAMILIES[task.family]
+    model = config["model"]
+    encoder, report = load_encoder(model["name"], dtype=dtype or model["dtype"])
+    head = family.head(encoder.config, family.num_outputs(task.labels), rngs=nnx.Rngs(params=0))
+    graphdef, params_state = nnx.split(TaskModel(encoder, head))
+    params = nnx.to_pure_dict(params_state)
+    # The optimizer state's structure (not its values) must match what was saved.
+    tx = make_optimizer(learning_rate=1.0, total_steps=1,
+                        max_grad_norm=section.get("max_grad_norm"),
+                        grad_accumulation=section.get("grad_accumulation", 1))
+    abstract = jax.eval_shape(lambda p: TrainState(np.int32(0), p, tx.init(p)), params)
+    checkpoints = PhaseCheckpoints(phase_dir / "ckpt")
+    try:
+        restored = checkpoints.restore_best(abstract)
+    finally:
+        checkpoints.close()
+    if restored is None:
+        raise ConfigError(f"{phase_dir / 'ckpt' / 'best'}: no checkpoint saved yet")
+    state, _ = restored
+    return nnx.merge(graphdef, state.params), report.path

@@ -1,0 +1,113 @@
+"""Zero-shot sentence retrieval, XTREME's BUCC 2018 and Tatoeba, straight from an encoder.
+
+No training data: sentences are embedded (``embed.py``: masked mean of one hidden layer),
+neighbours found by the exact blockwise kernel (``retrieval.knn``), and pairs mined or
+retrieved as XTREME does (``mining.py``). Predictions are written in the XTREME submission
+format (``predictions/<task>/test-<lang>.tsv``) and scored by ``metrics`` where gold exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+from typing import Sequence
+
+import numpy as np
+
+from xstilts_jax import metrics, mining
+from xstilts_jax.embed import embed_sentences
+from xstilts_jax.tasks import get_task, layout
+from xstilts_jax.tasks.classification import DataError
+from xstilts_jax.train.partitioning import is_primary_host
+
+log = logging.getLogger(__name__)
+
+RETRIEVAL_TASKS = ("tatoeba", "bucc2018")
+
+
+def _write(path: pathlib.Path, lines: Sequence[str]) -> None:
+    if is_primary_host():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+
+
+def retrieve(task: str, encoder, tokenizer, data_dir, *, languages: Sequence[str] = (),
+             layer: int, pool: str = "mean", max_length: int = 512, batch_size: int = 32,
+             mesh=None, direction: str = "en2xx", output_dir=None, progress: bool = False,
+             knn=None) -> dict:
+    """Embed, retrieve and score every language of ``task`` (tatoeba or bucc2018).
+
+    Returns ``{"task", "per_language": {lang: metrics}, "average": {metric: mean}}``; for BUCC
+    each language also gives the dev-chosen ``threshold`` and ``dev`` scores, and ``test`` is
+    absent where the test split has no gold (XTREME's download deletes it).
+    """
+    if task not in RETRIEVAL_TASKS:
+        raise DataError(f"unknown retrieval task {task!r}; use {' or '.join(RETRIEVAL_TASKS)}")
+    spec = get_task(task)
+    languages = tuple(languages) or spec.languages
+    unknown = [lang for lang in languages if lang not in spec.languages]
+    if unknown:
+        raise DataError(f"{task} has no language(s) {', '.join(unknown)}; its languages: "
+                        f"{' '.join(spec.languages)}")
+
+    def embed(sentences):
+        return embed_sentences(encoder, tokenizer, list(sentences), layer=layer, pool=pool,
+                               max_length=max_length, batch_size=batch_size, progress=progress,
+                               mesh=mesh)
+
+    out = pathlib.Path(output_dir) / task if output_dir is not None else None
+    per_language: dict[str, dict] = {}
+    for lang in languages:
+        if task == "tatoeba":
+            pairs = spec.read(data_dir, "test", lang)
+            source, english = embed(p.source for p in pairs), embed(p.english for p in pairs)
+            predicted = mining.tatoeba_search(source, english, direction=direction, knn=knn)
+            lines = mining.tatoeba_lines(predicted)
+            # LASER's files are line-aligned: the gold of line i is i (either direction).
+            per_language[lang] = metrics.accuracy([str(i) for i in range(len(lines))], lines)
+        else:
+            # Both BUCC splits are evaluation data (the threshold is chosen on dev).
+            dev, test = (layout.read("bucc2018", data_dir, split, lang) for split in ("dev", "test"))
+            result = mining.evaluate_bucc(
+                dev, embed(dev.source.values()), embed(dev.english.values()),
+                test, embed(test.source.values()), embed(test.english.values()), knn=knn)
+            lines = list(result.test_predictions)
+            per_language[lang] = {"threshold": result.threshold, "dev": result.dev,
+                                  **({"test": result.test} if result.test is not None else {})}
+        if out is not None:
+            _write(out / f"test-{lang}.tsv", lines)
+        log.info("%s %s: %s", task, lang, per_language[lang])
+    return {"task": task, "per_language": per_language, "average": _average(task, per_language)}
+
+
+def _average(task: str, per_language: dict[str, dict]) -> dict[str, float]:
+    if task == "tatoeba":
+        return {"accuracy": float(np.mean([s["accuracy"] for s in per_language.values()]))}
+    scored = {split: [s[split] for s in per_language.values() if split in s]
+              for split in ("dev", "test")}
+    return {f"{split}_{metric}": float(np.mean([s[metric] for s in scores]))
+            for split, scores in scored.items() if scores
+            for metric in ("f1", "precision", "recall")}
+
+
+def format_retrieval(result: dict) -> str:
+    """Per-language scores of :func:`retrieve` as a table."""
+    task, rows = result["task"], result["per_language"]
+    if task == "tatoeba":
+        lines = ["tatoeba accuracy (%)"] + [f"  {lang:<4}{s['accuracy']:7.2f}"
+                                           for lang, s in rows.items()]
+        lines.append(f"  {'avg':<4}{result['average']['accuracy']:7.2f}")
+        return "\n".join(lines)
+    lines = ["bucc2018 (%): threshold chosen on dev, applied to test",
+             f"  {'lang':<5}{'threshold':>10}{'dev P':>8}{'dev R':>8}{'dev F1':>8}"
+             f"{'test P':>8}{'test R':>8}{'test F1':>8}"]
+    for lang, s in rows.items():
+        test = s.get("test")
+        tail = (f"{test['precision']:8.2f}{test['recall']:8.2f}{test['f1']:8.2f}" if test
+                else f"{'(no test gold)':>24}")
+        lines.append(f"  {lang:<5}{s['threshold']:10.4f}{s['dev']['precision']:8.2f}"
+                     f"{s['dev']['recall']:8.2f}{s['dev']['f1']:8.2f}{tail}")
+    return "\n".join(lines)
+
+
+__all__ = ["RETRIEVAL_TASKS", "format_retrieval", "retrieve"]
