@@ -80,6 +80,17 @@ def alternating_rounds(runners: dict, *, repeats: int, calls: int, work_per_call
     return rates
 
 
+def print_table(header, rows, *, left_columns: int = 1) -> None:
+    """A plain-text table: the first ``left_columns`` columns left-aligned, the rest right."""
+    rows = [tuple(map(str, header)), *(tuple(map(str, r)) for r in rows)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for i, row in enumerate(rows):
+        print(" | ".join(c.ljust(w) if j < left_columns else c.rjust(w)
+                         for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            print("-+-".join("-" * w for w in widths))
+
+
 def make_batch(batch: int, seq: int, vocab: int, pad_id: int, seed: int = 0):
     """int32 ids/mask/type ids [batch, seq]; the last quarter of rows has 3/4 real tokens."""
     import numpy as np

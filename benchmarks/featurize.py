@@ -81,7 +81,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from encoder_forward import _cpu_count, alternating_rounds  # noqa: E402  (shared timer)
+from encoder_forward import _cpu_count, alternating_rounds, print_table  # noqa: E402  (shared timer)
 
 DEFAULT_DATA_DIR = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 TATOEBA_LANGS = ("ar", "de", "el", "es", "fi", "fr", "hi", "ja", "ko", "ru", "tr", "zh")
@@ -330,16 +330,6 @@ def tagging_section(tokenizer, data_dir, args):
 BUILDERS = {"pairs": pairs_section, "qa": qa_section, "tagging": tagging_section}
 
 
-def _table(header, rows) -> None:
-    rows = [header, *rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for i, row in enumerate(rows):
-        print(" | ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                         for j, (c, w) in enumerate(zip(row, widths))))
-        if i == 0:
-            print("-+-".join("-" * w for w in widths))
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -434,7 +424,7 @@ def main(argv=None) -> None:
                          f"{n}", f"{med:.0f}", f"{min(r):.0f}", f"{max(r):.0f}",
                          "-" if key == "featurize" else f"{feat_med / med:.2f}x",
                          "-" if key == "featurize" else f"{paired:.2f}x"))
-    _table(("section / runner", "examples", "median ex/s", "min", "max",
+    print_table(("section / runner", "examples", "median ex/s", "min", "max",
             "featurize/this", "paired median"), rows)
     print()
     for name, title, n, labels, rates in results:

@@ -105,7 +105,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from encoder_forward import (_cpu_count, alternating_rounds, hf_config_fields,  # noqa: E402
-                            make_batch)  # shared with the forward benchmark
+                            make_batch, print_table)  # shared with the forward benchmark
 
 NUM_LABELS = 3
 SCHEDULE_STEPS = 10_000  # linear decay horizon: far beyond any run, so the lr stays ~ --lr
@@ -224,16 +224,6 @@ def _torch_adamw_impl(opt, impl: str) -> str:
     fused, foreach = _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)
     return "default -> " + ("fused" if fused else "foreach (multi-tensor)" if foreach
                             else "for-loop (single-tensor)")
-
-
-def _table(header, rows) -> None:
-    rows = [header, *rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for i, row in enumerate(rows):
-        print(" | ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                         for j, (c, w) in enumerate(zip(row, widths))))
-        if i == 0:
-            print("-+-".join("-" * w for w in widths))
 
 
 # --------------------------------------------------------------------------- flax vs torch
@@ -406,7 +396,7 @@ def compare(args, p) -> None:
           f"B={args.batch} S={args.seq}, dropout {args.dropout}, vocab {config.vocab_size}; "
           f"{args.repeats} rounds x {args.calls} steps; "
           + (f"GPU {devices[0].device_kind}" if on_gpu else f"CPU, {threads} threads each"))
-    _table(("framework", "median tokens/s", "min", "max", "median ms/step", "ratio vs torch"),
+    print_table(("framework", "median tokens/s", "min", "max", "median ms/step", "ratio vs torch"),
            rows)
     ratio = medians["flax"] / medians["torch"]
     print(f"paired flax/torch ratio per round: median {statistics.median(paired):.2f}x "
@@ -536,7 +526,7 @@ def mfu(args, p) -> None:
              f"{min(times) * 1e3:.1f}", f"{max(times) * 1e3:.1f}", f"{b * s / med:.0f}",
              f"{achieved:.4g}", f"{100 * achieved / peak:.1f} %")]
     print(f"\n{args.mfu_rounds} rounds x {args.mfu_calls} steps on {device.device_kind}")
-    _table(("step", "median ms", "min", "max", "tokens/s", "model TFLOP/s", "MFU"), rows)
+    print_table(("step", "median ms", "min", "max", "tokens/s", "model TFLOP/s", "MFU"), rows)
     goal = 45.0
     mfu_pct = 100 * achieved / peak
     print(f"goal MFU >= {goal:g} % of the measured bf16 matmul peak ({peak:.4g} TFLOP/s): "

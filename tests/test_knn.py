@@ -1,0 +1,203 @@
+"""Exact blockwise top-k (xstilts_jax.retrieval.knn) against brute-force numpy.
+
+Sizes are not multiples of the blocks (1000 queries x 777 keys, blocks of 96/128 queries and
+64/128/256 keys), so padded query rows and masked key columns are exercised, and so are both
+top-k paths (group maxima when a key block has more than k groups of 32 columns, plain
+lax.top_k otherwise). The mesh tests use the 8 fake CPU devices of conftest.py.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from xstilts_jax.retrieval import knn
+from xstilts_jax.train.partitioning import make_mesh
+
+N_Q, N_K, D = 1000, 777, 40
+TOL = 1e-5
+
+
+def _data(seed=0, n_q=N_Q, n_k=N_K, d=D):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n_q, d), dtype=np.float32),
+            rng.standard_normal((n_k, d), dtype=np.float32))
+
+
+def brute_force(queries, keys, k, normalize=True):
+    """(full float64 score matrix, top-k scores, top-k indices); ties: lower index first."""
+    q, kk = queries.astype(np.float64), keys.astype(np.float64)
+    if normalize:
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+        kk = kk / np.linalg.norm(kk, axis=1, keepdims=True)
+    scores = q @ kk.T
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return scores, np.take_along_axis(scores, order, axis=1), order
+
+
+def separated(scores, k, gap=TOL):
+    """Rows whose top k+1 scores are pairwise further apart than `gap` (no near-ties)."""
+    top = -np.sort(-scores, axis=1)[:, :k + 1]
+    return (np.abs(np.diff(top, axis=1)) > gap).all(axis=1)
+
+
+@pytest.fixture(scope="module")
+def mesh8():
+    assert len(jax.devices()) >= 8, "conftest.py configures 8 CPU devices"
+    return make_mesh({"data": 8}, jax.devices()[:8])
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("k", [1, 4])
+@pytest.mark.parametrize("key_block", [128, 256])
+def test_matches_brute_force(normalize, k, key_block):
+    queries, keys = _data()
+    scores, indices = knn(queries, keys, k, block_size=128, key_block_size=key_block,
+                          normalize=normalize)
+    assert scores.dtype == np.float32 and indices.dtype == np.int32
+    assert scores.shape == indices.shape == (N_Q, k)
+    full, ref_scores, ref_indices = brute_force(queries, keys, k, normalize)
+    np.testing.assert_allclose(scores, ref_scores, rtol=0, atol=TOL * (1 if normalize else D))
+    clear = separated(full, k, gap=TOL * (1 if normalize else D))
+    assert clear.mean() > 0.95  # near-ties (float32 vs float64 order) are rare
+    np.testing.assert_array_equal(indices[clear], ref_indices[clear])
+    # near-tie rows: same scores at each rank, i.e. an equally good neighbour
+    got = np.take_along_axis(full, indices.astype(np.int64), axis=1)
+    np.testing.assert_allclose(got, ref_scores, rtol=0, atol=TOL * (1 if normalize else D))
+
+
+def test_exact_ties_lower_index_first(mesh8):
+    """Small integer vectors: every score is an exact integer, so ties are everywhere;
+    indices must equal the stable argsort exactly, on 1 and 8 devices, both top-k paths."""
+    rng = np.random.default_rng(1)
+    queries = rng.integers(-2, 3, size=(300, 24)).astype(np.float32)
+    keys = rng.integers(-2, 3, size=(N_K, 24)).astype(np.float32)
+    _, ref_scores, ref_indices = brute_force(queries, keys, 5, normalize=False)
+    for key_block in (64, 256):  # 2 groups (plain top_k) / 8 groups (group maxima)
+        for mesh in (None, mesh8):
+            scores, indices = knn(queries, keys, 5, block_size=96, key_block_size=key_block,
+                                  normalize=False, mesh=mesh)
+            np.testing.assert_array_equal(scores, ref_scores.astype(np.float32))
+            np.testing.assert_array_equal(indices, ref_indices)
+
+
+def test_duplicate_keys_lower_index_first(mesh8):
+    queries, keys = _data(seed=2, n_q=50)
+    duplicates = [3, 130, 400, 776]  # across key blocks, and the last (padded) block
+    keys[duplicates] = keys[3]
+    queries[7] = 2.0 * keys[3]  # cosine 1 with all four
+    for mesh in (None, mesh8):
+        scores, indices = knn(queries, keys, 4, block_size=32, key_block_size=128, mesh=mesh)
+        np.testing.assert_array_equal(indices[7], duplicates)
+        assert len(set(scores[7].tolist())) == 1 and abs(scores[7, 0] - 1) < TOL
+        tied = np.isin(indices, duplicates)  # any query: the duplicates in index order
+        for row, mask in zip(indices, tied):
+            assert list(row[mask]) == sorted(row[mask])
+
+
+@pytest.mark.parametrize("compute_dtype", [jnp.float32, jnp.bfloat16])
+def test_mesh_identical_to_one_device(mesh8, compute_dtype):
+    queries, keys = _data(seed=3)
+    # 64-row key blocks: 13 blocks = 2 steps of 8 devices (3 devices all padding in the last)
+    one = knn(queries, keys, 4, block_size=96, key_block_size=64, compute_dtype=compute_dtype)
+    eight = knn(queries, keys, 4, block_size=96, key_block_size=64, compute_dtype=compute_dtype,
+                mesh=mesh8)
+    np.testing.assert_array_equal(eight[0], one[0])
+    np.testing.assert_array_equal(eight[1], one[1])
+    if compute_dtype == jnp.float32:  # a mesh over several axes is flattened the same way
+        mesh3 = make_mesh({"data": 2, "fsdp": 2, "tensor": 2}, jax.devices()[:8])
+        three = knn(queries, keys, 4, block_size=96, key_block_size=64, mesh=mesh3)
+        np.testing.assert_array_equal(three[0], one[0])
+        np.testing.assert_array_equal(three[1], one[1])
+
+
+def test_bfloat16_within_tolerance():
+    queries, keys = _data(seed=4)
+    scores, indices = knn(queries, keys, 4, block_size=128, key_block_size=256,
+                          compute_dtype=jnp.bfloat16)
+    full, ref_scores, _ = brute_force(queries, keys, 4)
+    tol = 2e-2  # bf16 inputs (8-bit mantissa), float32 accumulation over d=40
+    np.testing.assert_allclose(scores, ref_scores, rtol=0, atol=tol)
+    # where indices differ from float32's, the chosen key is as good within tolerance
+    got = np.take_along_axis(full, indices.astype(np.int64), axis=1)
+    np.testing.assert_allclose(got, ref_scores, rtol=0, atol=tol)
+    assert all(len(set(row)) == 4 for row in indices.tolist())
+
+
+def test_device_and_float64_inputs_match_numpy():
+    queries, keys = _data(seed=5, n_q=200)
+    expected = knn(queries, keys, 3, block_size=64, key_block_size=256)
+    for q, kk in ((jnp.asarray(queries), jnp.asarray(keys)),
+                  (queries.astype(np.float64), keys.astype(np.float64))):
+        got = knn(q, kk, 3, block_size=64, key_block_size=256)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+
+
+def test_padding_never_selected(mesh8):
+    """All real scores negative: the zero-padded key rows (score 0) must still never win."""
+    queries, keys = _data(seed=7, n_q=64)
+    queries, keys = -np.abs(queries), np.abs(keys)
+    _, ref_scores, ref_indices = brute_force(queries, keys, 4)
+    assert (ref_scores < 0).all()
+    for mesh in (None, mesh8):
+        scores, indices = knn(queries, keys, 4, block_size=64, key_block_size=128, mesh=mesh)
+        assert (indices < N_K).all()
+        np.testing.assert_allclose(scores, ref_scores, rtol=0, atol=TOL)
+
+
+def test_zero_vectors_and_empty_queries():
+    queries, keys = _data(seed=6, n_q=20, n_k=50)
+    queries[0] = 0.0
+    keys[10] = 0.0
+    scores, indices = knn(queries, keys, 50, key_block_size=64)
+    assert np.isfinite(scores).all()
+    np.testing.assert_array_equal(scores[0], 0.0)  # zero query: every score 0, index order
+    np.testing.assert_array_equal(indices[0], np.arange(50))
+    scores, indices = knn(queries[:0], keys, 2)
+    assert scores.shape == indices.shape == (0, 2)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_signed_zero_scores_tie_by_index(normalize):
+    """A zero query scores -0.0 against all-negative keys and +0.0 against the others;
+    both are the same score, so the order is by index (lax.top_k alone puts +0 first)."""
+    keys = np.ones((40, 4), np.float32)
+    keys[::2] = -1.0
+    scores, indices = knn(np.zeros((3, 4), np.float32), keys, 6, normalize=normalize)
+    np.testing.assert_array_equal(indices, np.tile(np.arange(6), (3, 1)))
+    assert not np.signbit(scores).any()
+
+
+def test_extreme_magnitudes_normalize():
+    """Rows of ~1e20 and ~1e-25 (squares overflow / underflow float32) still normalise."""
+    queries, keys = _data(seed=8, n_q=30, n_k=60)
+    _, ref_scores, ref_indices = brute_force(queries, keys, 3)
+    scores, indices = knn(queries * 1e20, keys * 1e-25, 3)
+    np.testing.assert_allclose(scores, ref_scores, rtol=0, atol=TOL)
+    np.testing.assert_array_equal(indices, ref_indices)
+
+
+@pytest.mark.parametrize("queries, keys, k, kwargs, message", [
+    (np.ones((4, 8)), np.ones((3, 8)), 4, {}, "larger than the number of keys"),
+    (np.ones((4, 8)), np.ones((3, 8)), 0, {}, "positive integer"),
+    (np.ones((4, 8)), np.ones((3, 8)), 1.5, {}, "positive integer"),
+    (np.ones((4, 8)), np.ones((5, 6)), 1, {}, "different dimensions: 8 vs 6"),
+    (np.ones(8), np.ones((5, 8)), 1, {}, "queries must be a 2-D array"),
+    (np.ones((4, 8)), np.ones((5, 8), np.int32), 1, {}, "keys must be floating point"),
+    (np.array([[1.0, np.nan]]), np.ones((5, 2)), 1, {}, "queries contain NaN or infinite"),
+    (np.ones((4, 2)), np.array([[1.0, 2.0], [np.inf, 0.0]]), 1, {}, "keys contain NaN or infinite"),
+    (np.ones((4, 2)), np.ones((5, 2)), 1, {"block_size": 0}, "block_size must be a positive"),
+    (np.ones((4, 2)), np.ones((5, 2)), 1, {"compute_dtype": jnp.int8}, "compute_dtype must be"),
+])
+def test_input_errors(queries, keys, k, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        knn(queries, keys, k, **kwargs)
+
+
+def test_overflowing_scores_raise():
+    big = np.full((2, 4), 3e19, np.float32)
+    with pytest.raises(ValueError, match="overflowed float32"):
+        knn(big, big, 1, normalize=False)
