@@ -71,7 +71,7 @@ import json
 import logging
 import os
 import pathlib
-from typing import Generic, Iterator, Literal, Sequence, TypeVar
+from typing import Callable, Generic, Iterator, Literal, Sequence, TypeVar
 
 from xstilts_jax.tasks.classification import DataError, _lines
 
@@ -572,12 +572,11 @@ def _read_conllu_into(path: pathlib.Path, drop_textless: bool, examples: list[Ta
     close()
 
 
-def read_tagging_tsv(path: str | os.PathLike, language: str, *,
-                     labels: Sequence[str] | None = None) -> ReadResult[TaggedSentence]:
-    """XTREME's processed tagging files (UDPOS, PAN-X): ``word<TAB>tag`` a line, a blank line
-    (or several) between sentences. With ``labels``, every tag must be one of them."""
-    path = _check_file(path)
-    known = None if labels is None else frozenset(labels)
+def _read_word_tag_blocks(path: pathlib.Path, language: str,
+                          parse: Callable[[int, str, str], str], *,
+                          columns: str = "word, tag") -> ReadResult[TaggedSentence]:
+    """Sentences of a ``word<TAB>tag`` file, blank lines between them; ``parse(lineno, word,
+    tag)`` checks a line and returns the word to keep (or raises DataError)."""
     examples: list[TaggedSentence] = []
     words: list[str] = []
     tags: list[str] = []
@@ -591,21 +590,34 @@ def read_tagging_tsv(path: str | os.PathLike, language: str, *,
         fields = line.split("\t")
         if len(fields) != 2:
             hint = (" (a test file without labels? only labelled files are read)"
-                    if len(fields) == 1 else "")
+                    if len(fields) == 1 and columns == "word, tag" else "")
             raise DataError(f"{path}:{lineno}: {len(fields)} tab-separated columns, expected 2 "
-                            f"(word, tag){hint}")
-        word, tag = fields
+                            f"({columns}){hint}")
+        word = parse(lineno, *fields)
+        if not words:
+            first = lineno
+        words.append(word)
+        tags.append(fields[1])
+    if words:
+        examples.append(TaggedSentence(tuple(words), tuple(tags), f"{path.name}:{first}"))
+    return _finish(path, language, examples, {}, "sentences")
+
+
+def read_tagging_tsv(path: str | os.PathLike, language: str, *,
+                     labels: Sequence[str] | None = None) -> ReadResult[TaggedSentence]:
+    """XTREME's processed tagging files (UDPOS, PAN-X): ``word<TAB>tag`` a line, a blank line
+    (or several) between sentences. With ``labels``, every tag must be one of them."""
+    path = _check_file(path)
+    known = None if labels is None else frozenset(labels)
+
+    def parse(lineno: int, word: str, tag: str) -> str:
         if not word or not tag:
             raise DataError(f"{path}:{lineno}: empty {'word' if not word else 'tag'}")
         if known is not None and tag not in known:
             raise DataError(f"{path}:{lineno}: tag {tag!r} is not one of {' '.join(labels)}")
-        if not words:
-            first = lineno
-        words.append(word)
-        tags.append(tag)
-    if words:
-        examples.append(TaggedSentence(tuple(words), tuple(tags), f"{path.name}:{first}"))
-    return _finish(path, language, examples, {}, "sentences")
+        return word
+
+    return _read_word_tag_blocks(path, language, parse)
 
 
 def read_panx_raw(path: str | os.PathLike, language: str) -> ReadResult[TaggedSentence]:
@@ -615,21 +627,8 @@ def read_panx_raw(path: str | os.PathLike, language: str) -> ReadResult[TaggedSe
     path = _check_file(path)
     prefix = f"{language}:"
     known = frozenset(PANX_LABELS)
-    examples: list[TaggedSentence] = []
-    words: list[str] = []
-    tags: list[str] = []
-    first = 0
-    for lineno, line in _lines(path):
-        if not line.strip():
-            if words:
-                examples.append(TaggedSentence(tuple(words), tuple(tags), f"{path.name}:{first}"))
-                words, tags = [], []
-            continue
-        fields = line.split("\t")
-        if len(fields) != 2:
-            raise DataError(f"{path}:{lineno}: {len(fields)} tab-separated columns, expected 2 "
-                            f"({language}:word, tag)")
-        token, tag = fields
+
+    def parse(lineno: int, token: str, tag: str) -> str:
         if not token.startswith(prefix):
             raise DataError(f"{path}:{lineno}: {token!r} does not start with {prefix!r} (raw "
                             f"PAN-X lines are <lang>:<word><TAB><tag>; wrong language?)")
@@ -638,13 +637,9 @@ def read_panx_raw(path: str | os.PathLike, language: str) -> ReadResult[TaggedSe
             raise DataError(f"{path}:{lineno}: empty word after {prefix!r}")
         if tag not in known:
             raise DataError(f"{path}:{lineno}: tag {tag!r} is not one of {' '.join(PANX_LABELS)}")
-        if not words:
-            first = lineno
-        words.append(word)
-        tags.append(tag)
-    if words:
-        examples.append(TaggedSentence(tuple(words), tuple(tags), f"{path.name}:{first}"))
-    return _finish(path, language, examples, {}, "sentences")
+        return word
+
+    return _read_word_tag_blocks(path, language, parse, columns=f"{language}:word, tag")
 
 
 __all__ = ["BUCC_LANGUAGES", "BUCC_SPLITS", "MLQA_LANGUAGES", "PANX_LABELS", "PANX_LANGUAGES",
