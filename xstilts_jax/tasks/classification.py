@@ -246,19 +246,26 @@ def _read_multinli_jsonl(b: _Builder) -> None:
         b.add(lineno, *values)
 
 
-def _read_xtreme_tsv(b: _Builder) -> None:
-    """XTREME's processed pair files: no header, premise<TAB>hypothesis<TAB>label."""
+def _read_three_columns(b: _Builder, columns: str, unlabelled_hint: str,
+                        field: Callable[[str], str] = lambda f: f) -> None:
+    """Headerless ``text_a<TAB>text_b<TAB>label`` lines (XTREME's processed pair files);
+    ``unlabelled_hint`` explains a 2-column line, ``field`` decodes each field."""
     for lineno, line in _lines(b.path):
         if not line.strip():
             b.skip(SKIP_BLANK_LINE)
             continue
         fields = line.split("\t")
         if len(fields) != 3:
-            hint = (" (a test file without labels? only labelled files are read)"
-                    if len(fields) == 2 else "")
+            hint = f" ({unlabelled_hint})" if len(fields) == 2 else ""
             raise DataError(f"{b.path}:{lineno}: {len(fields)} tab-separated columns, expected 3 "
-                            f"(premise, hypothesis, label){hint}")
-        b.add(lineno, fields[0], fields[1], fields[2])
+                            f"({columns}){hint}")
+        b.add(lineno, *(field(f) for f in fields))
+
+
+def _read_xtreme_tsv(b: _Builder) -> None:
+    """XTREME's processed pair files: no header, premise<TAB>hypothesis<TAB>label."""
+    _read_three_columns(b, "premise, hypothesis, label",
+                        "a test file without labels? only labelled files are read")
 
 
 def _unquote_csv(field: str) -> str:
@@ -290,18 +297,10 @@ def _read_pawsx_tsv(b: _Builder) -> None:
 def _read_pawsx_xtreme_tsv(b: _Builder) -> None:
     """XTREME's processed PAWS-X files: no header, sentence1<TAB>sentence2<TAB>label, fields
     csv-quoted when they hold a '"' (see the module docstring)."""
-    for lineno, line in _lines(b.path):
-        if not line.strip():
-            b.skip(SKIP_BLANK_LINE)
-            continue
-        fields = line.split("\t")
-        if len(fields) != 3:
-            hint = (" (XTREME's download writes test files without labels; the labelled "
-                    "x-final/<lang>/test_2k.tsv of the PAWS-X release is read before it)"
-                    if len(fields) == 2 else "")
-            raise DataError(f"{b.path}:{lineno}: {len(fields)} tab-separated columns, expected 3 "
-                            f"(sentence1, sentence2, label){hint}")
-        b.add(lineno, *(_unquote_csv(f) for f in fields))
+    _read_three_columns(b, "sentence1, sentence2, label",
+                        "XTREME's download writes test files without labels; the labelled "
+                        "x-final/<lang>/test_2k.tsv of the PAWS-X release is read before it",
+                        field=_unquote_csv)
     _note_pawsx_oddities(b)
 
 
