@@ -144,6 +144,16 @@ def _matrix(embeddings, what: str) -> np.ndarray:
     return x
 
 
+def _normalized_sides(source_embeddings, english_embeddings) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides checked and L2-normalised; their dimensions must agree."""
+    x = l2_normalize(_matrix(source_embeddings, "source"))
+    y = l2_normalize(_matrix(english_embeddings, "English"))
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"source embeddings have dimension {x.shape[1]} but English ones "
+                         f"{y.shape[1]}")
+    return x, y
+
+
 def l2_normalize(embeddings) -> np.ndarray:
     """Rows scaled to unit L2 norm, as float32 (norms in float64); all-zero rows stay zero."""
     x = _matrix(embeddings, "the").astype(np.float64)
@@ -205,11 +215,7 @@ def mine_pairs(source_embeddings, english_embeddings, *, k: int = NEIGHBORHOOD,
         raise ValueError(f"margin must be 'ratio', 'distance' or 'absolute', not {margin!r}")
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    x = l2_normalize(_matrix(source_embeddings, "source"))
-    y = l2_normalize(_matrix(english_embeddings, "English"))
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"source embeddings have dimension {x.shape[1]} but English ones "
-                         f"{y.shape[1]}")
+    x, y = _normalized_sides(source_embeddings, english_embeddings)
     empty = MinedPairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
     if x.shape[0] == 0 or y.shape[0] == 0:
         return empty
@@ -375,11 +381,7 @@ def tatoeba_search(source_embeddings, english_embeddings, *, direction: Directio
     the nearest English one. Ties go to the lower index (the kNN's rule)."""
     if direction not in ("en2xx", "xx2en"):
         raise ValueError(f"direction must be 'en2xx' or 'xx2en', not {direction!r}")
-    x = l2_normalize(_matrix(source_embeddings, "source"))
-    y = l2_normalize(_matrix(english_embeddings, "English"))
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"source embeddings have dimension {x.shape[1]} but English ones "
-                         f"{y.shape[1]}")
+    x, y = _normalized_sides(source_embeddings, english_embeddings)
     queries, keys = (y, x) if direction == "en2xx" else (x, y)
     if queries.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
