@@ -136,16 +136,24 @@ def test_device_and_float64_inputs_match_numpy():
         np.testing.assert_array_equal(got[1], expected[1])
 
 
-def test_padding_never_selected(mesh8):
-    """All real scores negative: the zero-padded key rows (score 0) must still never win."""
-    queries, keys = _data(seed=7, n_q=64)
+@pytest.mark.parametrize("n_k,key_block", [(777, 128), (777, 384), (800, 256)])
+def test_padding_never_selected(mesh8, n_k, key_block):
+    """All real scores negative: the zero-padded key rows (score 0) must still never win.
+
+    128-key blocks take the plain top-k (4 groups <= k); the others the group maxima (blocks
+    of 288 and 224 keys, ``block_shape``), with the end inside a group (777 = 2 x 288 + 201:
+    6 whole groups and 9 columns) and on a group boundary (800 = 3 x 224 + 128).
+    """
+    queries, keys = _data(seed=7, n_q=64, n_k=n_k)
     queries, keys = -np.abs(queries), np.abs(keys)
     _, ref_scores, ref_indices = brute_force(queries, keys, 4)
     assert (ref_scores < 0).all()
     for mesh in (None, mesh8):
-        scores, indices = knn(queries, keys, 4, block_size=64, key_block_size=128, mesh=mesh)
-        assert (indices < N_K).all()
+        scores, indices = knn(queries, keys, 4, block_size=64, key_block_size=key_block,
+                              mesh=mesh)
+        assert (indices < n_k).all()
         np.testing.assert_allclose(scores, ref_scores, rtol=0, atol=TOL)
+        np.testing.assert_array_equal(indices, ref_indices)
 
 
 def test_zero_vectors_and_empty_queries():
@@ -161,11 +169,13 @@ def test_zero_vectors_and_empty_queries():
 
 
 @pytest.mark.parametrize("normalize", [True, False])
-def test_signed_zero_scores_tie_by_index(normalize):
+@pytest.mark.parametrize("n_k", [40, 400])  # plain top-k; group maxima (one 416-key block)
+def test_signed_zero_scores_tie_by_index(normalize, n_k):
     """A zero query scores -0.0 against all-negative keys and +0.0 against the others;
     both are the same score, so the order is by index (lax.top_k alone puts +0 first)."""
-    keys = np.ones((40, 4), np.float32)
+    keys = np.ones((n_k, 4), np.float32)
     keys[::2] = -1.0
+    keys[:32] = -1.0  # a whole group of -0.0 scores: its maximum is -0.0 too
     scores, indices = knn(np.zeros((3, 4), np.float32), keys, 6, normalize=normalize)
     np.testing.assert_array_equal(indices, np.tile(np.arange(6), (3, 1)))
     assert not np.signbit(scores).any()
@@ -201,3 +211,28 @@ def test_overflowing_scores_raise():
     big = np.full((2, 4), 3e19, np.float32)
     with pytest.raises(ValueError, match="overflowed float32"):
         knn(big, big, 1, normalize=False)
+
+
+@pytest.mark.parametrize("columns_left", [None, -5, 0, 9, 32, 100, 201, 256, 300])
+def test_block_top_k_masks_padding_exactly(columns_left):
+    """The step's top-k of one [rows, 256] score block (group-maxima path: 8 groups > k)
+    equals a stable argsort of the block with columns at or past ``columns_left`` removed.
+    All scores are <= 0 and many are -0.0 or +0.0, so a padding column (or the wrong zero)
+    would win if the mask or the signed-zero rule were applied to the wrong array."""
+    from xstilts_jax.retrieval import _top_k
+
+    rng = np.random.default_rng(11)
+    scores = -np.abs(rng.standard_normal((64, 256), dtype=np.float32))
+    scores[:32, :] = np.where(rng.random((32, 256)) < 0.5, -0.0, 0.0)  # ties at zero
+    scores[:32, :32] = -0.0  # a whole group whose maximum is -0.0
+    scores[40:48, 9:32] = 0.0  # padding-like zeros right after column 9 (an edge group)
+    k = 4
+    left = 256 if columns_left is None else columns_left
+    reference = np.where(np.arange(256) < left, scores, -np.inf)
+    order = np.argsort(-reference, axis=1, kind="stable")[:, :k]  # -0.0 == +0.0 here
+    values, indices = jax.jit(_top_k, static_argnums=1)(
+        jnp.asarray(scores), k, None if columns_left is None else jnp.int32(columns_left))
+    np.testing.assert_array_equal(np.asarray(indices)[:, :min(k, max(left, 0))],
+                                  order[:, :min(k, max(left, 0))])
+    np.testing.assert_array_equal(np.asarray(values),
+                                  np.take_along_axis(reference, order, axis=1) + 0.0)

@@ -27,8 +27,9 @@ How it is computed
     is ~13 GFLOP (~0.1 s on two CPU cores), so dispatch is free; grouping blocks into one
     call measured ~5 % faster on CPU than one block per call (XLA sets up the score buffer
     once per call) and as fast as one ``lax.map`` over every query block in a single jit
-    (which would need all queries on the device: a full copy). At most one call is queued
-    ahead of the one running, which bounds the blocks in flight.
+    (which would need all queries on the device: a full copy). Each call is waited for before
+    the next is sent (``_MAX_IN_FLIGHT = 0``): queueing one ahead was no faster on CPU and
+    kept a second query group and score buffer alive, ~40 MB more peak at N = 20k.
 
     Block shapes are fixed: the last query block is zero-padded (those rows are dropped) and
     the last key block zero-padded with its scores masked to -inf before the top-k, so one
@@ -103,9 +104,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 # dispatch (not measured here: no GPU).
 _DEFAULT_BLOCKS = {"cpu": (512, 4096)}
 _ACCELERATOR_BLOCKS = (4096, 32768)
-# Calls dispatched ahead of the one being waited on: bounds the query/key blocks in flight
-# (each a fresh host->device copy) while keeping the device busy.
-_MAX_IN_FLIGHT = 1
+# Calls dispatched ahead of the one being waited on. Each holds a fresh host->device copy of
+# its query group and its own score buffer; 1 measured no faster than 0 on CPU and ~40 MB
+# more peak at N = 20k (allocator slack from the overlapping buffers).
+_MAX_IN_FLIGHT = 0
 _BLOCKS_PER_CALL = 4  # query blocks per jitted call (lax.map over them)
 _GROUP = 32  # columns per group in _top_k
 _CHECK_ROWS = 16384  # rows per chunk of the host-side finiteness check (bounded temporaries)
@@ -137,8 +139,18 @@ def _prepare(x, *, normalize: bool, compute_dtype):
     return x.astype(compute_dtype)
 
 
-def _top_k(scores: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+def _plus_zero(x: jax.Array) -> jax.Array:
+    """-0.0 -> +0.0: ``lax.top_k`` orders +0 before -0, which would break the tie rule."""
+    return jnp.where(x == 0, 0.0, x)
+
+
+def _top_k(scores: jax.Array, k: int, columns_left=None) -> tuple[jax.Array, jax.Array]:
     """``lax.top_k`` of each row (ties: lower column first), via group maxima when it pays.
+
+    ``columns_left``: when given, columns at or past it are padding (scored -inf, never
+    selected). Both that mask and the -0.0 fix are applied to the small arrays (group maxima,
+    gathered candidates), not to the block, so XLA keeps one [rows, cols] buffer (the
+    product's) instead of two: a masked copy of the block measured 8 MB more per step.
 
     The columns are cut into contiguous groups of ``_GROUP``; the top-k groups by maximum
     (ties: lower group first) contain the top-k columns: a column outside them has k groups
@@ -148,14 +160,32 @@ def _top_k(scores: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
     (a cheaper, vectorised pass) plus two small top-ks: ~10 % of a [1024, 4096] step on CPU.
     """
     rows, cols = scores.shape
+
+    def masked(values, column):
+        values = _plus_zero(values)
+        return values if columns_left is None else jnp.where(column < columns_left, values, -jnp.inf)
+
     if cols % _GROUP or cols // _GROUP <= k:
-        return lax.top_k(scores, k)
-    grouped = scores.reshape(rows, cols // _GROUP, _GROUP)
-    _, groups = lax.top_k(jnp.max(grouped, axis=2), k)
+        return lax.top_k(masked(scores, lax.broadcasted_iota(jnp.int32, (1, cols), 1)), k)
+    n_groups = cols // _GROUP
+    grouped = scores.reshape(rows, n_groups, _GROUP)
+    maxima = jnp.max(grouped, axis=2)  # straight off the product: no masked copy of the block
+    if columns_left is not None:
+        # Groups wholly past the end score -inf; the one group the end cuts (if any) gets the
+        # maximum of its real columns only (a padding column scores 0, which could beat them).
+        edge = jnp.clip(columns_left // _GROUP, 0, n_groups - 1)
+        edge_values = lax.dynamic_index_in_dim(grouped, edge, axis=1, keepdims=False)
+        edge_columns = edge * _GROUP + jnp.arange(_GROUP)
+        edge_max = jnp.max(jnp.where(edge_columns < columns_left, edge_values, -jnp.inf), axis=1)
+        group = jnp.arange(n_groups)
+        maxima = jnp.where(group * _GROUP >= columns_left, -jnp.inf, maxima)
+        maxima = jnp.where(group == edge, edge_max[:, None], maxima)
+    # -0.0 and +0.0 maxima are equal; _plus_zero after the max keeps group ties by index.
+    _, groups = lax.top_k(_plus_zero(maxima), k)
     groups = jnp.sort(groups, axis=1)  # column order, for the tie rule
     candidates = jnp.take_along_axis(grouped, groups[:, :, None], axis=1).reshape(rows, k * _GROUP)
     columns = (groups[:, :, None] * _GROUP + jnp.arange(_GROUP, dtype=groups.dtype)).reshape(rows, -1)
-    values, pos = lax.top_k(candidates, k)
+    values, pos = lax.top_k(masked(candidates, columns), k)
     return values, jnp.take_along_axis(columns, pos, axis=1)
 
 
@@ -173,12 +203,8 @@ def _block_top_k(q, keys, best_v, best_i, offset, n_keys, *, k: int, normalize: 
                              preferred_element_type=jnp.float32)  # [B, KB]
     block = keys.shape[0]
     start = offset if axes is None else offset + lax.axis_index(axes) * block
-    # -0.0 -> +0.0: top_k orders +0 before -0, which would break the tie rule for them.
-    scores = jnp.where(scores == 0, 0.0, scores)
-    if masked:  # zero-padded key rows past the end: never selected
-        column = start + lax.broadcasted_iota(jnp.int32, (1, block), 1)
-        scores = jnp.where(column < n_keys, scores, -jnp.inf)
-    values, index = _top_k(scores, k)
+    # zero-padded key rows past the end are never selected
+    values, index = _top_k(scores, k, n_keys - start if masked else None)
     index = index + start
     if axes is not None:  # [B, n_devices * k], devices in key order
         values = lax.all_gather(values, axes, axis=1, tiled=True, to="invarying")
@@ -347,7 +373,13 @@ def knn(queries, keys, k: int, *, block_size: int | None = None, key_block_size:
     best_v = [put(np.full((m, q_rows, k), -np.inf, np.float32), q_sharding) for _, m in groups]
     best_i = [put(np.full((m, q_rows, k), -1, np.int32), q_sharding) for _, m in groups]
     in_flight: collections.deque = collections.deque()
+    key_block = None
     for c in range(n_chunks):
+        # The last calls on the previous chunk still hold its keys: let them finish and drop
+        # the chunk before the next one is sent, so one key chunk is alive at a time.
+        while in_flight:
+            in_flight.popleft().block_until_ready()
+        del key_block
         start = c * chunk
         raw = _rows(keys, start, min(start + chunk, n_k), chunk, k_dtype)
         key_block = put(raw, key_sharding)
