@@ -161,6 +161,7 @@ class QAExample:
     answers: tuple[tuple[str, int], ...]  # (text, answer_start): character offset in context
     title: str
     paragraph: int  # 0-based index of its paragraph in the file (questions sharing a context)
+    is_impossible: bool = False  # SQuAD 2.0: no answer in the context (answers is ())
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
