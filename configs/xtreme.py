@@ -6,8 +6,18 @@
     xstilts run --config configs/xtreme.py:mnli,xquad,tiny ...                   # smoke-test sizes
 
 The argument is ``INTERMEDIATE,TARGET[,tiny]``; ``none`` skips the intermediate phase; the
-target defaults to xnli. Targets: xnli, pawsx, udpos, panx, xquad, mlqa, tydiqa; intermediate
-tasks: any task with English training data (mnli, squad, and the targets).
+target defaults to xnli. Targets: xnli, pawsx, udpos, panx, xquad, mlqa, tydiqa. INTERMEDIATE
+is one task with English training data (the paper's nine: anli_plus, ccg, commonsenseqa,
+cosmosqa, hellaswag, mnli, qqp, squad_v2, sst2; also squad and the targets), a mixture
+``a+b+c`` trained multi-task (``train/multitask.py``: one sampled task per update, sampling
+``proportional`` to the tasks' training rows by default, or ``temperature`` / ``uniform``,
+with ``examples_cap``), or ``all9``: the nine together, the paper's multi-task run.
+
+    xstilts run --config configs/xtreme.py:all9,xnli ...
+    xstilts run --config configs/xtreme.py:mnli+squad_v2,pawsx --config.intermediate.sampling=uniform
+
+A mixture shares one max_length: 384 (QA's) when it holds a QA task, so its other tasks'
+sequences may be up to 384 tokens there instead of 128.
 
 Hyperparameters follow the paper's code (jiant) for every task: AdamW, lr 1e-5, weight decay
 0.01 (not on biases/LayerNorm), 10 % linear warmup then linear decay. Sequences are cut to 128
@@ -16,17 +26,23 @@ tokens, QA windows to XTREME's 384 (doc stride 128, questions to 64 tokens).
 
 import ml_collections
 
-QA_TASKS = ("squad", "xquad", "mlqa", "tydiqa")
+QA_TASKS = ("squad", "squad_v2", "xquad", "mlqa", "tydiqa")
+# The paper's nine intermediate tasks (its Table 1), the "all9" mixture.
+ALL_NINE = ("anli_plus", "ccg", "commonsenseqa", "cosmosqa", "hellaswag", "mnli", "qqp",
+            "squad_v2", "sst2")
 
 
 def phase(task: str, **overrides) -> ml_collections.ConfigDict:
-    qa = task in QA_TASKS
+    """One phase's section; ``task`` is a task name or a ``+``-joined mixture."""
+    qa = any(t in QA_TASKS for t in task.split("+"))
     fields = dict(task=task, learning_rate=1e-5, batch_size=32, num_steps=None, num_epochs=2.0,
                   warmup_ratio=0.1, weight_decay=0.01, max_grad_norm=1.0, grad_accumulation=1,
                   eval_every=1000, checkpoint_every=None, patience=None,
                   max_length=384 if qa else 128,
                   buckets=(128, 256, 384) if qa else (32, 64, 128), eval_batch_size=None,
-                  doc_stride=128, max_query_length=64, max_answer_length=30, n_best_size=20)
+                  doc_stride=128, max_query_length=64, max_answer_length=30, n_best_size=20,
+                  # mixtures only (train/multitask.py): how tasks are drawn per update
+                  sampling="proportional", temperature=1.0, examples_cap=0)  # 0: no cap
     fields.update(overrides)
     return ml_collections.ConfigDict(fields)
 
@@ -38,6 +54,8 @@ def get_config(arg: str = "mnli,xnli") -> ml_collections.ConfigDict:
     if len(names) > 2:
         raise ValueError(f"expected INTERMEDIATE,TARGET[,tiny], got {arg!r}")
     intermediate = names[0] if names else "mnli"
+    if intermediate == "all9":
+        intermediate = "+".join(ALL_NINE)
     target = names[1] if len(names) > 1 else "xnli"
     config = ml_collections.ConfigDict()
     config.seed = 0
@@ -58,7 +76,7 @@ def get_config(arg: str = "mnli,xnli") -> ml_collections.ConfigDict:
         phase="intermediate", inject_nan_at_step=-1, kill_at_step=-1, params_checksum=True))
     if tiny:
         for section in (config.intermediate, config.target):
-            qa = section.task in QA_TASKS
+            qa = any(t in QA_TASKS for t in section.task.split("+"))
             section.update(num_epochs=None, num_steps=20, eval_every=10, batch_size=8,
                            max_length=96 if qa else 64, buckets=(96,) if qa else (32, 64),
                            doc_stride=32, learning_rate=1e-4)

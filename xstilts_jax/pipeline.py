@@ -22,11 +22,12 @@ import numpy as np
 from flax import nnx
 
 from xstilts_jax.models.encoder import Encoder
-from xstilts_jax.models.heads import ClassificationHead, TaskModel
+from xstilts_jax.models.heads import ClassificationHead, MultiTaskModel, TaskModel
 from xstilts_jax.tasks.families import FAMILIES, Featurized
 from xstilts_jax.train.loop import (ClassificationData, Features, PhaseConfig, PhaseResult,
                                     SupervisedData, accuracy, classification_inputs,
                                     predict_logits, run_phase)
+from xstilts_jax.train.multitask import MultiTaskData, task_probabilities
 from xstilts_jax.train.partitioning import is_primary_host
 
 log = logging.getLogger(__name__)
@@ -85,9 +86,12 @@ def summarize(per_language: Mapping[str, float]) -> dict:
 # --------------------------------------------------------------------------- real-data cells
 
 
+MIXTURE_FIELDS = ("sampling", "temperature", "examples_cap")  # a phase section's mixture keys
+
+
 def phase_config(name: str, section, *, num_labels: int, seed: int, debug=None) -> PhaseConfig:
     """PhaseConfig from a config section (every PhaseConfig field except name/num_labels)."""
-    fields = {k: v for k, v in section.items() if k != "task"}
+    fields = {k: v for k, v in section.items() if k not in ("task", *MIXTURE_FIELDS)}
     if "buckets" in fields:
         fields["buckets"] = tuple(fields["buckets"])
     if debug is not None and debug.phase == name:
@@ -128,22 +132,58 @@ def _check_resume(workdir: pathlib.Path, resolved: dict) -> None:
         write_json_atomic(path, resolved)
 
 
-def train_phase(cfg: PhaseConfig, encoder: Encoder, *, train: Featurized, dev: Featurized,
-                pad_id: int, workdir, mesh, progress: bool = True) -> PhaseResult:
-    """A fresh head of ``train``'s task family on ``encoder``; the best checkpoint on the
-    family's dev metric (the official XTREME metric of the English dev set) is returned."""
+def phase_tasks(spec: str) -> tuple[str, ...]:
+    """The task names of a phase's ``task`` field: one name, or a ``+``-joined mixture."""
+    names = tuple(name.strip() for name in spec.split("+"))
+    if not all(names):
+        raise ValueError(f"bad task list {spec!r}: expected NAME or NAME+NAME+...")
+    if len(set(names)) != len(names):
+        raise ValueError(f"task list {spec!r} names a task twice")
+    return names
+
+
+def _new_head(task, encoder: Encoder, seed: int) -> nnx.Module:
+    family = FAMILIES[task.family]
+    return family.head(encoder.config, family.num_outputs(task.labels), rngs=nnx.Rngs(params=seed))
+
+
+def supervised_data(cfg: PhaseConfig, train: Featurized, dev: Featurized,
+                    pad_id: int) -> SupervisedData:
+    """Training batches of ``train`` with its family's loss; dev metrics through the family's
+    predictions and official metric (the first, the family's metric, selects checkpoints)."""
     family = train.family
-    head = family.head(encoder.config, family.num_outputs(train.task.labels),
-                       rngs=nnx.Rngs(params=cfg.seed + 1))
 
     def dev_metrics(logits):
         scores = dev.score(dev.predict(logits, cfg))
         first = {f"dev_{family.metric}": scores[family.metric]}
         return first | {f"dev_{k}": v for k, v in scores.items() if k != family.metric}
 
-    data = SupervisedData(train.inputs(), dev.inputs(), cfg, pad_id, loss_fn=family.loss_fn,
-                          dev_metrics=dev_metrics)
-    return run_phase(cfg, TaskModel(encoder, head), data, workdir=workdir, mesh=mesh,
+    return SupervisedData(train.inputs(), dev.inputs(), cfg, pad_id,
+                          loss_fn=family.loss(train.task.labels), dev_metrics=dev_metrics)
+
+
+def train_phase(cfg: PhaseConfig, encoder: Encoder, *, train: Featurized, dev: Featurized,
+                pad_id: int, workdir, mesh, progress: bool = True) -> PhaseResult:
+    """A fresh head of ``train``'s task family on ``encoder``; the best checkpoint on the
+    family's dev metric (the official XTREME metric of the English dev set) is returned."""
+    head = _new_head(train.task, encoder, cfg.seed + 1)
+    return run_phase(cfg, TaskModel(encoder, head), supervised_data(cfg, train, dev, pad_id),
+                     workdir=workdir, mesh=mesh, progress=progress)
+
+
+def train_mixture_phase(cfg: PhaseConfig, encoder: Encoder, *,
+                        tasks: Mapping[str, tuple[Featurized, Featurized]],
+                        probabilities: Mapping[str, float], pad_id: int, workdir, mesh,
+                        progress: bool = True) -> PhaseResult:
+    """Multi-task training (``train.multitask``): a fresh head per task on ``encoder``, one
+    sampled task per update; the best checkpoint on the mean of the tasks' dev metrics."""
+    heads = {name: _new_head(train.task, encoder, cfg.seed + 1 + i)
+             for i, (name, (train, _)) in enumerate(tasks.items())}
+    members = {name: supervised_data(cfg, train, dev, pad_id)
+               for name, (train, dev) in tasks.items()}
+    data = MultiTaskData(members, probabilities, seed=cfg.seed,
+                         grad_accumulation=cfg.grad_accumulation)
+    return run_phase(cfg, MultiTaskModel(encoder, heads), data, workdir=workdir, mesh=mesh,
                      progress=progress)
 
 
@@ -219,19 +259,42 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> di
     phases = [("intermediate", config.intermediate)] if config.intermediate.task else []
     phases.append(("target", config.target))
     for name, section in phases:
-        task = get_task(section.task)
-        if task.family not in FAMILIES or task.train is None:
-            raise ConfigError(f"{name}.task: {task.name} cannot be trained (a {task.family} task)")
-        num_outputs = FAMILIES[task.family].num_outputs(task.labels)
+        try:
+            tasks = [get_task(t) for t in phase_tasks(section.task)]
+        except ValueError as e:
+            raise ConfigError(f"{name}.task: {e}") from None
+        for task in tasks:
+            if task.family not in FAMILIES or task.train is None:
+                raise ConfigError(f"{name}.task: {task.name} cannot be trained (a "
+                                  f"{task.family} task)")
+        if name == "target" and len(tasks) > 1:
+            raise ConfigError(f"target.task: one target task, not a mixture ({section.task})")
+        num_outputs = FAMILIES[tasks[0].family].num_outputs(tasks[0].labels)
         cfg = phase_config(name, section, num_labels=num_outputs, seed=config.seed,
                            debug=config.debug)
-        result = train_phase(cfg, encoder, train=featurized(task, "train", cfg),
-                             dev=featurized(task, "dev", cfg), pad_id=pad_id, workdir=workdir,
-                             mesh=mesh, progress=progress)
-        results["phases"][name] = {"task": task.name, "best_dev": result.best_dev,
-                                   "dev_metric": FAMILIES[task.family].metric,
-                                   "best_step": result.best_step, "steps": result.steps_done,
-                                   "stopped_early": result.stopped_early}
+        data = {t.name: (featurized(t, "train", cfg), featurized(t, "dev", cfg)) for t in tasks}
+        summary = {"task": section.task}
+        if len(tasks) == 1:
+            train, dev = data[tasks[0].name]
+            result = train_phase(cfg, encoder, train=train, dev=dev, pad_id=pad_id,
+                                 workdir=workdir, mesh=mesh, progress=progress)
+            summary["dev_metric"] = FAMILIES[tasks[0].family].metric
+        else:
+            # jiant counts a task's cached training rows: QA windows, examples otherwise.
+            sizes = {t: train.inputs().num_examples for t, (train, _) in data.items()}
+            try:
+                probabilities = task_probabilities(
+                    sizes, sampling=section.sampling, temperature=section.temperature,
+                    examples_cap=section.examples_cap or None)
+            except ValueError as e:
+                raise ConfigError(f"{name}: {e}") from None
+            result = train_mixture_phase(cfg, encoder, tasks=data, probabilities=probabilities,
+                                         pad_id=pad_id, workdir=workdir, mesh=mesh,
+                                         progress=progress)
+            summary.update(dev_metric="average", train_rows=sizes, probabilities=probabilities)
+        results["phases"][name] = summary | {
+            "best_dev": result.best_dev, "best_step": result.best_step,
+            "steps": result.steps_done, "stopped_early": result.stopped_early}
         encoder = encoder_of(result)
     test_sets = {lang: featurized(target_task, "test", cfg, lang) for lang in languages}
     results["zero_shot"] = {target_task.name: evaluate_zero_shot(
@@ -269,12 +332,13 @@ def load_phase_model(phase_dir: str | os.PathLike, *, dtype: str | None = None):
     if not isinstance(section, dict) or not section.get("task"):
         raise ConfigError(f"{phase_dir.parent / 'config.json'}: no trained phase "
                           f"{phase_dir.name!r} (its phases: intermediate, target)")
-    task = get_task(section["task"])
-    family = FAMILIES[task.family]
-    model = config["model"]
-    encoder, report = load_encoder(model["name"], dtype=dtype or model["dtype"])
-    head = family.head(encoder.config, family.num_outputs(task.labels), rngs=nnx.Rngs(params=0))
-    graphdef, params_state = nnx.split(TaskModel(encoder, head))
+    tasks = [get_task(t) for t in phase_tasks(section["task"])]
+    model_config = config["model"]
+    encoder, report = load_encoder(model_config["name"], dtype=dtype or model_config["dtype"])
+    heads = {t.name: _new_head(t, encoder, 0) for t in tasks}
+    model = (TaskModel(encoder, heads[tasks[0].name]) if len(tasks) == 1 else
+             MultiTaskModel(encoder, heads))
+    graphdef, params_state = nnx.split(model)
     params = nnx.to_pure_dict(params_state)
     # The optimizer state's structure (not its values) must match what was saved.
     tx = make_optimizer(learning_rate=1.0, total_steps=1,

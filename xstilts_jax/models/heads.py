@@ -127,8 +127,23 @@ class SpanHead(nnx.Module):
         return logits.astype(jnp.float32) + self.out_bias[...]
 
 
+class MultipleChoiceHead(ClassificationHead):
+    """One score per (prompt, choice) row: the classification head with a single output,
+    float32 [B * choices, 1]; the loss and predictions take the softmax over each example's
+    consecutive ``choices`` rows (HF's ``*ForMultipleChoice``: pooled ``<s>`` -> dense(h, 1),
+    reshaped to [B, choices]). ``num_labels`` is the number of choices, used by the loss only.
+    """
+
+    def __init__(self, config: EncoderConfig, num_labels: int, *, rngs: nnx.Rngs,
+                 dropout: float | None = None):
+        if num_labels < 2:
+            raise ValueError(f"a multiple-choice head needs at least 2 choices, not {num_labels}")
+        super().__init__(config, 1, rngs=rngs, dropout=dropout)
+        self.num_choices = num_labels
+
+
 HEADS = {"classification": ClassificationHead, "mlm": MaskedLMHead, "tagging": TaggingHead,
-         "qa": SpanHead}
+         "qa": SpanHead, "multiple_choice": MultipleChoiceHead}
 
 
 class TaskModel(nnx.Module):
@@ -138,12 +153,34 @@ class TaskModel(nnx.Module):
         self.encoder = encoder
         self.head = head
 
+    def _head(self, task: str | None) -> nnx.Module:
+        if task is not None:
+            raise ValueError(f"a single-task model has no head per task (got task={task!r})")
+        return self.head
+
     def __call__(self, input_ids, attention_mask, token_type_ids=None, *,
-                 dropout_rng: jax.Array | None = None) -> jax.Array:
+                 dropout_rng: jax.Array | None = None, task: str | None = None) -> jax.Array:
         enc_rng = head_rngs = None
         if dropout_rng is not None:
             enc_rng, head_rng = jax.random.split(dropout_rng)
             head_rngs = nnx.Rngs(dropout=head_rng)
+        head = self._head(task)  # before the encoder: a wrong name fails before any compute
         hidden = self.encoder(input_ids, attention_mask, token_type_ids,
                               dropout_rng=enc_rng).last_hidden_state
-        return self.head(hidden, self.encoder, rngs=head_rngs)
+        return head(hidden, self.encoder, rngs=head_rngs)
+
+
+class MultiTaskModel(TaskModel):
+    """The shared encoder and one head per task (multi-task intermediate training): a call
+    names its task, and only that head runs (the others get zero gradients)."""
+
+    def __init__(self, encoder: Encoder, heads: dict[str, nnx.Module]):
+        if not heads:
+            raise ValueError("a multi-task model needs at least one head")
+        self.encoder = encoder
+        self.heads = nnx.data(dict(heads))
+
+    def _head(self, task: str | None) -> nnx.Module:
+        if task not in self.heads:
+            raise ValueError(f"no head for task {task!r}; heads: {', '.join(self.heads)}")
+        return self.heads[task]

@@ -12,17 +12,18 @@ during training and zero-shot scores after it are therefore computed one way.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from xstilts_jax import metrics
-from xstilts_jax.models.heads import ClassificationHead, SpanHead, TaggingHead
-from xstilts_jax.tasks import classification, qa, tagging
+from xstilts_jax.models.heads import ClassificationHead, MultipleChoiceHead, SpanHead, TaggingHead
+from xstilts_jax.tasks import classification, multiple_choice, qa, tagging
 from xstilts_jax.train.loop import ModelInputs, PhaseConfig, classification_inputs
-from xstilts_jax.train.steps import classification_loss, masked_span_logits, span_loss, \
-    token_classification_loss
+from xstilts_jax.train.steps import classification_loss, masked_span_logits, \
+    multiple_choice_loss, span_loss, token_classification_loss
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,10 @@ class Family:
 
     def num_outputs(self, labels: Sequence[str]) -> int:
         return len(labels) if labels else 2
+
+    def loss(self, labels: Sequence[str]) -> Callable:
+        """The training loss of a task with these labels."""
+        return self.loss_fn
 
     def task_score(self, scores: dict[str, float]) -> float:
         """XTREME's one number for a language: accuracy, F1, or (EM + F1) / 2 for QA."""
@@ -127,11 +132,41 @@ class _QA(Family):
         qa.write_qa_predictions(path, predictions)
 
 
+class _MultipleChoice(Family):
+    """One row per (prompt, choice), ``group`` = the number of choices; labels name the
+    choices ("0".."3", or "A".."E"), predictions are those names."""
+
+    def loss(self, labels):
+        return functools.partial(multiple_choice_loss, num_choices=len(labels))
+
+    def featurize(self, tokenizer, examples, labels, cfg):
+        return multiple_choice.featurize_choices(tokenizer, examples, cfg.max_length,
+                                                 num_choices=len(labels))
+
+    def inputs(self, features):
+        return ModelInputs(features.input_ids, features.token_type_ids,
+                           {"labels": np.repeat(np.asarray(features.labels, np.int32),
+                                                features.num_choices)},
+                           group=features.num_choices)
+
+    def predict(self, features, examples, logits, labels, cfg):
+        scores = np.asarray(logits)[:, 0].reshape(-1, features.num_choices)
+        return [labels[i] for i in np.argmax(scores, axis=-1)]
+
+    def score(self, task, examples, predictions, labels, language):
+        return metrics.accuracy([labels[e.label] for e in examples], predictions)
+
+    def write(self, path, predictions):
+        path.write_text("".join(f"{p}\n" for p in predictions), encoding="utf-8")
+
+
 FAMILIES: dict[str, Family] = {
     "classification": _Classification("classification", ClassificationHead, classification_loss,
                                       "tsv", "accuracy"),
     "tagging": _Tagging("tagging", TaggingHead, token_classification_loss, "tsv", "f1"),
     "qa": _QA("qa", SpanHead, span_loss, "json", "f1"),
+    "multiple_choice": _MultipleChoice("multiple_choice", MultipleChoiceHead, multiple_choice_loss,
+                                       "tsv", "accuracy"),
 }
 
 

@@ -105,20 +105,44 @@ class ModelInputs:
 
     ``extras`` are per-row arrays (labels, start/end positions); ``token_extras`` per-token int
     arrays as long as their row (token labels), padded with -1 in a batch.
+
+    ``group`` rows make one example (the choices of a multiple-choice question, consecutive
+    rows): batches then hold ``batch_size`` whole examples (``batch_size * group`` rows),
+    orders are orders of examples, and padding fills whole groups.
     """
 
     input_ids: Sequence[Sequence[int]]
     token_type_ids: Sequence[Sequence[int]]
     extras: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
     token_extras: Mapping[str, Sequence[np.ndarray]] = dataclasses.field(default_factory=dict)
+    group: int = 1
+
+    def __post_init__(self) -> None:
+        if self.group < 1 or len(self.input_ids) % self.group:
+            raise ValueError(f"{len(self.input_ids)} rows do not make whole groups of "
+                             f"{self.group}")
 
     def __len__(self) -> int:
+        """Rows (what ``predict_logits`` returns one of each)."""
         return len(self.input_ids)
 
+    @property
+    def num_examples(self) -> int:
+        return len(self.input_ids) // self.group
+
     def batches(self, *, batch_size: int, pad_id: int, buckets: Sequence[int], order=None):
-        return token_batches(self.input_ids, batch_size=batch_size, pad_id=pad_id, buckets=buckets,
-                             order=order, token_type_ids=self.token_type_ids, extras=self.extras,
-                             token_extras=self.token_extras)
+        """Fixed-shape batches of ``batch_size`` examples; ``order`` (of examples) defaults to
+        the examples sorted by their longest row."""
+        if self.group > 1:
+            g = self.group
+            if order is None:
+                longest = np.fromiter(map(len, self.input_ids), np.int64,
+                                      count=len(self.input_ids)).reshape(-1, g).max(axis=1)
+                order = np.argsort(longest, kind="stable")
+            order = (np.asarray(order, np.int64)[:, None] * g + np.arange(g)).reshape(-1)
+        return token_batches(self.input_ids, batch_size=batch_size * self.group, pad_id=pad_id,
+                             buckets=buckets, order=order, token_type_ids=self.token_type_ids,
+                             extras=self.extras, token_extras=self.token_extras)
 
 
 def classification_inputs(features: Features) -> ModelInputs:
@@ -137,12 +161,12 @@ class SupervisedData:
                  loss_fn, dev_metrics: Callable[[np.ndarray], dict[str, float]]):
         self.train, self.dev, self.cfg, self.pad_id = train, dev, cfg, pad_id
         self.loss_fn, self.dev_metrics = loss_fn, dev_metrics
-        self.per_epoch = math.ceil(len(train) / cfg.batch_size)
+        self.per_epoch = math.ceil(train.num_examples / cfg.batch_size)
         self.buckets = bucket_lengths(cfg.max_length, cfg.buckets)
         self._epoch, self._batches = None, None
 
     def num_train_examples(self) -> int:
-        return len(self.train)
+        return self.train.num_examples
 
     def train_batch(self, micro_step: int) -> dict[str, np.ndarray]:
         epoch, index = divmod(micro_step, self.per_epoch)
@@ -205,6 +229,7 @@ class PhaseResult:
     steps_done: int
     stopped_early: bool
     eval_step: Any  # jitted eval step for these params, reused for zero-shot evaluation
+    # (multi-task phases: a function task -> that task's eval step)
     eval_batch_size: int
 
 
@@ -219,12 +244,31 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, workdir: 
                         warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
                         max_grad_norm=cfg.max_grad_norm, grad_accumulation=cfg.grad_accumulation)
     graphdef, params_state = nnx.split(model)
-    steps = Steps(graphdef, tx, mesh, loss_fn=data.loss_fn, dropout_seed=cfg.seed)
+    # Multi-task data (train.multitask.MultiTaskData) names a loss per task and the task of
+    # every micro-step; the model then has a head per task, and each task its own steps.
+    task_losses = getattr(data, "task_losses", None)
+    steps = Steps(graphdef, tx, mesh, loss_fn=getattr(data, "loss_fn", None),
+                  dropout_seed=cfg.seed)
     shardings = steps.shardings(params_state)
-    batch_shardings = steps.batch_shardings(data.train_batch(0))
-    train_step = steps.jit_train_step(shardings, batch_shardings)
+    jitted: dict = {}
+
+    def steps_for(task: str | None):
+        """(train step, eval step) of ``task`` (None: the single task), jitted on first use
+        with the shardings of that task's batches."""
+        if task not in jitted:
+            task_steps = steps if task is None else steps.for_task(task, task_losses[task])
+            sample = data.train_batch(0) if task is None else data.sample_batch(task)
+            batch_shardings = task_steps.batch_shardings(sample)
+            jitted[task] = (task_steps.jit_train_step(shardings, batch_shardings),
+                            task_steps.jit_eval_step(shardings.params, batch_shardings))
+        return jitted[task]
+
+    if task_losses is None:
+        eval_step = steps_for(None)[1]
+    else:
+        def eval_step(task: str):
+            return steps_for(task)[1]
     eval_batch_size = cfg.eval_batch_size or cfg.batch_size
-    eval_step = steps.jit_eval_step(shardings.params, batch_shardings)
     checkpoints = PhaseCheckpoints(phase_dir / "ckpt")
     writer = MetricWriter(workdir, cfg.name, tensorboard=tensorboard)
 
@@ -251,10 +295,11 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, workdir: 
         bar = tqdm(total=total, initial=micro // cfg.grad_accumulation, desc=cfg.name, unit="step")
     try:
         while not loop["finished"] and micro < micro_total:
+            task = None if task_losses is None else data.task_of(micro)
             batch = data.train_batch(micro)
             if cfg.inject_nan_at_step is not None and micro == cfg.inject_nan_at_step:
                 batch = dict(batch, weight=np.full_like(batch["weight"], np.nan))
-            state, metrics = train_step(state, partitioning.feed(batch, mesh))
+            state, metrics = steps_for(task)[0](state, partitioning.feed(batch, mesh))
             micro += 1
             if micro % cfg.grad_accumulation:
                 continue
@@ -270,7 +315,10 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, workdir: 
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
             if update % 10 == 0 or update == total:
-                writer.write(update, "train", {"loss": loss, "grad_norm": float(metrics["grad_norm"])})
+                logged = {"loss": loss, "grad_norm": float(metrics["grad_norm"])}
+                if task is not None:  # which task this update trained, by its loss
+                    logged[f"loss/{task}"] = loss
+                writer.write(update, "train", logged)
             is_eval = update % cfg.eval_every == 0 or update == total
             if is_eval:
                 dev_metrics = data.evaluate(eval_step, state.params, mesh)

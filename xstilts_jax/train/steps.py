@@ -75,6 +75,19 @@ def span_loss(logits: jax.Array, batch: Batch) -> tuple[jax.Array, jax.Array]:
     return jnp.sum(-(start + end) / 2 * weight), jnp.sum(weight)
 
 
+def multiple_choice_loss(logits: jax.Array, batch: Batch, *, num_choices: int
+                         ) -> tuple[jax.Array, jax.Array]:
+    """Softmax over each example's ``num_choices`` consecutive rows ([B * C, 1] scores);
+    (sum of NLL weighted by the example's weight, sum of weights). Rows of one example carry
+    the same label and weight (``ModelInputs`` with ``group=C`` batches them so)."""
+    scores = logits.astype(jnp.float32).reshape(-1, num_choices)
+    labels = batch["labels"].reshape(-1, num_choices)[:, 0]
+    weight = batch["weight"].astype(jnp.float32).reshape(-1, num_choices)[:, 0]
+    logp = jax.nn.log_softmax(scores, axis=-1)
+    nll = -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
+    return jnp.sum(nll * weight), jnp.sum(weight)
+
+
 def model_inputs(batch: Batch) -> tuple:
     return batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
 
@@ -89,6 +102,11 @@ class Steps:
     loss_fn: Callable[[jax.Array, Batch], tuple[jax.Array, jax.Array]] = classification_loss
     rules: tuple = partitioning.DEFAULT_RULES
     dropout_seed: int = 0
+    task: str | None = None  # a MultiTaskModel's head to run (None: the single head)
+
+    def for_task(self, task: str, loss_fn) -> "Steps":
+        """The steps of one task of a multi-task model (same graph, optimizer and mesh)."""
+        return dataclasses.replace(self, task=task, loss_fn=loss_fn)
 
     def shardings(self, abstract_params_state) -> TrainState:
         """Shardings of the whole train state, from the params' logical axis names."""
@@ -117,7 +135,7 @@ class Steps:
     def _logits(self, params, batch, dropout_rng=None) -> jax.Array:
         model = nnx.merge(self.graphdef, params)
         with partitioning.activation_sharding(self.mesh, self.rules):
-            return model(*model_inputs(batch), dropout_rng=dropout_rng)
+            return model(*model_inputs(batch), dropout_rng=dropout_rng, task=self.task)
 
     def _loss(self, params, batch, dropout_rng):
         total, count = self.loss_fn(self._logits(params, batch, dropout_rng), batch)
