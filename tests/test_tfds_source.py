@@ -14,7 +14,9 @@ from the local file system; the generator's own code still runs. xtreme_pos need
 parses with our ``read_conllu`` and filters tokens with TFDS's own ``get_xtreme_pos_example``.
 
 XQuAD, Tatoeba and UD use the real files in ``../shared/data`` (skipped when absent); the
-others use tiny files written here in each builder's raw format.
+others use tiny files written here in each builder's raw format. The builders of the English
+intermediate tasks (glue/qqp, glue/sst2, glue/mnli, snli, anli/r1-r3, squad/v2.0, hellaswag,
+cosmos_qa) read their raw files with ``etils.epath`` and are prepared unchanged.
 """
 
 from __future__ import annotations
@@ -433,6 +435,275 @@ def test_bucc_gold_pairs(bucc, data_dir):
     assert got.target == {k: BUCC_EN[k] for _, k in BUCC_GOLD}
 
 
+# --------------------------------------------------------------------------- intermediate tasks
+
+GLUE_MNLI_HEADER = ("index promptID pairID genre sentence1_binary_parse sentence2_binary_parse "
+                    "sentence1_parse sentence2_parse sentence1 sentence2 label1 gold_label").split()
+QQP_ROWS = {"train": [("1", "How do I learn Python?", "What is the best way to learn Python?", "1"),
+                      ("2", "Why is the sky blue?", "How tall is Everest?", "0"),
+                      ("3", "Wie geht's — ça va?", "Is “this” unicode?", "0")],
+            "validation": [("4", "What is AI?", "What is artificial intelligence?", "1")]}
+SST2_ROWS = {"train": [("hide new secretions from the parental units ", "0"),
+                       ("the greatest musicians ", "1"), ("a touché , naïve film ", "1")],
+             "validation": [("it 's a charming and often affecting journey . ", "1")]}
+
+
+def _write_tsv(path: pathlib.Path, header, rows, extra: str = "") -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\t".join(header) + "\n" + "".join("\t".join(r) + "\n" for r in rows)
+                    + extra, encoding="utf-8")
+    return os.fspath(path)
+
+
+def _glue_split(path, split):
+    return {"data_file": path, "split": split}
+
+
+@pytest.fixture(scope="session")
+def glue_raw(raw_dir):
+    """GLUE's QQP/, SST-2/ and MNLI/ folders (a malformed QQP row, which glue/qqp drops)."""
+    root = raw_dir / "glue"
+    files = {}
+    for split, name in (("train", "train"), ("validation", "dev")):
+        files["qqp", split] = _write_tsv(
+            root / "QQP" / f"{name}.tsv", "id qid1 qid2 question1 question2 is_duplicate".split(),
+            [(i, "10", "11", q1, q2, y) for i, q1, q2, y in QQP_ROWS[split]],
+            # A row broken by a newline inside question2, as in old copies of GLUE's QQP.
+            extra="9\t90\t91\tWas Muhammad real?\tWhat is the\n\tevidence?\t0\n"
+            if split == "train" else "")
+        files["sst2", split] = _write_tsv(root / "SST-2" / f"{name}.tsv", ["sentence", "label"],
+                                          SST2_ROWS[split])
+    mnli = [("A man sleeps.", "A person sleeps.", "entailment"),
+            ("The cat is black.", "The cat is white.", "contradiction")]
+    files["mnli", "train"] = _write_tsv(
+        root / "MNLI" / "train.tsv", GLUE_MNLI_HEADER,
+        [(str(k), str(k), f"{k}e", "fiction", "_", "_", "_", "_", a, b, y, y)
+         for k, (a, b, y) in enumerate(mnli)])
+    return files, mnli
+
+
+@pytest.fixture(scope="session")
+def glue(data_dir, glue_raw):
+    files, _ = glue_raw
+    for config in ("qqp", "sst2"):
+        prepare(data_dir, "glue", config, {s: _glue_split(files[config, s], "train" if
+                                                          s == "train" else "dev")
+                                           for s in ("train", "validation")})
+    return files
+
+
+SNLI_HEADER = ("gold_label sentence1_binary_parse sentence2_binary_parse sentence1_parse "
+               "sentence2_parse sentence1 sentence2 captionID pairID label1 label2 label3 "
+               "label4 label5").split()
+SNLI_ROWS = {"train": [("neutral", "A person on a horse jumps.", "A person trains a horse."),
+                       ("-", "No consensus.", "Dropped."),
+                       ("contradiction", "Kids smile.", "Kids frown.")],
+             "validation": [("entailment", "Two dogs run.", "Animals run.")]}
+
+
+@pytest.fixture(scope="session")
+def snli(data_dir, raw_dir):
+    """snli_1.0_{train,dev}.txt: train rows carry label1 only (no label2-5 columns)."""
+    splits = {}
+    for split, name in (("train", "train"), ("validation", "dev")):
+        rows = [(y, "_", "_", "_", "_", a, b, f"{k}.jpg#0", f"{k}.jpg#0r1n", y)
+                + (() if split == "train" else (y, y, y, y))
+                for k, (y, a, b) in enumerate(SNLI_ROWS[split])]
+        splits[split] = {"filepath": _write_tsv(raw_dir / "snli_1.0" / f"snli_1.0_{name}.txt",
+                                                SNLI_HEADER, rows)}
+    prepare(data_dir, "snli", None, splits)
+    return SNLI_ROWS
+
+
+ANLI_LABELS = {"e": "entailment", "n": "neutral", "c": "contradiction"}
+
+
+def anli_rows(round_, split):
+    n = {"train": 2, "dev": 1}[split] + int(round_[1])  # R1: 3 train, R2: 4, R3: 5
+    return [{"uid": f"{round_}-{split}-{k}", "context": f"{round_} {split} context {k} é",
+             "hypothesis": f"{round_} {split} hypothesis {k}", "label": "enc"[k % 3],
+             "model_label": "e", "emturk": False, "genre": "wiki", "reason": "", "tag": []}
+            for k in range(n)]
+
+
+@pytest.fixture(scope="session")
+def anli(data_dir, raw_dir):
+    """anli_v0.1/R<n>/{train,dev}.jsonl (the release TFDS downloads), rounds of 3, 4, 5 train
+    examples."""
+    for round_ in ("R1", "R2", "R3"):
+        splits = {}
+        for split, name in (("train", "train"), ("validation", "dev")):
+            path = raw_dir / "anli_v0.1" / round_ / f"{name}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                    for r in anli_rows(round_, name)), encoding="utf-8")
+            splits[split] = {"filepath": os.fspath(path)}
+        prepare(data_dir, "anli", round_.lower(), splits)
+
+
+@pytest.fixture(scope="session")
+def squad_v2(data_dir, raw_dir):
+    context = "The Normans gave their name to Normandy, a region in France."
+    data = {"version": "v2.0", "data": [{"title": "Normans", "paragraphs": [{
+        "context": context, "qas": [
+            {"id": "q1", "question": "To what region did the Normans give their name?",
+             "is_impossible": False,
+             "answers": [{"text": "Normandy", "answer_start": context.index("Normandy")}]},
+            {"id": "q2", "question": "What did the French give to Normandy?",
+             "is_impossible": True, "answers": [],
+             "plausible_answers": [{"text": "their name", "answer_start": 19}]}]}]}]}
+    path = raw_dir / "squad-train-v2.0.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    prepare(data_dir, "squad", "v2.0", {"train": {"filepath": os.fspath(path)}})
+    return context
+
+
+HELLASWAG = [
+    {"ind": 24, "activity_label": "Roof shingle removal", "ctx_a": "A man is sitting on a roof.",
+     "ctx_b": "he", "ctx": "A man is sitting on a roof. he", "split": "val",
+     "split_type": "indomain", "label": 3, "source_id": "activitynet~v_-JhWjGDPHMY",
+     "endings": ["is using wrap to wrap a pair of skis.", "is ripping level tiles off.",
+                 "is holding a rubik's cube.", "starts pulling up roofing on a roof."]},
+    {"ind": 92, "activity_label": "Health", "ctx_a": "[header] How to stay calm. [step] Breathe.",
+     "ctx_b": "", "ctx": "[header] How to stay calm. [step] Breathe.", "split": "val",
+     "split_type": "zeroshot", "label": 0, "source_id": "wikihow~14", "endings": [
+         "Count to ten.", "Run away.", "Shout loudly.", "Eat a café crème."]},
+]
+COSMOS_HEADER = ["id", "context", "question", "answer0", "answer1", "answer2", "answer3", "label"]
+COSMOS = [["3Q9SPIIRWJKVQ8244310E8TUS6YWAC##34V1S5K3GTZMDUBNBIGY93FLDOB690##A1S1K7134S2VUC##"
+           "Blog_1044056##q1_a1##3XU9MCX6VQQG7YPLCSAFDPQNH4SR20",
+           "Good Old War and person L : I saw both of these bands Wednesday night , and they "
+           "both blew me away .", "In the future , will this person go to see other bands "
+           "play ?", "None of the above choices .", "This person likes music and likes to see "
+           "the show , they will see other bands play .", "This person only likes Good Old War "
+           "and Person L , no other bands .", "Other Bands is not on tour and this person can "
+           "not see them .", "1"],
+          ["id2", "She said \"no\", then left.", "Why did she leave ?", "a", "b", "c", "d", "3"]]
+
+
+@pytest.fixture(scope="session")
+def multiple_choice_data(data_dir, raw_dir):
+    hellaswag = raw_dir / "hellaswag_val.jsonl"
+    hellaswag.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in HELLASWAG),
+                         encoding="utf-8")
+    prepare(data_dir, "hellaswag", None,
+            {"validation": {"filepath": os.fspath(hellaswag)}})
+    cosmos = raw_dir / "cosmosqa" / "valid.csv"
+    cosmos.parent.mkdir()
+    with open(cosmos, "w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([COSMOS_HEADER] + COSMOS)
+    prepare(data_dir, "cosmos_qa", None, {"validation": {"file_path": cosmos}})
+
+
+def test_qqp_sst2_glue(glue, data_dir):
+    for split, tfds_split in (("train", "train"), ("dev", "validation")):
+        qqp = read_tfds("qqp", split, "en", data_dir=data_dir)
+        assert isinstance(qqp, classification.ReadResult)
+        assert qqp.path == data_dir / "glue" / "qqp" / tfds.builder(
+            "glue/qqp", data_dir=os.fspath(data_dir)).version.__str__()
+        # glue/qqp dropped the broken row when it prepared: nothing to count here.
+        assert sorted((e.text_a, e.text_b, classification.QQP_LABELS[e.label])
+                      for e in qqp.examples) == sorted(r[1:] for r in QQP_ROWS[tfds_split])
+        assert qqp.skipped == {} and qqp.examples[0].guid.startswith(f"glue/qqp:{tfds_split}:")
+        sst2 = read_tfds("sst2", split, "en", data_dir=data_dir)
+        assert sorted((e.text_a, e.text_b, classification.SST2_LABELS[e.label])
+                      for e in sst2.examples) == sorted(
+            (s.strip(), None, y) for s, y in SST2_ROWS[tfds_split])
+    with pytest.raises(DataError, match="no split 'test'"):
+        tfds_source.tfds_parts("qqp", "test", "en")
+
+
+def test_mnli_reads_glue_when_multi_nli_is_not_prepared(glue_raw, tmp_path):
+    files, rows = glue_raw
+    with pytest.raises(tfds_source.NotPreparedError) as e:
+        read_tfds("mnli", "train", "en", data_dir=tmp_path)
+    assert "none of the TFDS datasets 'multi_nli', 'glue/mnli'" in str(e.value)
+    assert "multi_nli generator needs TensorFlow" in str(e.value)
+    prepare(tmp_path, "glue", "mnli", {"train": _glue_split(files["mnli", "train"], "train")})
+    for task in ("mnli", "xnli"):
+        got = read_tfds(task, "train", "en", data_dir=tmp_path)
+        assert got.path == tmp_path / "glue" / "mnli" / str(
+            tfds.builder("glue/mnli", data_dir=os.fspath(tmp_path)).version)
+        assert sorted((e.text_a, e.text_b, classification.NLI_LABELS[e.label])
+                      for e in got.examples) == sorted(rows)
+        assert all(e.guid.startswith("glue/mnli:train:") for e in got.examples)
+
+
+def test_snli_no_gold_label_skipped(snli, data_dir):
+    got = read_tfds("snli", "train", "en", data_dir=data_dir)
+    assert got.skipped == {classification.SKIP_NO_GOLD_LABEL: 1}
+    assert sorted((e.text_a, e.text_b, classification.NLI_LABELS[e.label])
+                  for e in got.examples) == sorted(
+        (a, b, y) for y, a, b in snli["train"] if y != "-")
+    assert len(read_tfds("snli", "dev", "en", data_dir=data_dir)) == 1
+
+
+def test_anli_rounds_in_order(anli, data_dir):
+    got = read_tfds("anli", "train", "en", data_dir=data_dir)
+    assert got.path == data_dir / "anli"
+    assert [f.relative_to(data_dir).parts[:2] for f in got.files] == [
+        ("anli", "r1"), ("anli", "r2"), ("anli", "r3")]
+    rounds = [e.guid.split(":")[0] for e in got.examples]
+    assert rounds == ["anli/r1"] * 3 + ["anli/r2"] * 4 + ["anli/r3"] * 5
+    want = {(r["context"], r["hypothesis"], ANLI_LABELS[r["label"]])
+            for round_ in ("R1", "R2", "R3") for r in anli_rows(round_, "train")}
+    assert {(e.text_a, e.text_b, classification.NLI_LABELS[e.label])
+            for e in got.examples} == want
+    dev = read_tfds("anli", "dev", "en", data_dir=data_dir)
+    assert [e.guid.split(":")[:2] for e in dev.examples] == [
+        ["anli/r1", "validation"]] * 2 + [["anli/r2", "validation"]] * 3 + [
+        ["anli/r3", "validation"]] * 4
+    with pytest.raises(DataError, match="combines 3 TFDS datasets"):
+        tfds_source.tfds_split("anli", "train", "en")
+
+
+def test_anli_plus_composition(anli, xnli, snli, data_dir):
+    got = read_tfds("anli_plus", "train", "en", data_dir=data_dir)
+    sources = [e.guid.rsplit(":", 2)[0] for e in got.examples]
+    # ANLI r1-r3 (3 + 4 + 5), MultiNLI (multi_nli prepared: preferred to glue/mnli), SNLI
+    # without its '-' pair; in that order.
+    mnli = len([r for r in xnli if r[0] != "-"])
+    snli_n = len([r for r in snli["train"] if r[0] != "-"])
+    assert sources == (["anli/r1"] * 3 + ["anli/r2"] * 4 + ["anli/r3"] * 5 + ["multi_nli"] * mnli
+                       + ["snli"] * snli_n)
+    assert got.skipped == {classification.SKIP_NO_GOLD_LABEL: 1} and got.path == data_dir
+    assert len(got.files) == 5 and len({e.guid for e in got.examples}) == len(got)
+    dev = read_tfds("anli_plus", "dev", "en", data_dir=data_dir)
+    assert len(dev) == 2 + 3 + 4
+
+
+def test_squad_v2_impossible(squad_v2, data_dir):
+    got = {e.id: e for e in read_tfds("squad_v2", "train", "en", data_dir=data_dir)}
+    assert got["q1"].answers == (("Normandy", squad_v2.index("Normandy")),)
+    assert not got["q1"].is_impossible
+    assert got["q2"].answers == () and got["q2"].is_impossible
+    assert got["q1"].paragraph == got["q2"].paragraph == 0
+
+
+def test_multiple_choice(multiple_choice_data, data_dir):
+    from xstilts_jax.tasks.multiple_choice import MCExample
+
+    hs = read_tfds("hellaswag", "dev", "en", data_dir=data_dir)
+    assert isinstance(hs, readers.ReadResult) and all(isinstance(e, MCExample) for e in hs)
+    by_label = sorted(((e.prompt, e.choices, e.label) for e in hs), key=lambda x: x[2])
+    # TFDS keeps only ctx (= ctx_a + " " + ctx_b): prompt = ctx, choices = the endings.
+    assert by_label == sorted(((r["ctx"], tuple(r["endings"]), r["label"]) for r in HELLASWAG),
+                              key=lambda x: x[2])
+    for e, r in zip(sorted(hs, key=lambda e: e.label), sorted(HELLASWAG, key=lambda r: r["label"])):
+        # The same words as the file reader's (ctx_a, ctx_b + " " + ending), boundary moved.
+        for choice, ending in zip(e.choices, r["endings"]):
+            assert (e.prompt + " " + choice).split() == (
+                r["ctx_a"] + " " + (r["ctx_b"] + " " + ending).strip()).split()
+    cosmos = read_tfds("cosmosqa", "dev", "en", data_dir=data_dir)
+    assert sorted((e.prompt, e.choices, e.label) for e in cosmos) == sorted(
+        (c[1] + " " + c[2], tuple(c[3:7]), int(c[7])) for c in COSMOS)
+    assert all(e.guid.startswith("cosmos_qa:validation:") for e in cosmos)
+    with pytest.raises(DataError, match="no split 'test'"):
+        tfds_source.tfds_parts("hellaswag", "test", "en")
+    with pytest.raises(DataError, match="no language 'de'"):
+        tfds_source.tfds_parts("cosmosqa", "dev", "de")
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -475,7 +746,8 @@ def test_missing_split_in_prepared_dataset(xquad, data_dir):
 # --------------------------------------------------------------------------- no TensorFlow
 
 
-def test_read_path_never_imports_tensorflow(xquad, xnli, panx, tatoeba, data_dir):
+def test_read_path_never_imports_tensorflow(xquad, xnli, panx, tatoeba, glue, snli, anli,
+                                            squad_v2, multiple_choice_data, data_dir):
     """In a fresh interpreter: every attempt to import tensorflow is recorded (a meta-path
     finder; etils' find_spec probes for TensorFlow are not imports and are not counted)."""
     script = textwrap.dedent(f"""
@@ -495,6 +767,12 @@ def test_read_path_never_imports_tensorflow(xquad, xnli, panx, tatoeba, data_dir
         assert len(read_tfds("xnli", "train", "en", data_dir=d)) == 3
         assert len(read_tfds("panx", "test", "en", data_dir=d)) == 3
         assert len(read_tfds("tatoeba", "test", "de", data_dir=d)[0]) == 1000
+        assert len(read_tfds("qqp", "train", "en", data_dir=d)) == 3
+        assert len(read_tfds("sst2", "dev", "en", data_dir=d)) == 1
+        assert len(read_tfds("anli_plus", "train", "en", data_dir=d)) == 12 + 3 + 2
+        assert len(read_tfds("squad_v2", "train", "en", data_dir=d)) == 2
+        assert len(read_tfds("hellaswag", "dev", "en", data_dir=d)) == 2
+        assert len(read_tfds("cosmosqa", "dev", "en", data_dir=d)) == 2
         assert "tensorflow_datasets" in sys.modules
         assert attempts == [] and "tensorflow" not in sys.modules, attempts
         try:  # the watch sees a real import attempt

@@ -5,6 +5,7 @@ written against, SQuAD v1.1's and MLQA's official evaluation scripts) on the XTR
 layout: ``<dir>/<task>/test-<lang>.tsv`` (one label a line; tagging: one tag a line, a blank
 line between sentences; bucc2018: ``src-id<TAB>en-id`` pairs) or ``.json`` (QA: labels in
 SQuAD v1.1 JSON, predictions ``{question_id: answer_text}``). Every metric is a percentage.
+SQuAD 2.0's official evaluation (not an XTREME task): :func:`squad_v2_em_f1`.
 
 Pure Python: no JAX, no NumPy.
 """
@@ -22,7 +23,7 @@ from typing import Callable, Iterable, Sequence
 
 __all__ = ["GROUP2TASK", "TASK_METRICS", "TASKS", "ScoreError", "accuracy", "bucc_f1",
            "get_entities", "mlqa_em_f1", "mlqa_normalize_answer", "score_all", "score_task",
-           "squad_em_f1", "squad_normalize_answer", "tagging_f1", "task_score"]
+           "squad_em_f1", "squad_normalize_answer", "squad_v2_em_f1", "tagging_f1", "task_score"]
 
 
 class ScoreError(ValueError):
@@ -301,6 +302,81 @@ def _qa_em_f1(articles: list[dict], predictions: dict[str, str],
 def squad_em_f1(articles: list[dict], predictions: dict[str, str]) -> dict[str, float]:
     """SQuAD v1.1 exact match and F1 (xquad, tydiqa)."""
     return _qa_em_f1(articles, predictions, squad_normalize_answer)
+
+
+def squad_v2_em_f1(articles: list[dict], predictions: dict[str, str], *,
+                   na_probs: dict[str, float] | None = None,
+                   na_prob_thresh: float = 1.0) -> dict[str, float | int]:
+    """SQuAD 2.0's official evaluation (``evaluate-v2.0.py``): exact match and F1 with the
+    v1.1 normalisation (:func:`squad_normalize_answer`), max over the gold answers, where
+
+    - the golds of a question are its answers whose normalised text is non-empty, or ``[""]``
+      when none is (an unanswerable question: only the empty prediction is right);
+    - a question "has an answer" when its ``answers`` list is non-empty (as the script's
+      ``make_qid_to_has_ans``, before normalisation);
+    - F1 against an empty gold, or of an empty prediction, is 1 when both have no token, else 0.
+
+    Returns ``exact``, ``f1`` (percentages) and ``total`` over all questions, and
+    ``HasAns_exact/_f1/_total`` and ``NoAns_exact/_f1/_total`` over those with / without
+    answers, each only when there are such questions (as the script); ``exact_match`` repeats
+    ``exact`` under the name the other QA metrics here use.
+
+    ``na_probs`` (question id -> probability of no answer; default 0 for all, the script's
+    default without ``--na-prob-file``): a question whose probability is ``> na_prob_thresh``
+    is scored as a predicted no-answer (1 if it has no answer, else 0). The script's
+    ``best_exact``/``best_f1`` threshold search and PR curves are not reproduced.
+
+    The script skips questions without a prediction in its totals and then fails (KeyError) in
+    the HasAns/NoAns breakdown; here a missing prediction raises ``ValueError`` naming it.
+    """
+    has_answer: dict[str, bool] = {}
+    exact: dict[str, float] = {}
+    f1: dict[str, float] = {}
+    missing: list[str] = []
+    for article in articles:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                qid = qa["id"]
+                has_answer[qid] = bool(qa["answers"])
+                golds = [g for g in (squad_normalize_answer(a["text"]) for a in qa["answers"])
+                         if g] or [""]
+                if qid not in predictions:
+                    missing.append(qid)
+                    continue
+                prediction = squad_normalize_answer(predictions[qid])
+                exact[qid] = max(float(prediction == g) for g in golds)
+                f1[qid] = max(_token_f1_v2(prediction.split(), g.split()) for g in golds)
+    if not has_answer:
+        raise ValueError("no questions")
+    if missing:
+        raise ValueError(f"{len(missing)} of {len(has_answer)} questions have no prediction "
+                         f"(first: {', '.join(map(repr, missing[:5]))}); SQuAD 2.0's "
+                         f"evaluation needs one for every question ('' for no answer)")
+    if na_probs is not None:
+        for qid in exact:
+            if na_probs.get(qid, 0.0) > na_prob_thresh:
+                exact[qid] = f1[qid] = float(not has_answer[qid])
+
+    def totals(qids: list[str]) -> tuple[float, float, int]:
+        return (100.0 * sum(exact[q] for q in qids) / len(qids),
+                100.0 * sum(f1[q] for q in qids) / len(qids), len(qids))
+
+    result: dict[str, float | int] = {}
+    result["exact"], result["f1"], result["total"] = totals(list(exact))
+    result["exact_match"] = result["exact"]
+    for prefix, wanted in (("HasAns", True), ("NoAns", False)):
+        qids = [q for q, has in has_answer.items() if has == wanted]
+        if qids:
+            (result[f"{prefix}_exact"], result[f"{prefix}_f1"],
+             result[f"{prefix}_total"]) = totals(qids)
+    return result
+
+
+def _token_f1_v2(prediction_tokens: list[str], gold_tokens: list[str]) -> float:
+    """evaluate-v2.0.py's compute_f1: 1 or 0 when either side has no token, else token F1."""
+    if not prediction_tokens or not gold_tokens:
+        return float(prediction_tokens == gold_tokens)
+    return _token_f1(prediction_tokens, gold_tokens)
 
 
 def mlqa_em_f1(articles: list[dict], predictions: dict[str, str], lang: str) -> dict[str, float]:

@@ -12,7 +12,7 @@ Mapping (TFDS 4.9.10 builders, read from their source; our split -> TFDS split):
 
     task      builder[/config]               train                  dev             test
     xnli      xnli (one config, 15 langs)    multi_nli "train" (en) "validation"    "test"
-    mnli      multi_nli                      "train"                (dev_matched, dev_mismatched ->
+    mnli      multi_nli, else glue/mnli      "train"                (dev_matched, dev_mismatched ->
                                                       "validation_matched", "validation_mismatched")
     pawsx     paws_x_wiki/<lang>             "train" (en)           "validation"    "test"
     squad     squad/v1.1 (en)                "train"                "validation"    -
@@ -24,6 +24,24 @@ Mapping (TFDS 4.9.10 builders, read from their source; our split -> TFDS split):
     tatoeba   tatoeba/tatoeba_<lang>         -                      -               "train" (only)
     bucc2018  bucc/bucc_<lang>               -                      "validation"    "test"
 
+English intermediate tasks (English only; no test split unless given)::
+
+    qqp       glue/qqp                       "train"                "validation"    -
+    sst2      glue/sst2                      "train"                "validation"    -
+    snli      snli                           "train"                "validation"    "test"
+    anli      anli/r1 + anli/r2 + anli/r3    "train"                "validation"    "test"
+    anli_plus anli/r1..r3 + mnli + snli      "train" (all five)     anli "validation" (r1..r3)
+    squad_v2  squad/v2.0                     "train"                "validation"    -
+    hellaswag hellaswag                      "train"                "validation"    -
+    cosmosqa  cosmos_qa                      "train"                "validation"    -
+
+A task may read several TFDS datasets (parts, concatenated in order: ANLI's three rounds,
+ANLI+'s five sources; ``guid`` names each record's dataset) and a part may have candidates,
+the first one prepared being read: MultiNLI (mnli, xnli train, anli_plus) is ``multi_nli``,
+else ``glue/mnli`` (same split names; GLUE's copy has no ``-`` labels, TFDS's ``multi_nli``
+drops them). The combined :class:`classification.ReadResult` lists every dataset folder in
+``files`` and has their deepest common folder as ``path``.
+
 XNLI's premise is a ``Translation`` (every language), its hypothesis a
 ``TranslationVariableLanguages``; the requested language is picked out of both. XNLI's
 training data is MultiNLI, as in :data:`classification.XNLI`.
@@ -31,9 +49,30 @@ training data is MultiNLI, as in :data:`classification.XNLI`.
 Notes on the builders:
 
 - Labels are mapped BY NAME from the prepared dataset's own ``ClassLabel`` names: TFDS's XNLI
-  / MultiNLI order is (entailment, neutral, contradiction), ours is
-  :data:`classification.NLI_LABELS`; PAWS-X's TFDS names are (different_meaning,
-  paraphrase), ours ("0", "1"). Tagging tags are returned as strings.
+  / MultiNLI / SNLI / glue/mnli order is (entailment, neutral, contradiction), ours is
+  :data:`classification.NLI_LABELS`; ANLI's names are (e, n, c), read as entailment, neutral,
+  contradiction; PAWS-X's TFDS names are (different_meaning, paraphrase), glue/qqp's
+  (not_duplicate, duplicate), glue/sst2's (negative, positive), ours ("0", "1") for all
+  three; cosmos_qa's are ("0", "1", "2", "3"), the index of the right answer. Tagging tags are
+  returned as strings.
+- Builder quirks of the intermediate tasks (TFDS 4.9.10 sources read): ``snli`` keeps the
+  ``-`` (no gold label) pairs with label -1: skipped here and counted under
+  ``classification.SKIP_NO_GOLD_LABEL``, as the file reader does. ``glue/qqp`` drops GLUE's
+  malformed QQP rows when it prepares (``csv.DictReader`` gives None for missing fields and
+  such rows are filtered), so nothing is counted here. ``glue/sst2``'s single sentence gives
+  ``PairExample.text_b = None``. ``anli`` is built from the ANLI v0.1 release (``anli_v0.1/
+  R<n>/{train,dev,test}.jsonl``, the same keys as v1.0). ``squad/v2.0`` unanswerable questions
+  (``is_impossible``) become ``QAExample(answers=(), is_impossible=True)``; their
+  ``plausible_answers`` are not used.
+- Multiple choice (:class:`MCExample`, as :mod:`xstilts_jax.tasks.multiple_choice` builds
+  them): cosmos_qa prompt = ``context + " " + question``, choices ``answer0..3``, exactly as
+  the file reader. ``hellaswag`` keeps only the release's ``ctx`` (``= ctx_a + " " + ctx_b``)
+  as ``context``, not ``ctx_a`` and ``ctx_b``, so the file reader's split (prompt ``ctx_a``,
+  choices ``ctx_b + " " + ending``) cannot be rebuilt: here prompt = ``context`` (all of
+  ``ctx``), choices = the endings. The words are the same, only the segment boundary moves
+  (``ctx_b``, usually one or two words and empty for most WikiHow items, is in the prompt):
+  scores from this source are close to, not identical with, the file reader's. Unlabelled
+  test splits (hellaswag, cosmos_qa, glue) are not offered.
 - Order. TFDS writes the examples of a split in a deterministic order shuffled by a hash of
   each example's key, so records are NOT in the order of the original files. Pairs stay
   aligned (Tatoeba sentences, BUCC ids, QA ids), ``guid`` is
@@ -55,7 +94,8 @@ Notes on the builders:
 - Preparing (not reading) some builders needs more than TFDS: the ``tfds`` CLI needs
   TensorFlow, and the generators of multi_nli, wikiann, tatoeba, bucc and xtreme_pos read their
   raw files with ``tf.io.gfile`` (xtreme_pos also needs ``conllu``). xnli, squad, xquad,
-  mlqa, tydi_qa and paws_x_wiki prepare without TensorFlow:
+  mlqa, tydi_qa, paws_x_wiki, glue, snli, anli, hellaswag and cosmos_qa prepare without
+  TensorFlow (their generators read with ``etils.epath``):
   ``tfds.builder(name, data_dir=...).download_and_prepare(file_format="array_record")``.
 """
 
@@ -70,6 +110,7 @@ from typing import Any, Literal, Sequence
 
 from xstilts_jax.tasks import classification, readers
 from xstilts_jax.tasks.classification import DataError, PairExample
+from xstilts_jax.tasks.multiple_choice import MCExample
 from xstilts_jax.tasks.readers import QAExample, TaggedSentence
 
 log = logging.getLogger(__name__)
@@ -90,8 +131,23 @@ UDPOS_LANGUAGES = {
     "te": "Telugu", "th": "Thai", "tl": "Tagalog", "tr": "Turkish", "ur": "Urdu",
     "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese",
 }
-# TFDS ClassLabel names -> ours, where they differ.
-_LABEL_RENAMES = {"pawsx": {"different_meaning": "0", "paraphrase": "1"}}
+# TFDS ClassLabel names -> ours, where they differ; keyed by "builder/config", else builder.
+_LABEL_RENAMES = {
+    "paws_x_wiki": {"different_meaning": "0", "paraphrase": "1"},
+    "glue/qqp": {"not_duplicate": "0", "duplicate": "1"},
+    "glue/sst2": {"negative": "0", "positive": "1"},
+    "anli": classification.ANLI_LABEL_NAMES,
+}
+# The (text_a, text_b) features of the pair builders (xnli is picked apart separately);
+# text_b None: a single sentence.
+_PAIR_FIELDS = {
+    "multi_nli": ("premise", "hypothesis"), "glue/mnli": ("premise", "hypothesis"),
+    "snli": ("premise", "hypothesis"), "anli": ("context", "hypothesis"),
+    "glue/qqp": ("question1", "question2"), "glue/sst2": ("sentence", None),
+    "paws_x_wiki": ("sentence1", "sentence2"),
+}
+_CLASSIFICATION_LABELS = {t.name: t.labels for t in classification.TASKS}
+_NUM_CHOICES = {"hellaswag": 4, "cosmosqa": 4}
 
 # Builders defined in TFDS's legacy packages: not found by name until their module is
 # imported (TFDS's own lazy import of all legacy packages stops at the first one that needs
@@ -102,6 +158,9 @@ _LEGACY_MODULES = {
     "xquad": "tensorflow_datasets.question_answering.xquad",
     "tydi_qa": "tensorflow_datasets.question_answering.tydi_qa",
     "wikiann": "tensorflow_datasets.text.wikiann",
+    "glue": "tensorflow_datasets.text.glue",
+    "hellaswag": "tensorflow_datasets.text.hellaswag",
+    "cosmos_qa": "tensorflow_datasets.question_answering.cosmos_qa",
 }
 # Builders whose generators need TensorFlow (tf.io.gfile) or another package to PREPARE.
 _PREPARE_NEEDS = {
@@ -112,8 +171,14 @@ _PREPARE_NEEDS = {
 SKIP_EMPTY_SENTENCE = "sentence with no tokens left (every form or UPOS was '_')"
 SKIP_NO_TRANSLATION = "pair with no hypothesis in the language"
 
-TASKS = ("xnli", "mnli", "pawsx", "squad", "xquad", "mlqa", "tydiqa", "panx", "udpos",
-         "tatoeba", "bucc2018")
+PAIR_TASKS = ("xnli", "mnli", "pawsx", "qqp", "sst2", "snli", "anli", "anli_plus")
+QA_TASKS = ("squad", "squad_v2", "xquad", "mlqa", "tydiqa")
+CHOICE_TASKS = ("hellaswag", "cosmosqa")
+TASKS = PAIR_TASKS + QA_TASKS + ("panx", "udpos", "tatoeba", "bucc2018") + CHOICE_TASKS
+
+
+class NotPreparedError(DataError):
+    """A TFDS dataset that is not prepared in the data_dir; the message says how to."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,23 +247,81 @@ def _udpos_config(language: str) -> str:
     return f"xtreme_pos_{codes[0] if len(codes) == 1 else language}"
 
 
-def tfds_split(task: str, split: str, language: str) -> TfdsSplit:
-    """The TFDS builder, config and split holding ``task``'s ``split`` in ``language``
-    (see the table in the module docstring); :class:`DataError` when there is none."""
+def _mnli(split: str, language: str) -> tuple[TfdsSplit, ...]:
+    """MultiNLI's candidates: TFDS's multi_nli, else GLUE's copy (same split names)."""
+    return (TfdsSplit("multi_nli", None, split, language),
+            TfdsSplit("glue", "mnli", split, language))
+
+
+def _anli(split: str, language: str) -> tuple[tuple[TfdsSplit, ...], ...]:
+    """ANLI's three rounds, in order (one part each)."""
+    return tuple((TfdsSplit("anli", r, split, language),) for r in ("r1", "r2", "r3"))
+
+
+_TRAIN_DEV = {"train": "train", "dev": "validation"}
+_TRAIN_DEV_TEST = {"train": "train", "dev": "validation", "test": "test"}
+
+
+def tfds_parts(task: str, split: str, language: str) -> tuple[tuple[TfdsSplit, ...], ...]:
+    """Where ``task``'s ``split`` in ``language`` lives in TFDS: its parts, read in order and
+    concatenated, each a tuple of candidates of which the first prepared one is read (see the
+    module docstring); :class:`DataError` when there is none."""
     if task == "xnli":
         _check_language(task, language, classification.XNLI_LANGUAGES)
-        table = {"train": "train", "dev": "validation", "test": "test"}
-        _check_split(task, split, table)
+        _check_split(task, split, _TRAIN_DEV_TEST)
         if split == "train":
-            _english_only(task, split, language, "MultiNLI (TFDS multi_nli)")
-            return TfdsSplit("multi_nli", None, "train", language)
-        return TfdsSplit("xnli", None, table[split], language)
+            _english_only(task, split, language, "MultiNLI (TFDS multi_nli or glue/mnli)")
+            return (_mnli("train", language),)
+        return ((TfdsSplit("xnli", None, _TRAIN_DEV_TEST[split], language),),)
     if task == "mnli":
         _check_language(task, language, ("en",))
         table = {"train": "train", "dev_matched": "validation_matched",
                  "dev_mismatched": "validation_mismatched"}
         _check_split(task, split, table)
-        return TfdsSplit("multi_nli", None, table[split], language)
+        return (_mnli(table[split], language),)
+    if task in ("qqp", "sst2"):
+        _check_language(task, language, ("en",))
+        _check_split(task, split, _TRAIN_DEV)
+        return ((TfdsSplit("glue", task, _TRAIN_DEV[split], language),),)
+    if task == "snli":
+        _check_language(task, language, ("en",))
+        _check_split(task, split, _TRAIN_DEV_TEST)
+        return ((TfdsSplit("snli", None, _TRAIN_DEV_TEST[split], language),),)
+    if task == "anli":
+        _check_language(task, language, ("en",))
+        _check_split(task, split, _TRAIN_DEV_TEST)
+        return _anli(_TRAIN_DEV_TEST[split], language)
+    if task == "anli_plus":
+        _check_language(task, language, ("en",))
+        _check_split(task, split, _TRAIN_DEV)
+        if split == "dev":
+            return _anli("validation", language)
+        return _anli("train", language) + (_mnli("train", language),
+                                           (TfdsSplit("snli", None, "train", language),))
+    if task == "squad_v2":
+        _check_language(task, language, ("en",))
+        _check_split(task, split, _TRAIN_DEV)
+        return ((TfdsSplit("squad", "v2.0", _TRAIN_DEV[split], language),),)
+    if task in CHOICE_TASKS:
+        _check_language(task, language, ("en",))
+        _check_split(task, split, _TRAIN_DEV)
+        builder = "cosmos_qa" if task == "cosmosqa" else task
+        return ((TfdsSplit(builder, None, _TRAIN_DEV[split], language),),)
+    return ((_single_split(task, split, language),),)
+
+
+def tfds_split(task: str, split: str, language: str) -> TfdsSplit:
+    """The TFDS builder, config and split holding ``task``'s ``split`` in ``language`` (the
+    first candidate, for MultiNLI), for a split read from one dataset; :class:`DataError`
+    when there is none or the split combines several (:func:`tfds_parts`)."""
+    parts = tfds_parts(task, split, language)
+    if len(parts) != 1:
+        raise DataError(f"task {task!r} split {split!r} combines {len(parts)} TFDS datasets "
+                        f"({', '.join(p[0].name for p in parts)}): see tfds_parts")
+    return parts[0][0]
+
+
+def _single_split(task: str, split: str, language: str) -> TfdsSplit:
     if task == "pawsx":
         _check_language(task, language, PAWSX_LANGUAGES)
         table = {"train": "train", "dev": "validation", "test": "test"}
@@ -306,7 +429,7 @@ def open_split(where: TfdsSplit, data_dir: str | os.PathLike | None = None):
     root = None if data_dir is None else os.fspath(data_dir)
     builder = tfds.builder(where.name, data_dir=root, try_gcs=False)
     if not builder.is_prepared():
-        raise DataError(f"TFDS dataset {where.name!r} (builder {where.builder!r}, config "
+        raise NotPreparedError(f"TFDS dataset {where.name!r} (builder {where.builder!r}, config "
                         f"{where.config!r}, version {builder.version}; wanted: split "
                         f"{where.split!r}, language {where.language!r}) is not prepared in "
                         f"{builder.data_dir}; {prepare_hint(where, root)}")
@@ -322,6 +445,22 @@ def open_split(where: TfdsSplit, data_dir: str | os.PathLike | None = None):
                         f"{where.split!r}; its splits: {', '.join(sorted(info.splits))}")
     return tfds.data_source(where.name, split=where.split, data_dir=root, download=False,
                             try_gcs=False)
+
+
+def open_first(candidates: Sequence[TfdsSplit], data_dir: str | os.PathLike | None = None):
+    """``(where, source)`` of the first of ``candidates`` that is prepared (:func:`open_split`);
+    :class:`NotPreparedError` naming every candidate when none is."""
+    errors: list[NotPreparedError] = []
+    for where in candidates:
+        try:
+            return where, open_split(where, data_dir)
+        except NotPreparedError as e:
+            errors.append(e)
+    if len(errors) == 1:
+        raise errors[0]
+    names = ", ".join(repr(w.name) for w in candidates)
+    raise NotPreparedError(f"none of the TFDS datasets {names} (tried in this order) is "
+                           f"prepared: " + " | ".join(str(e) for e in errors))
 
 
 def _records(source, chunk: int = 4096):
@@ -372,10 +511,22 @@ def _empty(result_len: int, where: TfdsSplit, source) -> None:
 # --------------------------------------------------------------------------- readers
 
 
+def _by_name(table: dict[str, Any], where: TfdsSplit, default=None):
+    """``table``'s entry for ``builder/config``, else for ``builder``."""
+    return table.get(where.name, table.get(where.builder, default))
+
+
+def _count(skipped: dict[str, int], reason: str) -> None:
+    skipped[reason] = skipped.get(reason, 0) + 1
+
+
 def _read_pairs(task: str, where: TfdsSplit, source) -> classification.ReadResult:
-    labels = PAWSX_LABELS if task == "pawsx" else classification.NLI_LABELS
+    labels = _CLASSIFICATION_LABELS[task]
     where_s = f"{where.name}:{where.split}"
-    label_of = _label_map(source, "label", labels, _LABEL_RENAMES.get(task, {}), where_s)
+    label_of = _label_map(source, "label", labels, _by_name(_LABEL_RENAMES, where, {}), where_s)
+    fields = _by_name(_PAIR_FIELDS, where)
+    if fields is None and where.builder != "xnli":
+        raise DataError(f"{where_s}: no pair features known for TFDS builder {where.name!r}")
     examples: list[PairExample] = []
     skipped: dict[str, int] = {}
     for i, record in _records(source):
@@ -385,19 +536,54 @@ def _read_pairs(task: str, where: TfdsSplit, source) -> classification.ReadResul
             hyp = record["hypothesis"]
             langs = [_text(x) for x in hyp["language"]]
             if where.language not in langs:
-                skipped[SKIP_NO_TRANSLATION] = skipped.get(SKIP_NO_TRANSLATION, 0) + 1
+                _count(skipped, SKIP_NO_TRANSLATION)
                 continue
             hypothesis = _text(hyp["translation"][langs.index(where.language)])
-        elif where.builder == "multi_nli":
-            premise, hypothesis = _text(record["premise"]), _text(record["hypothesis"])
         else:
-            premise, hypothesis = _text(record["sentence1"]), _text(record["sentence2"])
-        examples.append(PairExample(guid, premise.strip(), hypothesis.strip(),
-                                    label_of[int(record["label"])], where.language))
+            premise = _text(record[fields[0]])
+            hypothesis = None if fields[1] is None else _text(record[fields[1]])
+        label = int(record["label"])
+        if label < 0:
+            if where.builder != "snli":
+                raise DataError(f"{guid}: label {label} (an unlabelled record)")
+            _count(skipped, classification.SKIP_NO_GOLD_LABEL)  # snli keeps '-' as -1
+            continue
+        examples.append(PairExample(guid, premise.strip(),
+                                    None if hypothesis is None else hypothesis.strip(),
+                                    label_of[label], where.language))
     for reason, count in skipped.items():
         log.warning("%s: skipped %d: %s", where_s, count, reason)
     _empty(len(examples), where, source)
     return classification.ReadResult(_path(source), examples, skipped)
+
+
+def _read_choices(task: str, where: TfdsSplit, source) -> readers.ReadResult:
+    """HellaSwag / CosmosQA records -> :class:`MCExample` (see the module docstring)."""
+    where_s = f"{where.name}:{where.split}"
+    num_choices = _NUM_CHOICES[task]
+    if task == "cosmosqa":
+        names = _label_map(source, "label", (), {}, where_s)
+        if names != [str(k) for k in range(num_choices)]:
+            raise DataError(f"{where_s}: ClassLabel 'label' names {names}, expected "
+                            f"{[str(k) for k in range(num_choices)]}")
+    examples: list[MCExample] = []
+    for i, record in _records(source):
+        guid = f"{where_s}:{i}"
+        if task == "hellaswag":
+            prompt = _text(record["context"]).strip()
+            choices = tuple(_text(e).strip() for e in record["endings"])
+        else:
+            prompt = _text(record["context"]).strip() + " " + _text(record["question"]).strip()
+            choices = tuple(_text(record[f"answer{k}"]).strip() for k in range(num_choices))
+        label = int(record["label"])
+        if len(choices) != num_choices:
+            raise DataError(f"{guid}: {len(choices)} choices, expected {num_choices}")
+        if not 0 <= label < num_choices:
+            raise DataError(f"{guid}: label {label} is not a choice index 0 to "
+                            f"{num_choices - 1} (an unlabelled record?)")
+        examples.append(MCExample(guid, prompt, choices, label, where.language))
+    _empty(len(examples), where, source)
+    return readers.ReadResult(_path(source), where.language, tuple(examples), {})
 
 
 def _read_qa(where: TfdsSplit, source, mismatches: str,
@@ -420,6 +606,14 @@ def _read_qa(where: TfdsSplit, source, mismatches: str,
         seen.add(qid)
         context, title = _text(record["context"]), _text(record["title"])
         raw = list(zip(record["answers"]["text"], record["answers"]["answer_start"]))
+        if "is_impossible" in record and bool(record["is_impossible"]):  # squad/v2.0
+            if raw:
+                raise DataError(f"{where_s}: question {qid!r}: is_impossible but has "
+                                f"{len(raw)} answers")
+            paragraph = paragraphs.setdefault((title, context), len(paragraphs))
+            examples.append(QAExample(qid, _text(record["question"]), context, (), title,
+                                      paragraph, is_impossible=True))
+            continue
         if not raw and not allow_unanswered:
             raise DataError(f"{where_s}: question {qid!r}: no answers (pass "
                             f"allow_unanswered=True)")
@@ -510,21 +704,29 @@ def read_tfds(task: str, split: str, language: str, *,
               mismatches: Literal["error", "skip"] = "error",
               allow_unanswered: bool = False):
     """``task``'s ``split`` ("train", "dev", "test"; mnli: "dev_matched"/"dev_mismatched")
-    in ``language`` (an XTREME code), read from the TFDS dataset prepared in ``data_dir``
+    in ``language`` (an XTREME code), read from the TFDS dataset(s) prepared in ``data_dir``
     (default: TFDS's, ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
 
     Returns what our file readers return: a :class:`classification.ReadResult` of
-    :class:`PairExample` (xnli, mnli, pawsx), a :class:`readers.ReadResult` of
-    :class:`QAExample` (squad, xquad, mlqa, tydiqa; ``mismatches`` and ``allow_unanswered``
-    as in :func:`readers.read_squad`) or of :class:`TaggedSentence` (panx, udpos), for
+    :class:`PairExample` (xnli, mnli, pawsx, qqp, sst2, snli, anli, anli_plus), a
+    :class:`readers.ReadResult` of :class:`QAExample` (squad, squad_v2, xquad, mlqa, tydiqa;
+    ``mismatches`` and ``allow_unanswered`` as in :func:`readers.read_squad`), of
+    :class:`MCExample` (hellaswag, cosmosqa) or of :class:`TaggedSentence` (panx, udpos), for
     tatoeba ``(source sentences, English sentences)``, for bucc2018 a :class:`BuccGold`.
+    A split combined from several datasets (anli, anli_plus) is opened whole before any is read.
     """
-    where = tfds_split(task, split, language)
-    source = open_split(where, data_dir)
-    if task in ("xnli", "mnli", "pawsx"):
-        return _read_pairs(task, where, source)
-    if task in ("squad", "xquad", "mlqa", "tydiqa"):
+    parts = tfds_parts(task, split, language)
+    opened = [open_first(candidates, data_dir) for candidates in parts]
+    if task in PAIR_TASKS:
+        return classification.combine_results([_read_pairs(task, where, source)
+                                               for where, source in opened])
+    if len(opened) != 1:  # pragma: no cover - only pair tasks combine datasets
+        raise AssertionError(f"task {task!r}: {len(opened)} parts")
+    where, source = opened[0]
+    if task in QA_TASKS:
         return _read_qa(where, source, mismatches, allow_unanswered)
+    if task in CHOICE_TASKS:
+        return _read_choices(task, where, source)
     if task in ("panx", "udpos"):
         return _read_tagging(task, where, source)
     if task == "tatoeba":
@@ -532,6 +734,8 @@ def read_tfds(task: str, split: str, language: str, *,
     return _read_bucc(where, source)
 
 
-__all__ = ["BUCC_LANGUAGES", "MLQA_LANGUAGES", "PANX_TAGS", "PAWSX_LABELS", "PAWSX_LANGUAGES",
-           "TASKS", "TYDIQA_LANGUAGES", "UDPOS_LANGUAGES", "XQUAD_LANGUAGES", "BuccGold",
-           "DataError", "TfdsSplit", "open_split", "prepare_hint", "read_tfds", "tfds_split"]
+__all__ = ["BUCC_LANGUAGES", "CHOICE_TASKS", "MLQA_LANGUAGES", "PAIR_TASKS", "PANX_TAGS",
+           "PAWSX_LABELS", "PAWSX_LANGUAGES", "QA_TASKS", "TASKS", "TYDIQA_LANGUAGES",
+           "UDPOS_LANGUAGES", "XQUAD_LANGUAGES", "BuccGold", "DataError", "NotPreparedError",
+           "TfdsSplit", "open_first", "open_split", "prepare_hint", "read_tfds", "tfds_parts",
+           "tfds_split"]

@@ -1,4 +1,7 @@
-"""Sentence-pair classification tasks (MNLI, XNLI, PAWS-X): file readers and featurization.
+"""Sentence(-pair) classification tasks: file readers and featurization.
+
+Zero-shot targets XNLI and PAWS-X, and the English intermediate tasks MNLI, QQP, SST-2, SNLI,
+ANLI and ANLI+ (X-STILTs, Phang et al. 2020; the layouts of the last five are further below).
 
 Data layout. ``data_dir`` is XTREME's ``download/`` folder (what XTREME's
 ``scripts/download_data.sh`` fills), with MultiNLI added beside it::
@@ -56,6 +59,57 @@ GLUE's MNLI files contain unbalanced ``"`` characters that default csv quoting w
 merge across lines. Examples whose gold label is ``-`` (no annotator consensus; MultiNLI
 dev sets) are skipped, counted in ``ReadResult.skipped`` and logged; any other bad input
 raises ``DataError`` naming the file and line.
+
+English intermediate tasks (``languages=("en",)``; ``test_split`` is None for all of them:
+they are intermediate tasks, not zero-shot targets; the labelled test files of SNLI and ANLI
+stay readable as split ``"test"`` with :func:`read_split`)::
+
+    <data_dir>/qqp/{train,dev}.tsv       GLUE QQP (QQP/ also accepted, GLUE's folder name)
+    <data_dir>/sst2/{train,dev}.tsv      GLUE SST-2 (SST-2/ also accepted)
+    <data_dir>/snli/snli_1.0_{train,dev,test}.jsonl     SNLI 1.0 release (snli_1.0.zip);
+    <data_dir>/snli/snli_1.0_{train,dev,test}.txt       ... its TSV; snli_1.0/ also accepted
+    <data_dir>/anli_v1.0/R{1,2,3}/{train,dev,test}.jsonl   ANLI v1.0 release (anli_v1.0.zip)
+
+- QQP (GLUE ``QQP.zip``, format ``qqp_tsv``): header ``id qid1 qid2 question1 question2
+  is_duplicate``, columns found by name, labels ``"0"``/``"1"``; GLUE's test.tsv (``id
+  question1 question2``) is unlabelled: no test split. Some copies of GLUE's QQP train.tsv
+  (the pre-2019 ``QQP.zip``) hold a few rows broken by a newline inside a question, e.g. a line
+  ``"<TAB>Was Muhammad a real historical figure? ...<TAB>0`` with 3 columns instead of 6
+  (nyu-mll/GLUE-baselines issue 5). Such rows -- fewer tab-separated columns than the header --
+  are skipped, counted under :data:`SKIP_QQP_MALFORMED` and their line numbers logged: the
+  pieces of a broken row cannot be told apart from damage reliably, and HF transformers'
+  ``QqpProcessor`` (``except IndexError: continue``) and TFDS's ``glue/qqp`` (rows with a
+  missing field are dropped) drop them too. A row with MORE columns than the header is an error.
+- SST-2 (GLUE ``SST-2.zip``, format ``sst2_tsv``): header ``sentence label``, one sentence a
+  row, labels ``"0"``/``"1"``: examples with ``text_b=None`` (single sentences, featurized
+  ``<s> A </s>``). GLUE's test.tsv (``index sentence``) is unlabelled: no test split.
+- SNLI 1.0: the jsonl (format ``multinli_jsonl``: the same keys as MultiNLI's, ``sentence1,
+  sentence2, gold_label`` used) is read before the TSV ``snli_1.0_<split>.txt`` (format
+  ``snli_txt``: header ``gold_label sentence1_binary_parse sentence2_binary_parse
+  sentence1_parse sentence2_parse sentence1 sentence2 captionID pairID label1 label2 label3
+  label4 label5``, columns found by name). A TSV row may lack the trailing annotator columns
+  ``label2``-``label5`` (only one annotator labelled most training pairs); any other width is an
+  error. Gold label ``-`` (785 train, 158 dev, 176 test pairs) is skipped and counted, as for
+  MultiNLI: 549,367 / 9,842 / 9,824 examples.
+- ANLI v1.0 (format ``anli_jsonl``): one object a line, keys ``uid, context, hypothesis,
+  label`` (and others, unused), ``label`` one of ``e``, ``n``, ``c`` mapped to entailment,
+  neutral, contradiction (:data:`NLI_LABELS`). Each split combines the three rounds, in the
+  order R1, R2, R3: train 16,946 + 45,460 + 100,459 = 162,865, dev 1,000 + 1,000 + 1,200 =
+  3,200, test likewise 3,200.
+- ANLI+ (``anli_plus``; X-STILTs' "ANLI+", the paper's table of intermediate tasks gives
+  1,104,934 training examples): train = ANLI R1, R2, R3 train (162,865) + MNLI train
+  (392,702; the ``mnli`` task's files: GLUE TSV, else MultiNLI jsonl) + SNLI train (549,367:
+  550,152 pairs less the 785 whose gold label is ``-``), in that order: 162,865 + 392,702 +
+  549,367 = 1,104,934. dev = ANLI R1-R3 dev (3,200). No test split. Labels :data:`NLI_LABELS`
+  throughout.
+
+A split combined from several files (ANLI, ANLI+) reads every part (each part: the first of
+its candidate files present) in order and concatenates the examples. ``ReadResult.files``
+lists every file read, in order; ``ReadResult.path`` is the file read, or for a combined split
+the deepest folder holding all its files (``<data_dir>/anli_v1.0`` for ANLI, ``<data_dir>``
+for ANLI+); ``skipped`` adds up the parts' counts. Guids (``"<path relative to
+data_dir>:<line>"``) stay unique across the parts. All parts are located before any is read:
+a missing part is reported at once.
 """
 
 from __future__ import annotations
@@ -73,6 +127,10 @@ log = logging.getLogger(__name__)
 
 NLI_LABELS = ("contradiction", "entailment", "neutral")
 PAWSX_LABELS = ("0", "1")
+QQP_LABELS = ("0", "1")  # GLUE's is_duplicate: 0 not duplicate, 1 duplicate
+SST2_LABELS = ("0", "1")  # GLUE's label: 0 negative, 1 positive
+ANLI_LABEL_NAMES = {"e": "entailment", "n": "neutral", "c": "contradiction"}  # ANLI's labels
+ANLI_ROUNDS = ("R1", "R2", "R3")
 PAWSX_LANGUAGES = ("de", "en", "es", "fr", "ja", "ko", "zh")
 PAWSX_PLACEHOLDER = "NS"  # what PAWS-X's translated dev/test files hold for a failed translation
 XNLI_LANGUAGES = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur",
@@ -80,6 +138,9 @@ XNLI_LANGUAGES = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "t
 NO_GOLD_LABEL = "-"
 SKIP_NO_GOLD_LABEL = "no gold label ('-')"
 SKIP_BLANK_LINE = "blank line"
+SKIP_QQP_MALFORMED = "malformed row (fewer tab-separated columns than the header; GLUE's QQP)"
+# The annotator-label columns a SNLI 1.0 TSV row may lack (most training pairs have label1 only).
+SNLI_OPTIONAL_COLUMNS = ("label2", "label3", "label4", "label5")
 
 
 class DataError(ValueError):
@@ -90,21 +151,44 @@ class DataError(ValueError):
 class PairExample:
     guid: str  # "<file relative to data_dir>:<line>", 1-based physical line
     text_a: str
-    text_b: str
+    text_b: str | None  # None: a single-sentence task (SST-2)
     label: int  # index into the task's labels
     language: str
 
 
 @dataclasses.dataclass(frozen=True)
 class ReadResult:
-    """The examples of one file, and what was skipped (reason -> count)."""
+    """The examples of a split, and what was skipped (reason -> count).
+
+    ``path`` is the file read or, for a split combined from several files, the deepest folder
+    holding them all; ``files`` every file read, in order (``()`` given means ``(path,)``)."""
 
     path: pathlib.Path
     examples: list[PairExample]
     skipped: dict[str, int]
+    files: tuple[pathlib.Path, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.files:
+            object.__setattr__(self, "files", (self.path,))
 
     def __len__(self) -> int:
         return len(self.examples)
+
+
+def combine_results(results: Sequence[ReadResult]) -> ReadResult:
+    """The results of a split's parts, concatenated in order (see the module docstring)."""
+    if not results:
+        raise ValueError("no results to combine")
+    if len(results) == 1:
+        return results[0]
+    files = tuple(f for r in results for f in r.files)
+    skipped: dict[str, int] = {}
+    for r in results:
+        for reason, count in r.skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + count
+    path = pathlib.Path(os.path.commonpath([os.fspath(f) for f in files]))
+    return ReadResult(path, [e for r in results for e in r.examples], skipped, files)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,8 +202,20 @@ class DataFile:
 
 @dataclasses.dataclass(frozen=True)
 class Split:
+    """A split: its parts, read in order and concatenated; each part is a tuple of candidate
+    files, the first present is read. Most splits have one part (:func:`_split`)."""
+
     name: str
-    files: tuple[DataFile, ...]  # candidates, first present wins
+    parts: tuple[tuple[DataFile, ...], ...]
+
+    def __post_init__(self) -> None:
+        if not self.parts or not all(self.parts):
+            raise ValueError(f"split {self.name!r}: every part needs a candidate file")
+
+
+def _split(name: str, *candidates: DataFile) -> Split:
+    """A split read from one file: the first of ``candidates`` present."""
+    return Split(name, (candidates,))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +230,9 @@ class ClassificationTask:
     languages: tuple[str, ...]
     splits: tuple[Split, ...]
     dev_split: str
-    test_split: str | None  # None: no labelled test set (GLUE's MNLI test is unlabelled)
+    # None: not a zero-shot target: no labelled test set (GLUE's MNLI test is unlabelled) or
+    # an English-only intermediate task.
+    test_split: str | None
     train_language: str = "en"
 
     @property
@@ -178,7 +276,7 @@ class _Builder:
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
-    def add(self, lineno: int, text_a: str, text_b: str, label: str) -> None:
+    def add(self, lineno: int, text_a: str, text_b: str | None, label: str) -> None:
         label = label.strip()
         if label == NO_GOLD_LABEL:
             self.skip(SKIP_NO_GOLD_LABEL)
@@ -188,42 +286,88 @@ class _Builder:
             raise DataError(f"{self.path}:{lineno}: label {label!r} is not one of "
                             f"{', '.join(self.labels)}")
         self.examples.append(PairExample(f"{self.guid_prefix}:{lineno}", text_a.strip(),
-                                         text_b.strip(), index, self.language))
+                                         None if text_b is None else text_b.strip(), index,
+                                         self.language))
 
     def result(self) -> ReadResult:
         return ReadResult(self.path, self.examples, dict(self.skipped))
 
 
-def _read_glue_tsv(b: _Builder) -> None:
-    """GLUE / MultiNLI TSV: a header row; columns found by name (sentence1, sentence2, and
-    gold_label, or label when the header has no gold_label); every row as wide as the header."""
+def _read_header_tsv(b: _Builder, texts: Sequence[str], labels: Sequence[str], *,
+                     optional: Sequence[str] = (), short_rows: str | None = None) -> None:
+    """A TSV with a header row, split on tabs only; columns found by name: ``texts`` (text_a,
+    and text_b unless a single sentence) and the first of ``labels`` in the header. Every row
+    is as wide as the header, except that trailing header columns named in ``optional`` may
+    be absent. A narrower row is an error or, with ``short_rows`` (a skip reason), skipped,
+    counted and its line number logged."""
     lines = _lines(b.path)
     first = next(lines, None)
     if first is None:
         raise DataError(f"{b.path}: empty file (expected a header row)")
     header = first[1].split("\t")
     column = {name: i for i, name in reversed(list(enumerate(header)))}
-    label_name = "gold_label" if "gold_label" in column else "label"
-    missing = [c for c in ("sentence1", "sentence2", label_name) if c not in column]
+    label_name = next((name for name in labels if name in column), None)
+    missing = [repr(c) for c in texts if c not in column]
+    if label_name is None:
+        missing.append(" or ".join(repr(name) for name in labels))
     if missing:
-        wanted = ", ".join(repr(m) if m != "label" else "'gold_label' or 'label'" for m in missing)
-        raise DataError(f"{b.path}:1: the header has no column {wanted} "
+        raise DataError(f"{b.path}:1: the header has no column {', '.join(missing)} "
                         f"(header: {', '.join(header)})")
-    i_a, i_b, i_label = column["sentence1"], column["sentence2"], column[label_name]
-    width = len(header)
+    indices = [column[c] for c in texts]
+    i_label = column[label_name]
+    width = min_width = len(header)
+    while min_width > 1 and header[min_width - 1] in optional:
+        min_width -= 1
+    min_width = max(min_width, max(indices + [i_label]) + 1)
+    short: list[int] = []
     for lineno, line in lines:
         if not line.strip():
             b.skip(SKIP_BLANK_LINE)
             continue
         fields = line.split("\t")
-        if len(fields) != width:
-            raise DataError(f"{b.path}:{lineno}: {len(fields)} tab-separated columns, the "
-                            f"header has {width}")
-        b.add(lineno, fields[i_a], fields[i_b], fields[i_label])
+        if not min_width <= len(fields) <= width:
+            if short_rows is not None and len(fields) < min_width:
+                b.skip(short_rows)
+                short.append(lineno)
+                continue
+            expected = (f"the header has {width}" if min_width == width else
+                        f"expected {min_width} to {width} (the header has {width}, of which "
+                        f"the last {width - min_width} may be absent)")
+            raise DataError(f"{b.path}:{lineno}: {len(fields)} tab-separated columns, {expected}")
+        text_b = fields[indices[1]] if len(indices) > 1 else None
+        b.add(lineno, fields[indices[0]], text_b, fields[i_label])
+    if short:
+        shown = ", ".join(map(str, short[:20])) + (", ..." if len(short) > 20 else "")
+        log.warning("%s: skipped %d rows with fewer than %d columns (%s) at lines %s", b.path,
+                    len(short), min_width, short_rows, shown)
 
 
-def _read_multinli_jsonl(b: _Builder) -> None:
-    """MultiNLI release jsonl: one JSON object a line with sentence1, sentence2, gold_label."""
+def _read_glue_tsv(b: _Builder) -> None:
+    """GLUE / MultiNLI TSV: a header row; columns found by name (sentence1, sentence2, and
+    gold_label, or label when the header has no gold_label); every row as wide as the header."""
+    _read_header_tsv(b, ("sentence1", "sentence2"), ("gold_label", "label"))
+
+
+def _read_qqp_tsv(b: _Builder) -> None:
+    """GLUE QQP: header ``id qid1 qid2 question1 question2 is_duplicate``; rows broken by a
+    newline inside a question are skipped and counted (see the module docstring)."""
+    _read_header_tsv(b, ("question1", "question2"), ("is_duplicate",),
+                     short_rows=SKIP_QQP_MALFORMED)
+
+
+def _read_sst2_tsv(b: _Builder) -> None:
+    """GLUE SST-2: header ``sentence label``; single sentences."""
+    _read_header_tsv(b, ("sentence",), ("label",))
+
+
+def _read_snli_txt(b: _Builder) -> None:
+    """SNLI 1.0 TSV (``snli_1.0_<split>.txt``): columns by name, trailing label2-label5 optional."""
+    _read_header_tsv(b, ("sentence1", "sentence2"), ("gold_label",),
+                     optional=SNLI_OPTIONAL_COLUMNS)
+
+
+def _json_objects(b: _Builder) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of a jsonl file; blank lines skipped and counted."""
     for lineno, line in _lines(b.path):
         if not line.strip():
             b.skip(SKIP_BLANK_LINE)
@@ -236,14 +380,38 @@ def _read_multinli_jsonl(b: _Builder) -> None:
         if not isinstance(record, dict):
             raise DataError(f"{b.path}:{lineno}: expected a JSON object, got "
                             f"{type(record).__name__}")
-        values = []
-        for key in ("sentence1", "sentence2", "gold_label"):
-            value = record.get(key)
-            if not isinstance(value, str):
-                problem = "missing" if value is None else f"not a string ({type(value).__name__})"
-                raise DataError(f"{b.path}:{lineno}: field {key!r} is {problem}")
-            values.append(value)
-        b.add(lineno, *values)
+        yield lineno, record
+
+
+def _string_fields(b: _Builder, lineno: int, record: dict, keys: Sequence[str]) -> list[str]:
+    values = []
+    for key in keys:
+        value = record.get(key)
+        if not isinstance(value, str):
+            problem = "missing" if value is None else f"not a string ({type(value).__name__})"
+            raise DataError(f"{b.path}:{lineno}: field {key!r} is {problem}")
+        values.append(value)
+    return values
+
+
+def _read_multinli_jsonl(b: _Builder) -> None:
+    """MultiNLI / SNLI release jsonl: one JSON object a line with sentence1, sentence2,
+    gold_label."""
+    for lineno, record in _json_objects(b):
+        b.add(lineno, *_string_fields(b, lineno, record, ("sentence1", "sentence2", "gold_label")))
+
+
+def _read_anli_jsonl(b: _Builder) -> None:
+    """ANLI release jsonl: ``context``, ``hypothesis`` and ``label`` (e, n or c)."""
+    for lineno, record in _json_objects(b):
+        context, hypothesis, label = _string_fields(b, lineno, record,
+                                                    ("context", "hypothesis", "label"))
+        name = ANLI_LABEL_NAMES.get(label.strip())
+        if name is None:
+            raise DataError(f"{b.path}:{lineno}: label {label!r} is not one of "
+                            f"{', '.join(ANLI_LABEL_NAMES)} (ANLI's entailment, neutral, "
+                            f"contradiction)")
+        b.add(lineno, context, hypothesis, name)
 
 
 def _read_three_columns(b: _Builder, columns: str, unlabelled_hint: str,
@@ -307,6 +475,10 @@ def _read_pawsx_xtreme_tsv(b: _Builder) -> None:
 FORMATS: dict[str, Callable[[_Builder], None]] = {
     "glue_tsv": _read_glue_tsv,
     "multinli_jsonl": _read_multinli_jsonl,
+    "qqp_tsv": _read_qqp_tsv,
+    "sst2_tsv": _read_sst2_tsv,
+    "snli_txt": _read_snli_txt,
+    "anli_jsonl": _read_anli_jsonl,
     "xtreme_tsv": _read_xtreme_tsv,
     "pawsx_tsv": _read_pawsx_tsv,
     "pawsx_xtreme_tsv": _read_pawsx_xtreme_tsv,
@@ -333,8 +505,8 @@ def read_file(path: str | os.PathLike, format: str, *, labels: Sequence[str], la
 
 
 def split_files(task: ClassificationTask, data_dir: str | os.PathLike, split: str,
-                language: str) -> list[tuple[pathlib.Path, DataFile]]:
-    """The candidate files of a split, in the order they are tried."""
+                language: str) -> list[list[tuple[pathlib.Path, DataFile]]]:
+    """The candidate files of each part of a split, in the order they are tried."""
     if language not in task.languages:
         raise DataError(f"task {task.name!r} has no language {language!r}; "
                         f"its languages: {' '.join(task.languages)}")
@@ -342,24 +514,37 @@ def split_files(task: ClassificationTask, data_dir: str | os.PathLike, split: st
         raise DataError(f"task {task.name!r} trains only in {task.train_language!r}, "
                         f"not {language!r}")
     data_dir = pathlib.Path(data_dir)
-    return [(data_dir / f.pattern.format(lang=language), f) for f in task.split(split).files]
+    return [[(data_dir / f.pattern.format(lang=language), f) for f in part]
+            for part in task.split(split).parts]
 
 
 def read_split(task: ClassificationTask, data_dir: str | os.PathLike, split: str,
                language: str | None = None) -> ReadResult:
-    """The examples of ``task``'s ``split`` in ``language`` (default: the training language),
-    read from the first candidate file present under ``data_dir`` (see the module docstring)."""
+    """The examples of ``task``'s ``split`` in ``language`` (default: the training language):
+    of each part of the split, the first candidate file present under ``data_dir`` is read,
+    and the parts are concatenated in order (see the module docstring)."""
     language = task.train_language if language is None else language
-    candidates = split_files(task, data_dir, split, language)
-    for path, data_file in candidates:
-        if path.is_file():
-            log.info("%s %s (%s): reading %s", task.name, split, language, path)
-            guid_prefix = path.relative_to(data_dir).as_posix()
-            return read_file(path, data_file.format, labels=task.labels, language=language,
-                             guid_prefix=guid_prefix)
-    expected = " or ".join(str(p) for p, _ in candidates)
-    raise DataError(f"task {task.name!r} split {split!r} ({language}): no data file; "
-                    f"expected {expected}")
+    parts = split_files(task, data_dir, split, language)
+    chosen = []
+    for k, candidates in enumerate(parts, 1):
+        found = next(((p, f) for p, f in candidates if p.is_file()), None)
+        if found is None:
+            which = f" for part {k} of {len(parts)}" if len(parts) > 1 else ""
+            expected = " or ".join(str(p) for p, _ in candidates)
+            raise DataError(f"task {task.name!r} split {split!r} ({language}): no data "
+                            f"file{which}; expected {expected}")
+        chosen.append(found)
+    results = []
+    for path, data_file in chosen:
+        log.info("%s %s (%s): reading %s", task.name, split, language, path)
+        guid_prefix = path.relative_to(data_dir).as_posix()
+        results.append(read_file(path, data_file.format, labels=task.labels, language=language,
+                                 guid_prefix=guid_prefix))
+    if len(results) > 1:
+        log.info("%s %s (%s): %s", task.name, split, language,
+                 " + ".join(f"{len(r)} ({r.path.relative_to(data_dir).as_posix()})"
+                            for r in results))
+    return combine_results(results)
 
 
 # --------------------------------------------------------------------------- tasks
@@ -369,11 +554,25 @@ def _mnli_files(split: str) -> tuple[DataFile, ...]:
             DataFile(f"mnli/multinli_1.0_{split}.jsonl", "multinli_jsonl"))
 
 
+def _glue_files(folders: Sequence[str], split: str, format: str) -> tuple[DataFile, ...]:
+    return tuple(DataFile(f"{folder}/{split}.tsv", format) for folder in folders)
+
+
+def _snli_files(split: str) -> tuple[DataFile, ...]:
+    return tuple(DataFile(f"{folder}/snli_1.0_{split}.{ext}", format)
+                 for folder in ("snli", "snli_1.0")
+                 for ext, format in (("jsonl", "multinli_jsonl"), ("txt", "snli_txt")))
+
+
+def _anli_parts(split: str) -> tuple[tuple[DataFile, ...], ...]:
+    return tuple((DataFile(f"anli_v1.0/{r}/{split}.jsonl", "anli_jsonl"),) for r in ANLI_ROUNDS)
+
+
 MNLI = ClassificationTask(
     name="mnli",
     labels=NLI_LABELS,
     languages=("en",),
-    splits=tuple(Split(s, _mnli_files(s)) for s in ("train", "dev_matched", "dev_mismatched")),
+    splits=tuple(_split(s, *_mnli_files(s)) for s in ("train", "dev_matched", "dev_mismatched")),
     dev_split="dev_matched",
     test_split=None,
 )
@@ -384,9 +583,9 @@ XNLI = ClassificationTask(
     languages=XNLI_LANGUAGES,
     splits=(
         # XTREME trains XNLI on MultiNLI train: its own train-en.tsv, else the MNLI files.
-        Split("train", (DataFile("xnli/train-en.tsv", "xtreme_tsv"),) + _mnli_files("train")),
-        Split("dev", (DataFile("xnli/dev-{lang}.tsv", "xtreme_tsv"),)),
-        Split("test", (DataFile("xnli/test-{lang}.tsv", "xtreme_tsv"),)),
+        _split("train", DataFile("xnli/train-en.tsv", "xtreme_tsv"), *_mnli_files("train")),
+        _split("dev", DataFile("xnli/dev-{lang}.tsv", "xtreme_tsv")),
+        _split("test", DataFile("xnli/test-{lang}.tsv", "xtreme_tsv")),
     ),
     dev_split="dev",
     test_split="test",
@@ -397,22 +596,72 @@ PAWSX = ClassificationTask(
     labels=PAWSX_LABELS,
     languages=PAWSX_LANGUAGES,
     splits=(
-        Split("train", (DataFile("pawsx/train-en.tsv", "pawsx_xtreme_tsv"),
-                        DataFile("x-final/en/train.tsv", "pawsx_tsv"))),
-        Split("dev", (DataFile("pawsx/dev-{lang}.tsv", "pawsx_xtreme_tsv"),
-                      DataFile("x-final/{lang}/dev_2k.tsv", "pawsx_tsv"))),
+        _split("train", DataFile("pawsx/train-en.tsv", "pawsx_xtreme_tsv"),
+               DataFile("x-final/en/train.tsv", "pawsx_tsv")),
+        _split("dev", DataFile("pawsx/dev-{lang}.tsv", "pawsx_xtreme_tsv"),
+               DataFile("x-final/{lang}/dev_2k.tsv", "pawsx_tsv")),
         # The release first: XTREME's download strips the test labels.
-        Split("test", (DataFile("x-final/{lang}/test_2k.tsv", "pawsx_tsv"),
-                       DataFile("pawsx/test-{lang}.tsv", "pawsx_xtreme_tsv"))),
+        _split("test", DataFile("x-final/{lang}/test_2k.tsv", "pawsx_tsv"),
+               DataFile("pawsx/test-{lang}.tsv", "pawsx_xtreme_tsv")),
         # Machine translations of the English training set (the release has none for en);
         # not part of XTREME's zero-shot setting.
-        Split("translate_train", (DataFile("x-final/{lang}/translated_train.tsv", "pawsx_tsv"),)),
+        _split("translate_train", DataFile("x-final/{lang}/translated_train.tsv", "pawsx_tsv")),
     ),
     dev_split="dev",
     test_split="test",
 )
 
-TASKS = (MNLI, XNLI, PAWSX)
+QQP = ClassificationTask(
+    name="qqp",
+    labels=QQP_LABELS,
+    languages=("en",),
+    splits=tuple(_split(s, *_glue_files(("qqp", "QQP"), s, "qqp_tsv")) for s in ("train", "dev")),
+    dev_split="dev",
+    test_split=None,
+)
+
+SST2 = ClassificationTask(
+    name="sst2",
+    labels=SST2_LABELS,
+    languages=("en",),
+    splits=tuple(_split(s, *_glue_files(("sst2", "SST-2"), s, "sst2_tsv"))
+                 for s in ("train", "dev")),
+    dev_split="dev",
+    test_split=None,
+)
+
+SNLI = ClassificationTask(
+    name="snli",
+    labels=NLI_LABELS,
+    languages=("en",),
+    splits=tuple(_split(s, *_snli_files(s)) for s in ("train", "dev", "test")),
+    dev_split="dev",
+    test_split=None,
+)
+
+ANLI = ClassificationTask(
+    name="anli",
+    labels=NLI_LABELS,
+    languages=("en",),
+    splits=tuple(Split(s, _anli_parts(s)) for s in ("train", "dev", "test")),
+    dev_split="dev",
+    test_split=None,
+)
+
+# X-STILTs' ANLI+: ANLI R1-R3 + MNLI + SNLI train (1,104,934 examples), ANLI R1-R3 dev.
+ANLI_PLUS = ClassificationTask(
+    name="anli_plus",
+    labels=NLI_LABELS,
+    languages=("en",),
+    splits=(
+        Split("train", _anli_parts("train") + (_mnli_files("train"), _snli_files("train"))),
+        Split("dev", _anli_parts("dev")),
+    ),
+    dev_split="dev",
+    test_split=None,
+)
+
+TASKS = (MNLI, XNLI, PAWSX, QQP, SST2, SNLI, ANLI, ANLI_PLUS)
 
 
 # --------------------------------------------------------------------------- features
@@ -420,13 +669,14 @@ TASKS = (MNLI, XNLI, PAWSX)
 
 @dataclasses.dataclass(frozen=True)
 class PairFeatures:
-    """Token ids of (text_a, text_b) pairs with special tokens, unpadded, one row per example."""
+    """Token ids of (text_a, text_b) pairs, or of single sentences, with special tokens,
+    unpadded, one row per example."""
 
     input_ids: list[list[int]]
     token_type_ids: list[list[int]]  # the tokenizer's segment ids, or zeros where it has none
     labels: np.ndarray  # int32 [n]
     guids: list[str]
-    num_truncated: int  # pairs cut to max_length (longest_first)
+    num_truncated: int  # examples cut to max_length (longest_first)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -435,16 +685,25 @@ class PairFeatures:
 def featurize_pairs(tokenizer, examples: Sequence[PairExample], max_length: int, *,
                     chunk_size: int = 8192) -> PairFeatures:
     """Tokenize pairs with the fast tokenizer's batch call: ``<s> A </s></s> B </s>`` for
-    XLM-R, truncated ``longest_first`` to ``max_length`` tokens (specials included).
+    XLM-R, truncated ``longest_first`` to ``max_length`` tokens (specials included). Examples
+    whose ``text_b`` is None (single-sentence tasks: SST-2) are tokenized alone, ``<s> A </s>``;
+    one call takes either pairs or single sentences, not a mix (a ``ValueError``).
 
-    ``chunk_size`` pairs go to the tokenizer at a time, which bounds the memory its
-    per-example Encoding objects take. A pair counts as truncated when its encoding has
+    ``chunk_size`` examples go to the tokenizer at a time, which bounds the memory its
+    per-example Encoding objects take. An example counts as truncated when its encoding has
     overflowing tokens (what truncation removed).
     """
-    minimum = tokenizer.num_special_tokens_to_add(pair=True) + 2
+    singles = sum(e.text_b is None for e in examples)
+    if 0 < singles < len(examples):
+        raise ValueError(f"{singles} of {len(examples)} examples are single sentences (text_b "
+                         f"None) and the others pairs: featurize one kind at a time")
+    pairs = singles == 0
+    minimum = tokenizer.num_special_tokens_to_add(pair=pairs) + (2 if pairs else 1)
     if max_length < minimum:
-        raise ValueError(f"max_length {max_length} leaves no room for a pair: it needs at "
-                         f"least {minimum} (special tokens plus one token of each text)")
+        what = ("a pair: it needs at least {m} (special tokens plus one token of each text)"
+                if pairs else "a sentence: it needs at least {m} (special tokens plus one "
+                "token)").format(m=minimum)
+        raise ValueError(f"max_length {max_length} leaves no room for {what}")
     with_types = "token_type_ids" in tokenizer.model_input_names
     input_ids: list[list[int]] = []
     token_type_ids: list[list[int]] = []
@@ -452,8 +711,8 @@ def featurize_pairs(tokenizer, examples: Sequence[PairExample], max_length: int,
     for start in range(0, len(examples), chunk_size):
         chunk = examples[start:start + chunk_size]
         text_a = [e.text_a for e in chunk]
-        text_b = [e.text_b for e in chunk]
-        encoded = tokenizer(text_a, text_b, truncation="longest_first", max_length=max_length,
+        texts = (text_a, [e.text_b for e in chunk]) if pairs else (text_a,)
+        encoded = tokenizer(*texts, truncation="longest_first", max_length=max_length,
                             add_special_tokens=True, return_attention_mask=False,
                             return_token_type_ids=with_types)
         ids = encoded["input_ids"]
@@ -466,7 +725,8 @@ def featurize_pairs(tokenizer, examples: Sequence[PairExample], max_length: int,
         num_truncated += sum(len(encoded.encodings[i].overflowing) > 0
                              for i, row in enumerate(ids) if len(row) == max_length)
     if num_truncated:
-        log.info("%d of %d pairs truncated to %d tokens", num_truncated, len(examples), max_length)
+        log.info("%d of %d %s truncated to %d tokens", num_truncated, len(examples),
+                 "pairs" if pairs else "sentences", max_length)
     labels = np.fromiter((e.label for e in examples), dtype=np.int32, count=len(examples))
     return PairFeatures(input_ids, token_type_ids, labels, [e.guid for e in examples],
                         num_truncated)

@@ -1,5 +1,6 @@
-"""Extractive QA (SQuAD v1.1 format: XQuAD, MLQA, TyDiQA-GoldP): featurization into
-question + context windows, and span post-processing back to answer texts.
+"""Extractive QA (SQuAD v1.1 format: XQuAD, MLQA, TyDiQA-GoldP; SQuAD 2.0's unanswerable
+questions): featurization into question + context windows, and span post-processing back to
+answer texts.
 
 Pure Python + NumPy; no JAX. XTREME sources checked (google-research/xtreme):
 ``third_party/processors/squad.py`` (``squad_convert_example_to_features``,
@@ -26,7 +27,15 @@ Windows (XTREME's scheme, reproduced exactly):
   ``min(length, doc_stride)``), so no context token is skipped.
 
 Training targets follow XTREME for SQuAD v1.1: windows that do not wholly contain the first
-answer are kept, with both targets at index 0 (the ``<s>``/CLS token).
+answer are kept, with both targets at index 0 (the ``<s>``/CLS token). SQuAD 2.0
+(``QAExample.is_impossible``, read by ``read_squad(..., version="2.0")``) follows HF's
+``squad_convert_example_to_features`` with ``version_2_with_negative``: every window of an
+unanswerable question targets index 0 for both start and end (as does a window of an answerable
+question that does not hold its answer -- the same rule XTREME's v1.1 training applies, so
+nothing else differs between the versions); such questions are counted in
+``QAFeatures.num_impossible``. At prediction time ``answers_from_logits(...,
+version_2_with_negative=True)`` compares the null score with the best span's (HF's
+``compute_predictions_logits``).
 """
 
 from __future__ import annotations
@@ -67,6 +76,8 @@ class QAFeatures:
     # Answered questions whose first answer is wholly inside none of their windows (straddles
     # every window boundary, or covers no context token): they train on CLS targets only.
     num_questions_answer_in_no_window: int
+    # SQuAD 2.0 unanswerable questions (is_impossible): every window targets CLS (index 0).
+    num_impossible: int = 0
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -159,6 +170,11 @@ def featurize_qa(tokenizer, examples: Sequence[QAExample], *, max_length: int = 
     chunk's distinct contexts in another), which bounds the memory of its Encoding objects.
     An empty context, an empty question, or a question leaving no room for one context token
     in ``max_length`` raises ``DataError`` naming the question id.
+
+    An unanswerable question (``is_impossible``: SQuAD 2.0) has start and end targets 0 (the
+    ``<s>``/CLS token) in every window, HF's ``version_2_with_negative`` training targets; it is
+    counted in ``num_impossible`` (not in ``num_answers_outside``). One that also has answers
+    is contradictory and raises ``DataError``.
     """
     if doc_stride < 1 or max_query_length < 1 or chunk_size < 1:
         raise ValueError(f"doc_stride ({doc_stride}), max_query_length ({max_query_length}) "
@@ -179,7 +195,7 @@ def featurize_qa(tokenizer, examples: Sequence[QAExample], *, max_length: int = 
     window_example: list[int] = []
     offsets_out: list[np.ndarray] = []
     max_context_out: list[np.ndarray] = []
-    num_truncated = num_outside = num_no_window = 0
+    num_truncated = num_outside = num_no_window = num_impossible = 0
 
     for chunk_start in range(0, len(examples), chunk_size):
         chunk = examples[chunk_start:chunk_start + chunk_size]
@@ -219,7 +235,15 @@ def featurize_qa(tokenizer, examples: Sequence[QAExample], *, max_length: int = 
                                                                           len(ids))
             starts, lengths, best_window = windows_cache[key]
 
-            span = _answer_tokens(offsets, example.answers[0]) if example.answers else None
+            if example.is_impossible:
+                if example.answers:
+                    raise DataError(f"question {example.id!r}: is_impossible but it has "
+                                    f"{len(example.answers)} answer(s)")
+                num_impossible += 1
+                span = None  # every window targets CLS (HF's version_2_with_negative)
+            else:
+                span = (_answer_tokens(offsets, example.answers[0]) if example.answers
+                        else None)
             head = template.prefix + question + template.middle
             head_types = (template.prefix_types + [template.question_type] * len(question)
                           + template.middle_types)
@@ -256,6 +280,9 @@ def featurize_qa(tokenizer, examples: Sequence[QAExample], *, max_length: int = 
     log.info("%d questions -> %d windows (max_length %d, doc_stride %d); %d windows do not "
              "contain their answer (CLS targets)", len(examples), len(input_ids), max_length,
              doc_stride, num_outside)
+    if num_impossible:
+        log.info("%d of %d questions are unanswerable (SQuAD 2.0): CLS targets in every window",
+                 num_impossible, len(examples))
     if num_no_window:
         log.warning("%d of %d questions have their answer wholly inside none of their windows "
                     "(it straddles window boundaries or covers no token)", num_no_window,
@@ -273,6 +300,7 @@ def featurize_qa(tokenizer, examples: Sequence[QAExample], *, max_length: int = 
         num_questions_truncated=num_truncated,
         num_answers_outside=num_outside,
         num_questions_answer_in_no_window=num_no_window,
+        num_impossible=num_impossible,
     )
 
 
@@ -309,7 +337,9 @@ def _best_spans(start_logits: np.ndarray, end_logits: np.ndarray, lengths: np.nd
 
 def answers_from_logits(features: QAFeatures, examples: Sequence[QAExample],
                         start_logits, end_logits, *, n_best_size: int = 20,
-                        max_answer_length: int = 30, window_chunk: int = 2048) -> dict[str, str]:
+                        max_answer_length: int = 30, window_chunk: int = 2048,
+                        version_2_with_negative: bool = False,
+                        null_score_diff_threshold: float = 0.0) -> dict[str, str]:
     """Question id -> answer text, from start/end logits of every window ([n_windows, S],
     padded: entries beyond a window's length are ignored).
 
@@ -326,6 +356,19 @@ def answers_from_logits(features: QAFeatures, examples: Sequence[QAExample],
     gold answers are (the reader checks that), and whitespace inside it is kept as in the
     context where XTREME would rejoin words with single spaces, a difference that SQuAD/MLQA
     normalisation removes before scoring.
+
+    ``version_2_with_negative`` (SQuAD 2.0; off by default, and then nothing above changes):
+    HF's ``compute_predictions_logits`` with ``version_2_with_negative=True``. The null score
+    of a question is the minimum over its windows of ``start_logit[0] + end_logit[0]`` (the
+    CLS position of every window, whatever its spans); the best non-null span is the one found
+    as above; the prediction is "" when ``null_score - start_logit - end_logit`` (that order of
+    float64 operations, as HF's ``score_diff``) is ``> null_score_diff_threshold``, the span's
+    text otherwise. Two edge cases differ from HF, where it emits artifacts: a question with no
+    valid span predicts "" (HF falls back on a nonce entry with text "empty" and score 0, and
+    predicts the literal text "empty" when the null score does not exceed the threshold); and
+    HF's best non-null entry is the best span with a non-empty text, so when the best span's
+    text is empty (a token covering no character) HF would go on to the next span, while here
+    the prediction is "" either way.
     """
     if n_best_size < 1 or max_answer_length < 1:
         raise ValueError(f"n_best_size ({n_best_size}) and max_answer_length "
@@ -347,6 +390,10 @@ def answers_from_logits(features: QAFeatures, examples: Sequence[QAExample],
     score = np.full(len(features), -np.inf)
     span_start = np.zeros(len(features), dtype=np.int64)
     span_end = np.zeros(len(features), dtype=np.int64)
+    if version_2_with_negative:
+        null_score = np.zeros(len(features))  # start_logit[0] + end_logit[0] of each window
+        best_start_logit = np.zeros(len(features))  # of the window's best span
+        best_end_logit = np.zeros(len(features))
     for a in range(0, len(features), window_chunk):
         b = min(a + window_chunk, len(features))
         chunk_lengths = lengths[a:b]
@@ -367,6 +414,11 @@ def answers_from_logits(features: QAFeatures, examples: Sequence[QAExample],
             chunk_logits.append(logits)
         found[a:b], score[a:b], span_start[a:b], span_end[a:b] = _best_spans(
             *chunk_logits, chunk_lengths, is_context, can_start, n_best_size, max_answer_length)
+        if version_2_with_negative:
+            chunk_rows = np.arange(b - a)
+            null_score[a:b] = chunk_logits[0][:, 0] + chunk_logits[1][:, 0]
+            best_start_logit[a:b] = chunk_logits[0][chunk_rows, span_start[a:b]]
+            best_end_logit[a:b] = chunk_logits[1][chunk_rows, span_end[a:b]]
 
     # Best window of each question: highest score, then the earliest window.
     window = np.arange(len(features))
@@ -375,17 +427,31 @@ def answers_from_logits(features: QAFeatures, examples: Sequence[QAExample],
     first[1:] = features.example_index[order[1:]] != features.example_index[order[:-1]]
     answers = {qid: "" for qid in features.ids}
     num_empty = len(answers) - int(np.count_nonzero(first))
+    if version_2_with_negative:
+        # Each question's null score: the minimum over its windows (HF's score_null).
+        question_null = np.full(features.num_examples, np.inf)
+        np.minimum.at(question_null, features.example_index, null_score)
+        num_null = 0
     for w in order[first].tolist():
         example = examples[features.example_index[w]]
         if not found[w]:
             num_empty += 1
             continue
+        if version_2_with_negative:
+            score_diff = (question_null[features.example_index[w]] - best_start_logit[w]
+                          - best_end_logit[w])
+            if score_diff > null_score_diff_threshold:
+                num_null += 1
+                continue
         begin = features.offsets[w][span_start[w], 0]
         end = features.offsets[w][span_end[w], 1]
         answers[example.id] = example.context[begin:end]
     if num_empty:
         log.warning("%d of %d questions have no valid answer span; predicted ''", num_empty,
                     len(answers))
+    if version_2_with_negative:
+        log.info("%d of %d questions predicted unanswerable (null score - best span score > "
+                 "%g)", num_null, len(answers), null_score_diff_threshold)
     return answers
 
 
