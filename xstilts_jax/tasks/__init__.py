@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from xstilts_jax.tasks import classification, layout
+from xstilts_jax.tasks import classification, layout, multiple_choice
 from xstilts_jax.tasks.classification import ClassificationTask, DataError
 from xstilts_jax.tasks.readers import PANX_LABELS, UPOS_TAGS
 
@@ -109,6 +109,11 @@ TASKS: dict[str, Task] = _registry(
     # TyDiQA-GoldP has no test split: XTREME tests on its dev files, so the English dev set
     # that selects checkpoints is also the English test set.
     Task("tydiqa", "qa", (), layout.LANGUAGES["tydiqa"], ("tydiqa", "train"), ("tydiqa", "dev")),
+    # Multiple-choice intermediate tasks (English only; labels name the choices).
+    *(Task(name, "multiple_choice", labels, ("en",), (name, "train"), (name, "dev"),
+           test_split=None)
+      for name, labels in (("hellaswag", ("0", "1", "2", "3")), ("cosmosqa", ("0", "1", "2", "3")),
+                           ("commonsenseqa", multiple_choice.COMMONSENSEQA_LABELS))),
     Task("bucc2018", "retrieval", (), layout.LANGUAGES["bucc2018"], None, None),
     Task("tatoeba", "retrieval", (), layout.LANGUAGES["tatoeba"], None, None),
 )

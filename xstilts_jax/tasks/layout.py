@@ -28,6 +28,10 @@ XTREME's ISO 639-1 code, ``<split>``: train, dev or test, ``{a,b}``: each of)::
              dev (en): the English test file, what XTREME's train_qa.sh evaluates on
     bucc2018 bucc2018/<lang>-en.{dev,test}.{<lang>,en,gold}                  XTREME
              bucc2018/<lang>-en/<lang>-en.{sample,training}.{<lang>,en,gold}  release
+    hellaswag    hellaswag/hellaswag_{train,val}.jsonl       release (rowanz/hellaswag; dev = val)
+    cosmosqa     cosmosqa/{train,valid}.{csv,jsonl}          release (csv first; dev = valid)
+    commonsenseqa  commonsenseqa/{train,dev}_rand_split.jsonl   release (its test file is
+                 unlabelled: not read)
     tatoeba  tatoeba/tatoeba.<xxx>-eng.{<xxx>,eng}           LASER's files (<xxx>: ISO 639-3)
              LASER/data/tatoeba/v1/tatoeba.<xxx>-eng.{<xxx>,eng}   a LASER checkout
              tatoeba/<lang>-en.{<lang>,en}                   XTREME (unusable, see below)
@@ -61,6 +65,7 @@ import os
 import pathlib
 from typing import Callable
 
+from xstilts_jax.tasks import multiple_choice
 from xstilts_jax.tasks.classification import DataError
 from xstilts_jax.tasks.readers import (BUCC_LANGUAGES, MLQA_LANGUAGES, PANX_LABELS,
                                        PANX_LANGUAGES, TATOEBA_LANGUAGES, TYDIQA_LANGUAGE_NAMES,
@@ -84,6 +89,10 @@ SPLITS: dict[str, dict[str, tuple[str, ...]]] = {
     "tydiqa": {"train": _EN, "dev": _EN, "test": TYDIQA_LANGUAGES},
     "bucc2018": {"dev": BUCC_LANGUAGES, "test": BUCC_LANGUAGES},
     "tatoeba": {"test": tuple(TATOEBA_LANGUAGES)},
+    # English intermediate tasks (train and dev only: their test sets are unlabelled)
+    "hellaswag": {"train": _EN, "dev": _EN},
+    "cosmosqa": {"train": _EN, "dev": _EN},
+    "commonsenseqa": {"train": _EN, "dev": _EN},
 }
 # task -> XTREME's languages (those it is evaluated in).
 LANGUAGES: dict[str, tuple[str, ...]] = {
@@ -164,6 +173,16 @@ def _locations(task: str, split: str, language: str) -> tuple[Location, ...]:
                          "LASER checkout"),
                 Location((f"tatoeba/{language}-en.{language}", f"tatoeba/{language}-en.en"),
                          "tatoeba_xtreme", XTREME))
+    if task == "hellaswag":
+        name = {"train": "train", "dev": "val"}[split]
+        return (Location((f"hellaswag/hellaswag_{name}.jsonl",), "hellaswag", "HellaSwag release"),)
+    if task == "cosmosqa":
+        name = {"train": "train", "dev": "valid"}[split]
+        return tuple(Location((f"cosmosqa/{name}.{ext}",), "cosmosqa", "CosmosQA release")
+                     for ext in ("csv", "jsonl"))
+    if task == "commonsenseqa":
+        return (Location((f"commonsenseqa/{split}_rand_split.jsonl",), "commonsenseqa",
+                         "CommonsenseQA release"),)
     raise AssertionError(task)
 
 
@@ -242,6 +261,10 @@ _READERS: dict[str, Callable[[list[pathlib.Path], str], ReadResult | BuccData]] 
     "bucc": lambda paths, lang: read_bucc_files(*paths, lang),
     "tatoeba": lambda paths, lang: read_tatoeba_files(*paths, lang),
     "tatoeba_xtreme": _tatoeba_xtreme,
+    "hellaswag": lambda paths, lang: multiple_choice.read_hellaswag(paths[0], language=lang),
+    "cosmosqa": lambda paths, lang: multiple_choice.read_cosmosqa(paths[0], language=lang),
+    "commonsenseqa": lambda paths, lang: multiple_choice.read_commonsenseqa(paths[0],
+                                                                           language=lang),
 }
 
 

@@ -1,0 +1,147 @@
+"""Small copies of the intermediate tasks' ORIGINAL release files, written by the tests.
+
+Each writer puts one task's train and dev files where ``tasks.layout`` / ``classification``
+look for them under ``root`` (XTREME's download/ folder), in the release's own format, with
+a label the text makes learnable (so a tiny model's loss can fall). ``write_all`` writes
+every task's files into one folder, the way a user unpacks the releases side by side.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+
+import numpy as np
+
+from conftest import GLUE_COLUMNS, write_nli_data
+
+WORDS = "the cat dog sat on mat a is big small red blue house tree".split()
+NLI = ("contradiction", "entailment", "neutral")
+
+
+def _text(rng, n=(3, 9)):
+    return " ".join(rng.choice(WORDS, rng.integers(*n)))
+
+
+def write_qqp(root: pathlib.Path, n=(40, 12)):
+    rng = np.random.default_rng(1)
+    (root / "qqp").mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "dev"), n):
+        rows = ["id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate"]
+        for i in range(count):
+            q = _text(rng)
+            label = i % 2
+            other = q if label else _text(rng)
+            rows.append(f"{i}\t{2 * i}\t{2 * i + 1}\t{q}?\t{other}?\t{label}")
+        (root / "qqp" / f"{split}.tsv").write_text("\n".join(rows) + "\n")
+
+
+def write_sst2(root: pathlib.Path, n=(40, 12)):
+    rng = np.random.default_rng(2)
+    (root / "SST-2").mkdir(parents=True, exist_ok=True)  # GLUE's folder name
+    for split, count in zip(("train", "dev"), n):
+        rows = ["sentence\tlabel"]
+        for i in range(count):
+            label = i % 2
+            rows.append(f"{_text(rng)} {'big' if label else 'small'} \t{label}")
+        (root / "SST-2" / f"{split}.tsv").write_text("\n".join(rows) + "\n")
+
+
+def _nli_pair(rng, i):
+    y = i % 3
+    return _text(rng), " ".join(rng.choice(WORDS[4 * y:4 * y + 4], 3)), y
+
+
+def write_snli(root: pathlib.Path, n=(30, 9)):
+    rng = np.random.default_rng(3)
+    (root / "snli").mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "dev"), n):
+        lines = []
+        for i in range(count):
+            a, b, y = _nli_pair(rng, i)
+            lines.append(json.dumps({"annotator_labels": [NLI[y]], "captionID": f"c{i}",
+                                     "gold_label": NLI[y], "pairID": f"p{i}", "sentence1": a,
+                                     "sentence2": b}))
+        lines.append(json.dumps({"gold_label": "-", "sentence1": "x", "sentence2": "y"}))
+        (root / "snli" / f"snli_1.0_{split}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def write_anli(root: pathlib.Path, n=(12, 3)):
+    rng = np.random.default_rng(4)
+    for r in ("R1", "R2", "R3"):
+        (root / "anli_v1.0" / r).mkdir(parents=True, exist_ok=True)
+        for split, count in zip(("train", "dev"), n):
+            lines = []
+            for i in range(count):
+                a, b, y = _nli_pair(rng, i)
+                lines.append(json.dumps({"uid": f"{r}-{split}-{i}", "context": a, "hypothesis": b,
+                                         "label": "cen"[y],
+                                         "model_label": "n", "emturk": False, "genre": "wiki",
+                                         "reason": "", "tag": ""}))
+            (root / "anli_v1.0" / r / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def write_hellaswag(root: pathlib.Path, n=(24, 8)):
+    rng = np.random.default_rng(5)
+    (root / "hellaswag").mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "val"), n):
+        lines = []
+        for i in range(count):
+            label = i % 4
+            endings = [_text(rng, (2, 5)) + (" red house" if c == label else "") for c in range(4)]
+            ctx_a, ctx_b = _text(rng), "the dog" if i % 2 else ""
+            lines.append(json.dumps({
+                "ind": i, "activity_label": "Walking", "ctx_a": ctx_a, "ctx_b": ctx_b,
+                "ctx": f"{ctx_a} {ctx_b}".strip(), "split": split, "split_type": "indomain",
+                "label": label, "endings": endings, "source_id": f"activitynet~v_{i}"}))
+        (root / "hellaswag" / f"hellaswag_{split}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def write_cosmosqa(root: pathlib.Path, n=(24, 8)):
+    rng = np.random.default_rng(6)
+    (root / "cosmosqa").mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "valid"), n):
+        with open(root / "cosmosqa" / f"{split}.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["id", "context", "question", "answer0", "answer1", "answer2",
+                             "answer3", "label"])
+            for i in range(count):
+                label = i % 4
+                answers = [_text(rng, (2, 5)) + (" blue tree" if c == label else "")
+                           for c in range(4)]
+                writer.writerow([f"{split}{i}", f"{_text(rng)},\n{_text(rng)}", "what is it?",
+                                 *answers, label])
+
+
+def write_commonsenseqa(root: pathlib.Path, n=(24, 8)):
+    rng = np.random.default_rng(7)
+    (root / "commonsenseqa").mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "dev"), n):
+        lines = []
+        for i in range(count):
+            label = i % 5
+            choices = [{"label": "ABCDE"[c], "text": _text(rng, (1, 3)) + (" mat" if c == label
+                                                                           else "")}
+                       for c in range(5)]
+            lines.append(json.dumps({"answerKey": "ABCDE"[label], "id": f"{split}{i}",
+                                     "question": {"question_concept": "cat", "choices": choices,
+                                                  "stem": _text(rng) + "?"}}))
+        (root / "commonsenseqa" / f"{split}_rand_split.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def write_squad(root: pathlib.Path):
+    from test_pipeline_tasks import write_qa
+
+    write_qa(root, languages=())
+
+
+def write_all(root: pathlib.Path) -> pathlib.Path:
+    write_nli_data(root, train=40, dev=12, languages=())
+    for writer in (write_qqp, write_sst2, write_snli, write_anli, write_hellaswag,
+                   write_cosmosqa, write_commonsenseqa, write_squad):
+        writer(root)
+    return root
+
+
+__all__ = ["GLUE_COLUMNS", "write_all"]
