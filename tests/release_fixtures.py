@@ -136,10 +136,64 @@ def write_squad(root: pathlib.Path):
     write_qa(root, languages=())
 
 
+def write_squad_v2(root: pathlib.Path, n=(30, 10)):
+    """SQuAD 2.0: every third question unanswerable (with plausible_answers, as released)."""
+    rng = np.random.default_rng(8)
+    (root / "squad").mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "dev"), n):
+        articles = []
+        for p in range(count):
+            words = list(rng.choice(WORDS, 20))
+            at = int(rng.integers(0, 18))
+            start = len(" ".join(words[:at])) + (1 if at else 0)
+            answer = " ".join(words[at:at + 2])
+            impossible = p % 3 == 0
+            qa = {"id": f"v2{split}{p}", "question": f"what {answer} is", "is_impossible": impossible,
+                  "answers": [] if impossible else [{"text": answer, "answer_start": start}]}
+            if impossible:
+                qa["plausible_answers"] = [{"text": answer, "answer_start": start}]
+            articles.append({"title": f"t{p}", "paragraphs": [{"context": " ".join(words),
+                                                                "qas": [qa]}]})
+        (root / "squad" / f"{split}-v2.0.json").write_text(
+            json.dumps({"version": "v2.0", "data": articles}))
+
+
+SUPERTAG = {"the": "NP[nb]/N", "a": "NP[nb]/N", "cat": "N", "dog": "N", "mat": "N", "house": "N",
+            "tree": "N", "sat": "S[dcl]\\NP", "is": "(S[dcl]\\NP)/(S[adj]\\NP)", "on": "PP/NP",
+            "big": "N/N", "small": "N/N", "red": "N/N", "blue": "N/N"}
+
+
+def _derivation(words):
+    """A right-branching CCGbank .auto derivation over the words (leaf fields: supertag,
+    POS twice, word, predicate-argument category)."""
+    leaf = [f"(<L {SUPERTAG[w]} NN NN {w} {SUPERTAG[w]}>)" for w in words]
+    tree = leaf[-1]
+    for node in reversed(leaf[:-1]):
+        tree = f"(<T S 0 2> {node} {tree} )"
+    return tree
+
+
+def write_ccgbank(root: pathlib.Path):
+    """CCGbank's AUTO folder: one small file in each training section (02-21) and two in the
+    dev section (00); a split needs every one of its sections."""
+    rng = np.random.default_rng(9)
+    files = [(f"{section:02d}", 0, 2) for section in range(2, 22)] + [("00", 0, 3), ("00", 1, 3)]
+    for section, f, count in files:
+        folder = root / "ccgbank_1_1" / "data" / "AUTO" / section
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"wsj_{section}{f:02d}"
+        lines = []
+        for i in range(count):
+            lines.append(f"ID={name}.{i + 1} PARSER=GOLD NUMPARSE=1")
+            lines.append(_derivation(list(rng.choice(WORDS, rng.integers(3, 9)))))
+        (folder / f"{name}.auto").write_text("\n".join(lines) + "\n")
+
+
 def write_all(root: pathlib.Path) -> pathlib.Path:
     write_nli_data(root, train=40, dev=12, languages=())
     for writer in (write_qqp, write_sst2, write_snli, write_anli, write_hellaswag,
-                   write_cosmosqa, write_commonsenseqa, write_squad):
+                   write_cosmosqa, write_commonsenseqa, write_squad, write_squad_v2,
+                   write_ccgbank):
         writer(root)
     return root
 

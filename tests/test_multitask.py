@@ -12,7 +12,7 @@ import pytest
 from flax import nnx
 
 from conftest import write_nli_data
-from test_pipeline_tasks import write_qa, write_udpos
+from release_fixtures import write_all
 from test_train import _xstilts
 from xstilts_jax.models.encoder import Encoder
 from xstilts_jax.models.heads import ClassificationHead, MultipleChoiceHead, MultiTaskModel, \
@@ -191,8 +191,11 @@ def test_multiple_choice_loss_is_softmax_over_each_examples_choices():
 # --------------------------------------------------------------------------- end to end
 
 
+MIXTURE = "hellaswag+squad_v2+ccg"  # three families; CCG's labels come from its data
+
+
 def _mixture_args(checkpoint, data, workdir, *extra):
-    return ["run", "--config", f"{REPO / 'configs' / 'xtreme.py'}:mnli+squad+udpos,xnli,tiny",
+    return ["run", "--config", f"{REPO / 'configs' / 'xtreme.py'}:{MIXTURE},xnli,tiny",
             "--workdir", str(workdir), f"--config.model.name={checkpoint}",
             f"--config.data.dir={data}", "--config.eval.languages=('en','de')", "-q",
             "--config.intermediate.buckets=(96,)", "--config.target.buckets=(64,)",
@@ -201,11 +204,10 @@ def _mixture_args(checkpoint, data, workdir, *extra):
 
 
 def test_three_task_mixture_then_xnli_resumes_bit_identical(tmp_path, tiny_checkpoints):
-    """mnli + squad + udpos multi-task -> xnli -> zero-shot; kill -9 inside the mixture at
-    update 13 and resume: results, metrics and parameters equal the uninterrupted run's."""
-    data = write_nli_data(tmp_path / "data")
-    write_qa(tmp_path / "data", languages=())
-    write_udpos(tmp_path / "data", languages=())
+    """hellaswag + squad_v2 + ccg multi-task -> xnli -> zero-shot; kill -9 inside the mixture
+    at update 13 and resume: results, metrics and parameters equal the uninterrupted run's."""
+    data = write_all(tmp_path / "data")
+    write_nli_data(data, languages=("en", "de"))
     checkpoint = tiny_checkpoints("xlmr")
     cache = tmp_path / "cache"
     clean = _xstilts(_mixture_args(checkpoint, data, tmp_path / "clean"), cache)
@@ -222,17 +224,24 @@ def test_three_task_mixture_then_xnli_resumes_bit_identical(tmp_path, tiny_check
     assert (resumed / "metrics.jsonl").read_text() == \
         (tmp_path / "clean" / "metrics.jsonl").read_text()
     phase = expected["phases"]["intermediate"]
-    assert phase["task"] == "mnli+squad+udpos" and phase["dev_metric"] == "average"
-    assert set(phase["probabilities"]) == {"mnli", "squad", "udpos"}
+    assert phase["task"] == MIXTURE and phase["dev_metric"] == "average"
+    names = set(MIXTURE.split("+"))
+    assert set(phase["probabilities"]) == names
     assert sum(phase["probabilities"].values()) == pytest.approx(1.0)
     rows = phase["train_rows"]
-    assert rows["mnli"] == 120 and rows["udpos"] == 200 and rows["squad"] >= 120
-    # every task was trained: a per-task loss was logged for each
+    assert rows["hellaswag"] == 24 and rows["ccg"] == 40 and rows["squad_v2"] >= 30
     records = [json.loads(line) for line in (resumed / "metrics.jsonl").read_text().splitlines()]
-    trained = {k.split("/", 1)[1] for r in records if r.get("phase") == "intermediate"
-               for k in r if k.startswith("loss/")}
     evals = [r for r in records if r.get("phase") == "intermediate" and "dev_average" in r]
-    assert evals and all({"mnli/dev_accuracy", "squad/dev_f1", "udpos/dev_f1"} <= set(r)
-                         for r in evals)
-    assert trained <= {"mnli", "squad", "udpos"} and trained
+    assert evals and all({"hellaswag/dev_accuracy", "squad_v2/dev_f1", "ccg/dev_accuracy"}
+                         <= set(r) for r in evals)
+    assert all(r["dev_average"] == pytest.approx(np.mean(
+        [r["hellaswag/dev_accuracy"], r["squad_v2/dev_f1"], r["ccg/dev_accuracy"]])) for r in evals)
     assert len((resumed / "predictions" / "xnli" / "test-de.tsv").read_text().splitlines()) == 40
+    # The mixture's phase loads back (its CCG labels from labels.json), heads for all three.
+    from xstilts_jax.pipeline import load_phase_model
+
+    labels = json.loads((resumed / "intermediate" / "labels.json").read_text())
+    assert labels["ccg"][-1] == "<unk>" and "N" in labels["ccg"]
+    model, _ = load_phase_model(resumed / "intermediate")
+    assert set(model.heads) == names
+    assert model.heads["ccg"].num_labels == len(labels["ccg"])

@@ -9,6 +9,7 @@ atomically to ``results.json``; predictions in the XTREME submission format to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -86,6 +87,7 @@ def summarize(per_language: Mapping[str, float]) -> dict:
 # --------------------------------------------------------------------------- real-data cells
 
 
+LABELS_FILE = "labels.json"  # <workdir>/<phase>/: label sets made from training data
 MIXTURE_FIELDS = ("sampling", "temperature", "examples_cap")  # a phase section's mixture keys
 
 
@@ -242,10 +244,13 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> di
     tokenizer = load_tokenizer(report.path)
     pad_id = tokenizer.pad_token_id
 
-    def featurized(task, split, cfg, language=None) -> Featurized:
+    def read_split(task, split, language=None):
+        return task.read(config.data.dir, split, language or task.train_language,
+                         source=config.data.source, tfds_dir=config.data.tfds_dir or None)
+
+    def featurized(task, split, cfg, language=None, read=None) -> Featurized:
         language = language or task.train_language
-        read = task.read(config.data.dir, split, language, source=config.data.source,
-                         tfds_dir=config.data.tfds_dir or None)
+        read = read or read_split(task, split, language)
         examples = read.examples
         features = FAMILIES[task.family].featurize(tokenizer, examples, task.labels, cfg)
         # Reported, never silently dropped: what the reader skipped, what featurization cut.
@@ -269,10 +274,22 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> di
                                   f"{task.family} task)")
         if name == "target" and len(tasks) > 1:
             raise ConfigError(f"target.task: one target task, not a mixture ({section.task})")
+        # Label sets made from training data (CCG supertags): saved with the phase, for
+        # load_phase_model to rebuild its heads.
+        train_reads, derived = {}, {}
+        for i, task in enumerate(tasks):
+            if FAMILIES[task.family].labels_from_data and not task.labels:
+                train_reads[task.name] = read_split(task, "train")
+                labels = FAMILIES[task.family].labels_from(train_reads[task.name].examples)
+                tasks[i] = derived[task.name] = dataclasses.replace(task, labels=labels)
+        if derived:
+            write_json_atomic(workdir / name / LABELS_FILE,
+                              {t: list(task.labels) for t, task in derived.items()})
         num_outputs = FAMILIES[tasks[0].family].num_outputs(tasks[0].labels)
         cfg = phase_config(name, section, num_labels=num_outputs, seed=config.seed,
                            debug=config.debug)
-        data = {t.name: (featurized(t, "train", cfg), featurized(t, "dev", cfg)) for t in tasks}
+        data = {t.name: (featurized(t, "train", cfg, read=train_reads.get(t.name)),
+                         featurized(t, "dev", cfg)) for t in tasks}
         summary = {"task": section.task}
         if len(tasks) == 1:
             train, dev = data[tasks[0].name]
@@ -333,6 +350,14 @@ def load_phase_model(phase_dir: str | os.PathLike, *, dtype: str | None = None):
         raise ConfigError(f"{phase_dir.parent / 'config.json'}: no trained phase "
                           f"{phase_dir.name!r} (its phases: intermediate, target)")
     tasks = [get_task(t) for t in phase_tasks(section["task"])]
+    labels_path = phase_dir / LABELS_FILE
+    derived = json.loads(labels_path.read_text()) if labels_path.is_file() else {}
+    for i, task in enumerate(tasks):
+        if FAMILIES[task.family].labels_from_data and not task.labels:
+            if task.name not in derived:
+                raise ConfigError(f"{labels_path}: no label set of task {task.name!r} (its "
+                                  f"labels come from its training data)")
+            tasks[i] = dataclasses.replace(task, labels=tuple(derived[task.name]))
     model_config = config["model"]
     encoder, report = load_encoder(model_config["name"], dtype=dtype or model_config["dtype"])
     heads = {t.name: _new_head(t, encoder, 0) for t in tasks}

@@ -102,6 +102,10 @@ TASKS: dict[str, Task] = _registry(
     Task("panx", "tagging", PANX_LABELS, layout.LANGUAGES["panx"], ("panx", "train"),
          ("panx", "dev")),
     Task("squad", "qa", (), ("en",), ("squad", "train"), ("squad", "dev"), test_split=None),
+    Task("squad_v2", "qa", (), ("en",), ("squad_v2", "train"), ("squad_v2", "dev"),
+         test_split=None),
+    # CCG supertags: the label set is made from the training data (families._Supertagging).
+    Task("ccg", "supertagging", (), ("en",), ("ccg", "train"), ("ccg", "dev"), test_split=None),
     # XQuAD's English test questions are SQuAD v1.1 dev questions: selecting on SQuAD dev
     # sees them (XTREME trains a fixed number of epochs instead; set patience/eval_every).
     Task("xquad", "qa", (), layout.LANGUAGES["xquad"], ("squad", "train"), ("squad", "dev")),

@@ -20,7 +20,7 @@ import numpy as np
 
 from xstilts_jax import metrics
 from xstilts_jax.models.heads import ClassificationHead, MultipleChoiceHead, SpanHead, TaggingHead
-from xstilts_jax.tasks import classification, multiple_choice, qa, tagging
+from xstilts_jax.tasks import ccg, classification, multiple_choice, qa, tagging
 from xstilts_jax.train.loop import ModelInputs, PhaseConfig, classification_inputs
 from xstilts_jax.train.steps import classification_loss, masked_span_logits, \
     multiple_choice_loss, span_loss, token_classification_loss
@@ -33,6 +33,7 @@ class Family:
     loss_fn: Callable
     suffix: str  # of the submission files: test-<lang>.<suffix>
     metric: str  # the dev metric that selects checkpoints (higher is better)
+    labels_from_data: bool = False  # its tasks' label sets come from their training data
 
     def num_outputs(self, labels: Sequence[str]) -> int:
         return len(labels) if labels else 2
@@ -55,8 +56,13 @@ class Family:
         raise NotImplementedError
 
     def predict(self, features, examples: Sequence, logits: np.ndarray, labels: Sequence[str],
-                cfg: PhaseConfig):
+                cfg: PhaseConfig, task: str = ""):
         raise NotImplementedError
+
+    def labels_from(self, examples: Sequence) -> tuple[str, ...]:
+        """A task whose label set comes from its training data (``Task.labels == ()`` in a
+        family that defines this): that label set."""
+        raise NotImplementedError(f"{self.name} tasks have fixed labels")
 
     def score(self, task: str, examples: Sequence, predictions, labels: Sequence[str],
               language: str) -> dict[str, float]:
@@ -73,7 +79,7 @@ class _Classification(Family):
     def inputs(self, features):
         return classification_inputs(features)
 
-    def predict(self, features, examples, logits, labels, cfg):
+    def predict(self, features, examples, logits, labels, cfg, task=""):
         return [labels[i] for i in np.argmax(logits, axis=-1)]
 
     def score(self, task, examples, predictions, labels, language):
@@ -91,7 +97,7 @@ class _Tagging(Family):
         return ModelInputs(features.input_ids, features.token_type_ids,
                            token_extras={"token_labels": features.token_labels})
 
-    def predict(self, features, examples, logits, labels, cfg):
+    def predict(self, features, examples, logits, labels, cfg, task=""):
         return tagging.tags_from_predictions(features, np.argmax(logits, axis=-1), labels)
 
     def score(self, task, examples, predictions, labels, language):
@@ -99,6 +105,24 @@ class _Tagging(Family):
 
     def write(self, path, predictions):
         tagging.write_tagging_predictions(path, predictions)
+
+
+class _Supertagging(_Tagging):
+    """CCG supertagging: tagging with a label set from the training data (``ccg.ccg_labels``
+    plus ``<unk>`` for the rest), scored by per-token accuracy (a gold ``<unk>`` is never
+    right)."""
+
+    def labels_from(self, examples):
+        return ccg.model_labels(ccg.ccg_labels(examples))
+
+    def featurize(self, tokenizer, examples, labels, cfg):
+        mapped = ccg.map_to_inventory(examples, labels[:-1])
+        return tagging.featurize_tagging(tokenizer, mapped.sentences, labels, cfg.max_length)
+
+    def score(self, task, examples, predictions, labels, language):
+        known = frozenset(labels[:-1])
+        gold = [[t if t in known else ccg.UNK_SUPERTAG for t in e.tags] for e in examples]
+        return ccg.supertag_accuracy(gold, predictions)
 
 
 class _QA(Family):
@@ -111,19 +135,22 @@ class _QA(Family):
                            {"start_positions": features.start_positions,
                             "end_positions": features.end_positions})
 
-    def predict(self, features, examples, logits, labels, cfg):
+    def predict(self, features, examples, logits, labels, cfg, task=""):
         mask = np.zeros(logits.shape[:2], np.int32)
         for row, ids in enumerate(features.input_ids):
             mask[row, :len(ids)] = 1
         logits = np.asarray(masked_span_logits(logits, mask))
         return qa.answers_from_logits(features, examples, logits[..., 0], logits[..., 1],
                                       n_best_size=cfg.n_best_size,
-                                      max_answer_length=cfg.max_answer_length)
+                                      max_answer_length=cfg.max_answer_length,
+                                      version_2_with_negative=task in SQUAD_V2_TASKS)
 
     def score(self, task, examples, predictions, labels, language):
         articles = [{"paragraphs": [{"qas": [
             {"id": e.id, "answers": [{"text": text} for text, _ in e.answers]}
             for e in examples]}]}]
+        if task in SQUAD_V2_TASKS:
+            return metrics.squad_v2_em_f1(articles, predictions)
         if task == "mlqa":
             return metrics.mlqa_em_f1(articles, predictions, language)
         return metrics.squad_em_f1(articles, predictions)
@@ -149,7 +176,7 @@ class _MultipleChoice(Family):
                                                 features.num_choices)},
                            group=features.num_choices)
 
-    def predict(self, features, examples, logits, labels, cfg):
+    def predict(self, features, examples, logits, labels, cfg, task=""):
         scores = np.asarray(logits)[:, 0].reshape(-1, features.num_choices)
         return [labels[i] for i in np.argmax(scores, axis=-1)]
 
@@ -160,11 +187,15 @@ class _MultipleChoice(Family):
         path.write_text("".join(f"{p}\n" for p in predictions), encoding="utf-8")
 
 
+SQUAD_V2_TASKS = frozenset({"squad_v2"})  # QA with unanswerable questions (null-score answers)
+
 FAMILIES: dict[str, Family] = {
     "classification": _Classification("classification", ClassificationHead, classification_loss,
                                       "tsv", "accuracy"),
     "tagging": _Tagging("tagging", TaggingHead, token_classification_loss, "tsv", "f1"),
     "qa": _QA("qa", SpanHead, span_loss, "json", "f1"),
+    "supertagging": _Supertagging("supertagging", TaggingHead, token_classification_loss, "tsv",
+                                  "accuracy", labels_from_data=True),
     "multiple_choice": _MultipleChoice("multiple_choice", MultipleChoiceHead, multiple_choice_loss,
                                        "tsv", "accuracy"),
 }
@@ -187,7 +218,8 @@ class Featurized:
         return self.family.inputs(self.features)
 
     def predict(self, logits: np.ndarray, cfg: PhaseConfig):
-        return self.family.predict(self.features, self.examples, logits, self.task.labels, cfg)
+        return self.family.predict(self.features, self.examples, logits, self.task.labels, cfg,
+                                   task=self.task.name)
 
     def score(self, predictions) -> dict[str, float]:
         return self.family.score(self.task.name, self.examples, predictions, self.task.labels,

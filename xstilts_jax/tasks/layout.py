@@ -28,6 +28,10 @@ XTREME's ISO 639-1 code, ``<split>``: train, dev or test, ``{a,b}``: each of)::
              dev (en): the English test file, what XTREME's train_qa.sh evaluates on
     bucc2018 bucc2018/<lang>-en.{dev,test}.{<lang>,en,gold}                  XTREME
              bucc2018/<lang>-en/<lang>-en.{sample,training}.{<lang>,en,gold}  release
+    squad_v2     squad/{train,dev}-v2.0.json                 SQuAD 2.0 release
+    ccg          ccgbank_1_1/data/AUTO/<SS>/wsj_<SS><NN>.auto   CCGbank (LDC2005T13) as unpacked;
+                 ccgbank/data/AUTO/..., ccgbank/AUTO/...      sections 02-21 train, 00 dev, 23 test
+                 ccg/<split>.tsv                             a word<TAB>supertag export
     hellaswag    hellaswag/hellaswag_{train,val}.jsonl       release (rowanz/hellaswag; dev = val)
     cosmosqa     cosmosqa/{train,valid}.{csv,jsonl}          release (csv first; dev = valid)
     commonsenseqa  commonsenseqa/{train,dev}_rand_split.jsonl   release (its test file is
@@ -65,7 +69,7 @@ import os
 import pathlib
 from typing import Callable
 
-from xstilts_jax.tasks import multiple_choice
+from xstilts_jax.tasks import ccg, multiple_choice
 from xstilts_jax.tasks.classification import DataError
 from xstilts_jax.tasks.readers import (BUCC_LANGUAGES, MLQA_LANGUAGES, PANX_LABELS,
                                        PANX_LANGUAGES, TATOEBA_LANGUAGES, TYDIQA_LANGUAGE_NAMES,
@@ -90,6 +94,8 @@ SPLITS: dict[str, dict[str, tuple[str, ...]]] = {
     "bucc2018": {"dev": BUCC_LANGUAGES, "test": BUCC_LANGUAGES},
     "tatoeba": {"test": tuple(TATOEBA_LANGUAGES)},
     # English intermediate tasks (train and dev only: their test sets are unlabelled)
+    "squad_v2": {"train": _EN, "dev": _EN},
+    "ccg": {"train": _EN, "dev": _EN, "test": _EN},
     "hellaswag": {"train": _EN, "dev": _EN},
     "cosmosqa": {"train": _EN, "dev": _EN},
     "commonsenseqa": {"train": _EN, "dev": _EN},
@@ -173,6 +179,13 @@ def _locations(task: str, split: str, language: str) -> tuple[Location, ...]:
                          "LASER checkout"),
                 Location((f"tatoeba/{language}-en.{language}", f"tatoeba/{language}-en.en"),
                          "tatoeba_xtreme", XTREME))
+    if task == "squad_v2":
+        return (Location((f"squad/{split}-v2.0.json",), "squad_v2", "SQuAD 2.0 release"),)
+    if task == "ccg":
+        first = ccg.CCGBANK_SECTIONS[split][0]
+        return (*(Location((f"{root}/{first:02d}/wsj_*.auto",), f"ccgbank_{split}",
+                           "CCGbank release") for root in _CCGBANK_ROOTS),
+                Location((f"ccg/{split}.tsv",), "ccg_tsv", "word<TAB>supertag export"))
     if task == "hellaswag":
         name = {"train": "train", "dev": "val"}[split]
         return (Location((f"hellaswag/hellaswag_{name}.jsonl",), "hellaswag", "HellaSwag release"),)
@@ -250,6 +263,15 @@ def _tatoeba_xtreme(paths: list[pathlib.Path], language: str) -> ReadResult:
                     f"files (data/tatoeba/v1 in facebookresearch/LASER)")
 
 
+_CCGBANK_ROOTS = ("ccgbank_1_1/data/AUTO", "ccgbank/data/AUTO", "ccgbank/AUTO")
+
+
+def _ccgbank(split: str) -> Callable[[list[pathlib.Path], str], ReadResult]:
+    """Reader of a CCGbank split: every section of it under the AUTO folder the first
+    section's files were found in."""
+    return lambda paths, lang: ccg.read_ccgbank(paths[0].parents[1], split)
+
+
 _READERS: dict[str, Callable[[list[pathlib.Path], str], ReadResult | BuccData]] = {
     "udpos_tsv": lambda paths, lang: read_tagging_tsv(paths[0], lang, labels=UPOS_TAGS),
     "conllu": lambda paths, lang: read_conllu_files(paths, lang, drop_textless=True),
@@ -261,6 +283,9 @@ _READERS: dict[str, Callable[[list[pathlib.Path], str], ReadResult | BuccData]] 
     "bucc": lambda paths, lang: read_bucc_files(*paths, lang),
     "tatoeba": lambda paths, lang: read_tatoeba_files(*paths, lang),
     "tatoeba_xtreme": _tatoeba_xtreme,
+    "squad_v2": lambda paths, lang: read_squad(paths[0], lang, version="2.0"),
+    **{f"ccgbank_{split}": _ccgbank(split) for split in ("train", "dev", "test")},
+    "ccg_tsv": lambda paths, lang: ccg.read_ccg_tsv(paths[0], lang),
     "hellaswag": lambda paths, lang: multiple_choice.read_hellaswag(paths[0], language=lang),
     "cosmosqa": lambda paths, lang: multiple_choice.read_cosmosqa(paths[0], language=lang),
     "commonsenseqa": lambda paths, lang: multiple_choice.read_commonsenseqa(paths[0],
