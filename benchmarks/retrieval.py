@@ -26,12 +26,10 @@ What it measures
     Both verdicts are printed per N.
 
     Measured on 2 shared CPU cores (other jobs running, so absolute times drift between runs;
-    the alternating rounds keep the ratios fair): speed 4.4x faiss-cpu at N = 20k and 50k,
-    4.5x at 100k (one round) (goal met; 1.6-2x numpy); memory 1.18x at 100k and 1.27x at
-    50k (met), 1.38x-1.89x at 20k over two runs
-    (met once, missed once): ours holds a fixed 60-120 MB beyond the data (key chunks raw and
-    normalised, query groups and score buffers in flight, allocator slack), which is large
-    next to 2 x 59 MB of embeddings and small next to 2 x 293 MB at 100k.
+    the alternating rounds keep the ratios fair): speed 3.36x faiss-cpu at N = 20k, 4.44x at
+    50k (3 rounds), 3.67x at 100k (1 round) (goal met); memory 1.24x at 20k, 1.10x at 50k,
+    1.07x at 100k (goal met). Before the kernel kept one score buffer per step and stopped
+    queueing a call ahead, 20k measured 1.38-1.89x.
 
 Method
     Each method runs in its own worker subprocess (one per method per size), so each has its

@@ -136,7 +136,8 @@ def expect(pattern, call):
 def test_languages_and_splits():
     sizes = {task: len(langs) for task, langs in layout.LANGUAGES.items()}
     assert sizes == {"udpos": 33, "panx": 40, "squad": 1, "xquad": 11, "mlqa": 7, "tydiqa": 9,
-                     "bucc2018": 4, "tatoeba": 36}
+                     "bucc2018": 4, "tatoeba": 36, "squad_v2": 1, "ccg": 1, "hellaswag": 1,
+                     "cosmosqa": 1, "commonsenseqa": 1}
     assert layout.TRAIN_LANGUAGE == "en"
     for task, splits in layout.SPLITS.items():
         assert splits.get("train", ("en",)) == ("en",), task

@@ -76,11 +76,11 @@ Precision
     from float32 by bf16 rounding (~1e-2), so near-ties may reorder. Inputs may be float32,
     bfloat16, float16 or float64 (cast to float32 per block).
 
-Measured (``benchmarks/retrieval.py``, 2 shared CPU cores, N x N, d = 768, float32, top-4):
-4.4-4.5x the speed of faiss-cpu's ``IndexFlatIP`` and 1.6-2x numpy blockwise at N = 20k,
-50k and 100k (~200 GFLOP/s when the cores are free); peak memory 1.18x (both embedding sets
-+ one score block) at 100k, 1.27x at 50k, 1.4-1.9x at 20k, where a fixed 60-120 MB (key
-chunks and score buffers in flight, allocator slack) weighs more.
+Measured (``benchmarks/retrieval.py``, 2 CPU cores shared with other jobs, N x N, d = 768,
+float32, top-4): 3.4-4.4x the speed of faiss-cpu's ``IndexFlatIP`` at N = 20k, 50k and 100k
+(1.4-2.1x numpy blockwise; ~200 GFLOP/s when the cores are free); peak memory 1.24x (both
+embedding sets + one score block) at 20k, 1.10x at 50k, 1.07x at 100k. What sits on top of
+the data is one key chunk, one query group and one score block, plus allocator slack.
 
 On an accelerator pass device arrays (``jax.device_put``), so query blocks are sliced on the
 device rather than sent from the host for every key chunk.

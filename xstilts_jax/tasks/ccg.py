@@ -68,8 +68,8 @@ import re
 from typing import Iterable, Sequence
 
 from xstilts_jax.tasks.classification import DataError, _lines
-from xstilts_jax.tasks.readers import (ReadResult, TaggedSentence, _check_file, _finish,
-                                       _read_word_tag_blocks)
+from xstilts_jax.tasks.readers import (ReadResult, TaggedSentence, _check_file, _distinct_files,
+                                       _finish, _read_word_tag_blocks)
 
 __all__ = ["CCGBANK_SECTIONS", "CC_MIN_COUNT", "UNK_SUPERTAG", "InventoryMapping",
            "ccg_labels", "ccgbank_files", "map_to_inventory", "model_labels", "read_ccg_auto",
@@ -207,15 +207,7 @@ def read_ccg_auto(paths: str | os.PathLike | Sequence[str | os.PathLike],
     one derivation."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    paths = [_check_file(p) for p in paths]
-    if not paths:
-        raise ValueError("read_ccg_auto needs at least one file")
-    names: dict[str, pathlib.Path] = {}
-    for path in paths:
-        if path.name in names:
-            raise DataError(f"{path} and {names[path.name]} have the same file name; the "
-                            f"sentence guids (<file name>:<line>) would not be unique")
-        names[path.name] = path
+    paths = _distinct_files(paths, "read_ccg_auto")
     examples: list[TaggedSentence] = []
     for path in paths:
         if not _read_auto_into(path, examples):

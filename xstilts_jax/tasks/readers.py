@@ -600,21 +600,27 @@ def read_conllu(path: str | os.PathLike, language: str, *,
     return _finish(path, language, examples, skipped, "sentences")
 
 
-def read_conllu_files(paths: Sequence[str | os.PathLike], language: str, *,
-                      drop_textless: bool = False) -> ReadResult[TaggedSentence]:
-    """Several CoNLL-U files read as one, in the order given: a language's UD treebanks, which
-    XTREME concatenates. A file may contribute nothing (a treebank without text, with
-    ``drop_textless``), the whole may not. Guids name the file, so file names must differ;
-    ``path`` is the files' common folder and ``files`` lists them."""
+def _distinct_files(paths: Sequence[str | os.PathLike], caller: str) -> list[pathlib.Path]:
+    """Existing files with distinct names (guids name the file), at least one."""
     paths = [_check_file(p) for p in paths]
     if not paths:
-        raise ValueError("read_conllu_files needs at least one file")
+        raise ValueError(f"{caller} needs at least one file")
     names: dict[str, pathlib.Path] = {}
     for path in paths:
         if path.name in names:
             raise DataError(f"{path} and {names[path.name]} have the same file name; the "
                             f"sentence guids (<file name>:<line>) would not be unique")
         names[path.name] = path
+    return paths
+
+
+def read_conllu_files(paths: Sequence[str | os.PathLike], language: str, *,
+                      drop_textless: bool = False) -> ReadResult[TaggedSentence]:
+    """Several CoNLL-U files read as one, in the order given: a language's UD treebanks, which
+    XTREME concatenates. A file may contribute nothing (a treebank without text, with
+    ``drop_textless``), the whole may not. Guids name the file, so file names must differ;
+    ``path`` is the files' common folder and ``files`` lists them."""
+    paths = _distinct_files(paths, "read_conllu_files")
     examples: list[TaggedSentence] = []
     skipped: dict[str, int] = {}
     for path in paths:
