@@ -11,7 +11,9 @@ is one task with English training data (the paper's nine: anli_plus, ccg, common
 cosmosqa, hellaswag, mnli, qqp, squad_v2, sst2; also squad and the targets), a mixture
 ``a+b+c`` trained multi-task (``train/multitask.py``: one sampled task per update, sampling
 ``proportional`` to the tasks' training rows by default, or ``temperature`` / ``uniform``,
-with ``examples_cap``), or ``all9``: the nine together, the paper's multi-task run.
+with ``examples_cap``), or ``all9``: the nine together, the paper's multi-task run. ``mlm`` in
+a mixture (``mnli+mlm``) adds continued multilingual masked-LM (the paper's alternative (i);
+the ``mlm`` section says where the text is).
 
     xstilts run --config configs/xtreme.py:all9,xnli ...
     xstilts run --config configs/xtreme.py:mnli+squad_v2,pawsx --config.intermediate.sampling=uniform
@@ -66,6 +68,12 @@ def get_config(arg: str = "mnli,xnli") -> ml_collections.ConfigDict:
         source="files",  # "files": XTREME's download/ folder; "tfds": prepared TFDS datasets
         dir="data",  # XTREME's download/ folder (mnli/ and squad/ beside xnli/, ...)
         tfds_dir=""))  # TFDS data_dir for source="tfds" ("": $TFDS_DATA_DIR or ~/tensorflow_datasets)
+    # Alternative (i): "mlm" in an intermediate mixture (e.g. mnli+mlm) adds masked-LM on plain
+    # multilingual text: <dir>/<lang>.txt, one sentence or document a line ("" : data.dir/mlm;
+    # languages () : every .txt there), languages drawn with XLM-R's alpha 0.3 (T = 1/0.3),
+    # each language's last dev_lines lines held out.
+    config.mlm = ml_collections.ConfigDict(dict(dir="", languages=(), temperature=1 / 0.3,
+                                                dev_lines=100))
     config.mesh = ml_collections.ConfigDict(dict(shape=dict(data=-1, fsdp=1, tensor=1)))
     config.distributed = False  # jax.distributed.initialize() first (multi-host TPU pods)
     config.intermediate = phase("" if intermediate == "none" else intermediate)

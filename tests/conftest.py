@@ -57,7 +57,9 @@ def save_tiny_checkpoint(kind: str, directory: pathlib.Path, *, seed: int = 0,
     vocab = len(tokenizer)
     classes = {"bert": (T.BertConfig, T.BertModel, dict(type_vocab_size=2, pad_token_id=1)),
                "xlmr": (T.XLMRobertaConfig, T.XLMRobertaModel, {}),
-               "xlmr-xl": (T.XLMRobertaXLConfig, T.XLMRobertaXLModel, {})}
+               "xlmr-xl": (T.XLMRobertaXLConfig, T.XLMRobertaXLModel, {}),
+               # with its masked-LM head (lm_head.*), as the hub's xlm-roberta checkpoints
+               "xlmr-mlm": (T.XLMRobertaConfig, T.XLMRobertaForMaskedLM, {})}
     config_cls, model_cls, extra = classes[kind]
     torch.manual_seed(seed)
     config = config_cls(vocab_size=vocab, max_position_embeddings=max_position_embeddings,

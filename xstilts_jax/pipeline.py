@@ -28,6 +28,7 @@ from xstilts_jax.tasks.families import FAMILIES, Featurized
 from xstilts_jax.train.loop import (ClassificationData, Features, PhaseConfig, PhaseResult,
                                     SupervisedData, accuracy, classification_inputs,
                                     predict_logits, run_phase)
+from xstilts_jax.data.mlm import MultilingualMlmData, read_text_corpus, tokenize_text
 from xstilts_jax.train.multitask import MultiTaskData, task_probabilities
 from xstilts_jax.train.partitioning import is_primary_host
 
@@ -87,6 +88,7 @@ def summarize(per_language: Mapping[str, float]) -> dict:
 # --------------------------------------------------------------------------- real-data cells
 
 
+MLM_TASK = "mlm"  # in a phase's task list: multilingual masked-LM text (alternative (i))
 LABELS_FILE = "labels.json"  # <workdir>/<phase>/: label sets made from training data
 MIXTURE_FIELDS = ("sampling", "temperature", "examples_cap")  # a phase section's mixture keys
 
@@ -176,17 +178,82 @@ def train_phase(cfg: PhaseConfig, encoder: Encoder, *, train: Featurized, dev: F
 def train_mixture_phase(cfg: PhaseConfig, encoder: Encoder, *,
                         tasks: Mapping[str, tuple[Featurized, Featurized]],
                         probabilities: Mapping[str, float], pad_id: int, workdir, mesh,
-                        progress: bool = True) -> PhaseResult:
+                        progress: bool = True,
+                        extra: Mapping[str, tuple[Any, nnx.Module]] | None = None) -> PhaseResult:
     """Multi-task training (``train.multitask``): a fresh head per task on ``encoder``, one
-    sampled task per update; the best checkpoint on the mean of the tasks' dev metrics."""
+    sampled task per update; the best checkpoint on the mean of the tasks' dev metrics.
+
+    ``extra``: more members as (PhaseData, head), e.g. the multilingual MLM of the paper's
+    alternative (i); they train like the tasks but do not count in the dev average (unless
+    there is no task).
+    """
+    extra = dict(extra or {})
     heads = {name: _new_head(train.task, encoder, cfg.seed + 1 + i)
              for i, (name, (train, _)) in enumerate(tasks.items())}
     members = {name: supervised_data(cfg, train, dev, pad_id)
                for name, (train, dev) in tasks.items()}
+    for name, (member, head) in extra.items():
+        members[name], heads[name] = member, head
     data = MultiTaskData(members, probabilities, seed=cfg.seed,
-                         grad_accumulation=cfg.grad_accumulation)
+                         grad_accumulation=cfg.grad_accumulation,
+                         selection=tuple(tasks) or None)
     return run_phase(cfg, MultiTaskModel(encoder, heads), data, workdir=workdir, mesh=mesh,
                      progress=progress)
+
+
+def multilingual_mlm(mlm_config, data_dir, tokenizer, encoder: Encoder, model_dir,
+                     cfg: PhaseConfig) -> tuple[MultilingualMlmData, nnx.Module, dict]:
+    """The paper's alternative (i): masked-LM on plain multilingual text as one more member of
+    the intermediate mixture. Text: ``<mlm.dir or data.dir/mlm>/<lang>.txt`` (every ``*.txt``
+    there when ``mlm.languages`` is empty); each language's last ``mlm.dev_lines`` lines are
+    its dev text; languages are drawn with ``mlm.temperature`` (XLM-R: alpha 0.3, i.e. T =
+    1/0.3). The head is the checkpoint's own MLM head when it has one, else a fresh one.
+    Returns (data, head, what to report)."""
+    from xstilts_jax.config import ConfigError
+    from xstilts_jax.models.heads import MaskedLMHead
+    from xstilts_jax.models.pretrained import load_mlm_head
+
+    directory = pathlib.Path(mlm_config.dir or pathlib.Path(data_dir) / "mlm")
+    languages = tuple(mlm_config.languages)
+    if not languages and directory.is_dir():
+        languages = tuple(sorted(p.stem for p in directory.glob("*.txt")))
+    if not languages:
+        raise ConfigError(f"mlm: no text in {directory} (expected <lang>.txt files, one sentence "
+                          f"or document a line)")
+    corpus = read_text_corpus(directory, languages)
+    rows, dev_rows, report = {}, [], {"files": {}, "train_rows": {}, "dev_rows": {},
+                                      "skipped": corpus.skipped}
+    for lang, lines in corpus.lines.items():
+        n_dev = min(mlm_config.dev_lines, len(lines) // 2)
+        rows[lang] = tokenize_text(tokenizer, lines[:len(lines) - n_dev], cfg.max_length)
+        dev = tokenize_text(tokenizer, lines[len(lines) - n_dev:], cfg.max_length)
+        dev_rows.extend(dev)
+        report["files"][lang] = str(corpus.files[lang])
+        report["train_rows"][lang], report["dev_rows"][lang] = len(rows[lang]), len(dev)
+    if not dev_rows:
+        raise ConfigError(f"mlm: no dev text (each language needs at least 2 lines; "
+                          f"mlm.dev_lines={mlm_config.dev_lines})")
+    try:
+        language_probabilities = task_probabilities(
+            {lang: len(r) for lang, r in rows.items()}, sampling="temperature",
+            temperature=mlm_config.temperature)
+    except ValueError as e:
+        raise ConfigError(f"mlm: {e}") from None
+    specials = set(tokenizer.all_special_ids)
+    vocab = min(len(tokenizer), encoder.config.vocab_size)
+    data = MultilingualMlmData(
+        rows, dev_rows, language_probabilities=language_probabilities,
+        batch_size=cfg.batch_size, max_length=cfg.max_length, buckets=cfg.buckets,
+        pad_id=tokenizer.pad_token_id, mask_id=tokenizer.mask_token_id, vocab_size=vocab,
+        special_ids=sorted(specials),
+        first_regular_id=next(i for i in range(vocab) if i not in specials), seed=cfg.seed)
+    head = load_mlm_head(model_dir, encoder.config)
+    report.update(language_probabilities=language_probabilities,
+                  head="checkpoint" if head is not None else "fresh")
+    if head is None:
+        log.warning("%s has no masked-LM head: continued MLM starts from a fresh one", model_dir)
+        head = MaskedLMHead(encoder.config, rngs=nnx.Rngs(params=cfg.seed + 1000))
+    return data, head, report
 
 
 def evaluate_zero_shot(result: PhaseResult, test_sets: Mapping[str, Featurized], *,
@@ -265,9 +332,13 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> di
     phases.append(("target", config.target))
     for name, section in phases:
         try:
-            tasks = [get_task(t) for t in phase_tasks(section.task)]
+            names = phase_tasks(section.task)
+            tasks = [get_task(t) for t in names if t != MLM_TASK]
         except ValueError as e:
             raise ConfigError(f"{name}.task: {e}") from None
+        with_mlm = MLM_TASK in names
+        if with_mlm and name == "target":
+            raise ConfigError(f"target.task: {MLM_TASK} belongs in the intermediate phase")
         for task in tasks:
             if task.family not in FAMILIES or task.train is None:
                 raise ConfigError(f"{name}.task: {task.name} cannot be trained (a "
@@ -285,13 +356,13 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> di
         if derived:
             write_json_atomic(workdir / name / LABELS_FILE,
                               {t: list(task.labels) for t, task in derived.items()})
-        num_outputs = FAMILIES[tasks[0].family].num_outputs(tasks[0].labels)
+        num_outputs = (FAMILIES[tasks[0].family].num_outputs(tasks[0].labels) if tasks else 0)
         cfg = phase_config(name, section, num_labels=num_outputs, seed=config.seed,
                            debug=config.debug)
         data = {t.name: (featurized(t, "train", cfg, read=train_reads.get(t.name)),
                          featurized(t, "dev", cfg)) for t in tasks}
         summary = {"task": section.task}
-        if len(tasks) == 1:
+        if len(tasks) == 1 and not with_mlm:
             train, dev = data[tasks[0].name]
             result = train_phase(cfg, encoder, train=train, dev=dev, pad_id=pad_id,
                                  workdir=workdir, mesh=mesh, progress=progress)
@@ -299,6 +370,12 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> di
         else:
             # jiant counts a task's cached training rows: QA windows, examples otherwise.
             sizes = {t: train.inputs().num_examples for t, (train, _) in data.items()}
+            extra = {}
+            if with_mlm:
+                mlm_data, mlm_head, summary["mlm"] = multilingual_mlm(
+                    config.mlm, config.data.dir, tokenizer, encoder, report.path, cfg)
+                extra[MLM_TASK] = (mlm_data, mlm_head)
+                sizes[MLM_TASK] = mlm_data.num_train_examples()
             try:
                 probabilities = task_probabilities(
                     sizes, sampling=section.sampling, temperature=section.temperature,
@@ -307,7 +384,7 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> di
                 raise ConfigError(f"{name}: {e}") from None
             result = train_mixture_phase(cfg, encoder, tasks=data, probabilities=probabilities,
                                          pad_id=pad_id, workdir=workdir, mesh=mesh,
-                                         progress=progress)
+                                         progress=progress, extra=extra)
             summary.update(dev_metric="average", train_rows=sizes, probabilities=probabilities)
         results["phases"][name] = summary | {
             "best_dev": result.best_dev, "best_step": result.best_step,
@@ -349,7 +426,8 @@ def load_phase_model(phase_dir: str | os.PathLike, *, dtype: str | None = None):
     if not isinstance(section, dict) or not section.get("task"):
         raise ConfigError(f"{phase_dir.parent / 'config.json'}: no trained phase "
                           f"{phase_dir.name!r} (its phases: intermediate, target)")
-    tasks = [get_task(t) for t in phase_tasks(section["task"])]
+    names = phase_tasks(section["task"])
+    tasks = [get_task(t) for t in names if t != MLM_TASK]
     labels_path = phase_dir / LABELS_FILE
     derived = json.loads(labels_path.read_text()) if labels_path.is_file() else {}
     for i, task in enumerate(tasks):
@@ -361,7 +439,11 @@ def load_phase_model(phase_dir: str | os.PathLike, *, dtype: str | None = None):
     model_config = config["model"]
     encoder, report = load_encoder(model_config["name"], dtype=dtype or model_config["dtype"])
     heads = {t.name: _new_head(t, encoder, 0) for t in tasks}
-    model = (TaskModel(encoder, heads[tasks[0].name]) if len(tasks) == 1 else
+    if MLM_TASK in names:
+        from xstilts_jax.models.heads import MaskedLMHead
+
+        heads[MLM_TASK] = MaskedLMHead(encoder.config, rngs=nnx.Rngs(params=0))
+    model = (TaskModel(encoder, heads[tasks[0].name]) if len(names) == 1 and tasks else
              MultiTaskModel(encoder, heads))
     graphdef, params_state = nnx.split(model)
     params = nnx.to_pure_dict(params_state)

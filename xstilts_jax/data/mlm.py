@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Sequence
+import os
+import pathlib
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -80,3 +83,100 @@ class MlmData:
             correct += float(np.sum((logits.argmax(-1) == labels) & chosen))
             total += float(chosen.sum())
         return {"dev_mlm_accuracy": 100.0 * correct / max(total, 1.0)}
+
+
+# --------------------------------------------------------------------------- multilingual text
+
+MLM_TEXT_STREAM = 0x3D1A  # random stream of the multilingual MLM batches (apart from others)
+SKIP_BLANK = "blank line"
+
+
+@dataclasses.dataclass(frozen=True)
+class TextCorpus:
+    """Plain text of several languages: ``lines[lang]`` in file order, and per file what was
+    skipped (blank lines), for the run's report."""
+
+    lines: dict[str, list[str]]
+    files: dict[str, pathlib.Path]
+    skipped: dict[str, dict[str, int]]
+
+
+def read_text_corpus(directory: str | os.PathLike, languages: Sequence[str]) -> TextCorpus:
+    """``<directory>/<lang>.txt`` for every language: UTF-8, one sentence or document a line
+    (a Wikipedia/CC-100 dump cut into lines). Blank lines are skipped and counted; a missing
+    file, an empty one or bad UTF-8 is a DataError naming the file (and line)."""
+    from xstilts_jax.tasks.classification import DataError, _lines
+
+    directory = pathlib.Path(directory)
+    if not languages:
+        raise DataError(f"{directory}: no languages given for the MLM text")
+    lines, files, skipped = {}, {}, {}
+    for lang in languages:
+        path = directory / f"{lang}.txt"
+        if not path.is_file():
+            raise DataError(f"{path}: no such file (multilingual MLM text of {lang!r}: one "
+                            f"sentence or document a line)")
+        kept, blank = [], 0
+        for _, text in _lines(path):
+            if text.strip():
+                kept.append(text.strip())
+            else:
+                blank += 1
+        if not kept:
+            raise DataError(f"{path}: no text" + (f" ({blank} blank lines)" if blank else ""))
+        lines[lang], files[lang] = kept, path
+        skipped[lang] = {SKIP_BLANK: blank} if blank else {}
+    return TextCorpus(lines, files, skipped)
+
+
+def tokenize_text(tokenizer, lines: Sequence[str], max_length: int, *,
+                  chunk_size: int = 4096) -> list[list[int]]:
+    """``<s> ... </s>`` rows of at most ``max_length`` tokens: a line longer than that is cut
+    into consecutive pieces (documents keep all their text, as MLM pretraining does)."""
+    body = max_length - 2
+    if body < 1:
+        raise ValueError(f"max_length {max_length} leaves no room for text between <s> and </s>")
+    bos, eos = tokenizer.cls_token_id, tokenizer.sep_token_id
+    rows: list[list[int]] = []
+    for start in range(0, len(lines), chunk_size):
+        ids = tokenizer(list(lines[start:start + chunk_size]), add_special_tokens=False,
+                        return_attention_mask=False, verbose=False)["input_ids"]
+        for line in ids:
+            for piece in range(0, len(line), body):
+                rows.append([bos, *line[piece:piece + body], eos])
+    return rows
+
+
+class MultilingualMlmData(MlmData):
+    """Masked-LM on text of several languages, languages drawn with a temperature.
+
+    Each row of micro-batch i draws its language from ``language_probabilities`` (XLM-R's
+    exponent alpha is 1 / temperature: p_l ∝ n_l ** alpha) and then a row of that language
+    uniformly, with replacement, from ``np.random.default_rng([seed, MLM_TEXT_STREAM, i])``;
+    masking uses its own stream of (seed, i). A batch is a pure function of (seed, i), so a
+    resumed run draws and masks exactly what the killed one would have. ``dev`` rows are
+    masked once (``MlmData``).
+    """
+
+    def __init__(self, rows: Mapping[str, Sequence[Sequence[int]]], dev: Sequence[Sequence[int]],
+                 *, language_probabilities: Mapping[str, float], **kwargs):
+        self.languages = tuple(rows)
+        if set(language_probabilities) != set(self.languages):
+            raise ValueError(f"languages {sorted(rows)} and probabilities "
+                             f"{sorted(language_probabilities)} differ")
+        train = [row for lang in self.languages for row in rows[lang]]
+        super().__init__(train, dev, **kwargs)
+        self.counts = np.asarray([len(rows[lang]) for lang in self.languages], np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
+        p = np.asarray([language_probabilities[lang] for lang in self.languages], np.float64)
+        self.probabilities = p / p.sum()
+
+    def train_batch(self, micro_step: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng([self.seed, MLM_TEXT_STREAM, micro_step])
+        language = rng.choice(len(self.languages), size=self.batch_size, p=self.probabilities)
+        rows = self.offsets[language] + (rng.random(self.batch_size)
+                                         * self.counts[language]).astype(np.int64)
+        batch = next(token_batches(self.train, batch_size=self.batch_size, pad_id=self.pad_id,
+                                   buckets=self.buckets, order=rows))
+        return self._masked(batch.arrays(),
+                            np.random.default_rng([self.seed, MLM_TEXT_STREAM, 1, micro_step]))

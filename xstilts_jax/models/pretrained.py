@@ -328,3 +328,49 @@ def load_encoder(name_or_path: str | os.PathLike, **config_overrides) -> tuple[E
     encoder, loaded, skipped = encoder_from_tensors(config, tensors, source=str(weights_file),
                                                     prefix=prefix)
     return encoder, LoadReport(model_dir, weights_file, loaded, skipped)
+
+
+# The masked-LM head's tensors: (RoBERTa / XLM-R names, BERT names) -> our MaskedLMHead's.
+_MLM_HEAD_NAMES = {
+    ("lm_head.dense.weight", "cls.predictions.transform.dense.weight"): ("dense_kernel", True),
+    ("lm_head.dense.bias", "cls.predictions.transform.dense.bias"): ("dense_bias", False),
+    ("lm_head.layer_norm.weight", "cls.predictions.transform.LayerNorm.weight"): ("norm.scale",
+                                                                                  False),
+    ("lm_head.layer_norm.bias", "cls.predictions.transform.LayerNorm.bias"): ("norm.bias", False),
+    ("lm_head.bias", "cls.predictions.bias"): ("out_bias", False),
+}
+
+
+def load_mlm_head(name_or_path: str | os.PathLike, config: EncoderConfig):
+    """The checkpoint's own masked-LM head (``*ForMaskedLM`` checkpoints: dense, LayerNorm,
+    output bias; the decoder is tied to the word embeddings) as a ``MaskedLMHead``, or None
+    when the checkpoint has none (an encoder-only export). Continued MLM should start from
+    it: a fresh head's first updates would push random gradients into the encoder."""
+    from flax import nnx
+
+    from xstilts_jax.models.heads import MaskedLMHead
+
+    model_dir = resolve_model_dir(name_or_path)
+    tensors, weights_file = read_weights(model_dir)
+    head = MaskedLMHead(config, rngs=nnx.Rngs(params=0))
+    found = {}
+    for names, (ours, transpose) in _MLM_HEAD_NAMES.items():
+        present = [n for n in names if n in tensors]
+        if present:
+            value = np.asarray(tensors[present[0]], np.float32)
+            found[ours] = value.T if transpose else value
+    if not found:
+        return None
+    if len(found) != len(_MLM_HEAD_NAMES):
+        missing = [names[0] for names, (ours, _) in _MLM_HEAD_NAMES.items() if ours not in found]
+        raise CheckpointError(f"{weights_file}: a partial masked-LM head (missing "
+                              f"{', '.join(missing)})")
+    for ours, value in found.items():
+        module, _, leaf = ours.rpartition(".")
+        param = getattr(getattr(head, module) if module else head, leaf)
+        if param.shape != value.shape:
+            raise CheckpointError(f"{weights_file}: masked-LM head tensor for {ours} has shape "
+                                  f"{value.shape}, expected {param.shape}")
+        param.set_value(jnp.asarray(value))
+    log.info("%s: loaded the masked-LM head (%d tensors)", weights_file, len(found))
+    return head
