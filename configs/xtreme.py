@@ -44,7 +44,10 @@ def phase(task: str, **overrides) -> ml_collections.ConfigDict:
                   buckets=(128, 256, 384) if qa else (32, 64, 128), eval_batch_size=None,
                   doc_stride=128, max_query_length=64, max_answer_length=30, n_best_size=20,
                   # mixtures only (train/multitask.py): how tasks are drawn per update
-                  sampling="proportional", temperature=1.0, examples_cap=0)  # 0: no cap
+                  sampling="proportional", temperature=1.0, examples_cap=0,  # 0: no cap
+                  # alternative (ii): train on English plus machine translations, e.g.
+                  # ('en', 'de', 'fr'); () : English only
+                  train_languages=())
     fields.update(overrides)
     return ml_collections.ConfigDict(fields)
 

@@ -373,8 +373,10 @@ def test_pawsx_placeholder_and_empty_sentences_kept(tmp_path, caplog):
     train = read_split(PAWSX, tmp_path, "translate_train", "de")
     assert train.examples[1].text_a == train.examples[1].text_b == "" and train.skipped == {}
     assert "and 1 with an empty sentence" in caplog.text
-    expect(r"split 'translate_train' \(en\): no data file; expected .*x-final/en/"
-           r"translated_train\.tsv", lambda: read_split(PAWSX, tmp_path, "translate_train", "en"))
+    # In en, translate_train is the training data itself (split "train"), not translations.
+    expect(r"split 'translate_train' \(en\) \(in 'en' it is split 'train', the data it "
+           r"translates\): no data file; expected .*x-final/en/train\.tsv",
+           lambda: read_split(PAWSX, tmp_path, "translate_train", "en"))
 
 
 def test_pawsx_bad_rows(tmp_path):

@@ -90,7 +90,9 @@ def summarize(per_language: Mapping[str, float]) -> dict:
 
 MLM_TASK = "mlm"  # in a phase's task list: multilingual masked-LM text (alternative (i))
 LABELS_FILE = "labels.json"  # <workdir>/<phase>/: label sets made from training data
-MIXTURE_FIELDS = ("sampling", "temperature", "examples_cap")  # a phase section's mixture keys
+# A phase section's keys that are not PhaseConfig fields: how a mixture draws its tasks, and
+# the languages of (translated) training data.
+MIXTURE_FIELDS = ("sampling", "temperature", "examples_cap", "train_languages")
 
 
 def phase_config(name: str, section, *, num_labels: int, seed: int, debug=None) -> PhaseConfig:
@@ -315,15 +317,46 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> di
         return task.read(config.data.dir, split, language or task.train_language,
                          source=config.data.source, tfds_dir=config.data.tfds_dir or None)
 
+    def training_set(task, section, cfg, read=None) -> Featurized:
+        """English training data, or (``train_languages``, the paper's alternative (ii))
+        the union of the English data and its machine translations into those languages."""
+        languages = tuple(section.train_languages)
+        if not languages:
+            return featurized(task, "train", cfg, read=read)
+        from xstilts_jax.tasks.layout import translate_train_languages
+
+        available = translate_train_languages(task.train[0])
+        wrong = [lang for lang in languages
+                 if lang != task.train_language and lang not in available]
+        if wrong or len(set(languages)) != len(languages):
+            raise ConfigError(f"train_languages {list(languages)}: {task.name} has translated "
+                              f"training data in {', '.join(available) or 'no language'} "
+                              f"(and {task.train_language!r} is its own)")
+        examples = []
+        for lang in languages:
+            split = "train" if lang == task.train_language else "translate_train"
+            part = read if split == "train" and read is not None else read_split(task, split, lang)
+            examples.extend(part.examples)
+            record(task, split, lang, part, None)
+        features = FAMILIES[task.family].featurize(tokenizer, examples, task.labels, cfg)
+        results["data"][f"{task.name}/train/{'+'.join(languages)}"] = {
+            "examples": len(examples), "rows": len(features.input_ids)}
+        return Featurized(task, "+".join(languages), examples, features)
+
+    def record(task, split, language, read, features) -> None:
+        # Reported, never silently dropped: what the reader skipped, what featurization cut.
+        entry = {"path": str(read.path), "examples": len(read.examples),
+                 "skipped": dict(read.skipped)}
+        if features is not None:
+            entry["rows"] = len(features.input_ids)
+        results["data"][f"{task.name}/{split}/{language}"] = entry
+
     def featurized(task, split, cfg, language=None, read=None) -> Featurized:
         language = language or task.train_language
         read = read or read_split(task, split, language)
         examples = read.examples
         features = FAMILIES[task.family].featurize(tokenizer, examples, task.labels, cfg)
-        # Reported, never silently dropped: what the reader skipped, what featurization cut.
-        results["data"][f"{task.name}/{split}/{language}"] = {
-            "path": str(read.path), "examples": len(examples), "skipped": dict(read.skipped),
-            "rows": len(features.input_ids)}
+        record(task, split, language, read, features)
         return Featurized(task, language, examples, features)
 
     results: dict = {"model": str(config.model.name), "seed": config.seed, "phases": {},
@@ -359,7 +392,7 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> di
         num_outputs = (FAMILIES[tasks[0].family].num_outputs(tasks[0].labels) if tasks else 0)
         cfg = phase_config(name, section, num_labels=num_outputs, seed=config.seed,
                            debug=config.debug)
-        data = {t.name: (featurized(t, "train", cfg, read=train_reads.get(t.name)),
+        data = {t.name: (training_set(t, section, cfg, read=train_reads.get(t.name)),
                          featurized(t, "dev", cfg)) for t in tasks}
         summary = {"task": section.task}
         if len(tasks) == 1 and not with_mlm:

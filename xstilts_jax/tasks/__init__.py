@@ -39,8 +39,9 @@ class Task:
 
     def read(self, data_dir: str | os.PathLike, split: str, language: str | None = None, *,
              source: str = "files", tfds_dir: str | None = None):
-        """The examples of ``split`` ("train", "dev" or "test") in ``language`` (default:
-        English): a ReadResult of the family's example type."""
+        """The examples of ``split`` ("train", "dev", "test", or "translate_train": machine
+        translations of the English training data) in ``language`` (default: English): a
+        ReadResult of the family's example type."""
         language = self.train_language if language is None else language
         if split == "test":
             if self.test_split is None:
@@ -58,8 +59,12 @@ class Task:
             if language != self.train_language:
                 raise DataError(f"task {self.name!r} trains and selects in "
                                 f"{self.train_language!r} only, not {language!r}")
+        elif split == "translate_train":
+            if self.train is None:
+                raise DataError(f"task {self.name!r} has no training data to translate")
+            where = (self.train[0], "translate_train")
         else:
-            raise DataError(f"unknown split {split!r}; use train, dev or test")
+            raise DataError(f"unknown split {split!r}; use train, dev, test or translate_train")
         return read_data(*where, language, data_dir=data_dir, source=source, tfds_dir=tfds_dir)
 
 

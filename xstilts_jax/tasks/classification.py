@@ -17,6 +17,36 @@ Data layout. ``data_dir`` is XTREME's ``download/`` folder (what XTREME's
 Where a split has several candidate files, the first one present in the order above is
 read (TSV before jsonl) and ``ReadResult.path`` says which.
 
+Machine translations of MultiNLI train (split ``translate_train`` of ``mnli`` and ``xnli``, in
+the 14 XNLI languages other than English, :data:`XNLI_TRANSLATION_LANGUAGES`; the X-STILTs
+paper's alternative of training on the intermediate task's translations as well)::
+
+    <data_dir>/XNLI-MT-1.0/multinli/multinli.train.<lang>.tsv      XNLI-MT 1.0 (XNLI-MT-1.0.zip)
+    <data_dir>/xtreme_translations/XNLI/translate-train/en-<lang>-translated.tsv   XTREME's
+    <data_dir>/xnli/XNLI-Translated/en-<lang>-translated.tsv       the same, where XTREME's
+                                                                   XnliProcessor looks
+
+- XNLI-MT 1.0 (format ``xnli_mt_tsv``): a header row ``premise<TAB>hypo<TAB>label`` (checked),
+  then three columns; labels ``contradictory`` (= contradiction), ``entailment``, ``neutral``.
+  Sources: XTREME's ``xnli_preprocess`` (drops the header, renames ``contradictory``), HF
+  ``datasets``' xnli script (``csv.DictReader(delimiter='\\t', quoting=csv.QUOTE_NONE)``,
+  keys ``premise``, ``hypo``, ``label``), google-research/bert's ``XnliProcessor``.
+- XTREME's translate-train (format ``xtreme_translated_tsv``, files of
+  ``gs://xtreme_translations/XNLI/translate-train/``): no header, five columns: English
+  premise, English hypothesis, translated premise, translated hypothesis, label (names as
+  XNLI-MT's). Source: TFDS's ``xtreme_xnli`` builder (``csv.reader(..., quoting=QUOTE_NONE)``,
+  five values a row; google-research/xtreme issue 37: the English columns were added in
+  September 2020). The earlier three-column files are not read (refused as another format).
+- Both: plain tab splitting (quotes are text); a trailing ``\\r`` is dropped. Skipped and
+  counted: blank lines, rows with another number of columns
+  (:data:`SKIP_MALFORMED_TRANSLATION`, line numbers logged; more than 1% of the rows, and more
+  than 10, is an error: the file is in another format), and pairs whose translated premise or
+  hypothesis is empty (:data:`SKIP_EMPTY_TRANSLATION`: a failed translation is no training
+  pair). Any other label is an error naming the line. Examples carry the file's language.
+- In English the split is the training data itself (split ``train``, read from its files): a
+  union of ``translate_train`` over languages can include ``en`` as it is. The languages with
+  translations: :func:`translate_train_languages` (English is not one of them).
+
 XTREME sources checked (google-research/xtreme):
 - ``utils_preprocess.py``, ``xnli_preprocess``: ``train-en.tsv`` is XNLI-MT's
   ``multinli/multinli.train.en.tsv`` (MultiNLI train) with its header dropped and
@@ -37,7 +67,8 @@ PAWS-X (labels ``"0"``, ``"1"`` as XTREME's ``PawsxProcessor.get_labels()``; 7 l
     <data_dir>/pawsx/test-<lang>.tsv     (XTREME's download writes it without labels)
     <data_dir>/x-final/en/train.tsv      PAWS-X release (x-final.tar.gz): header row
     <data_dir>/x-final/<lang>/{dev_2k,test_2k}.tsv        id<TAB>sentence1<TAB>sentence2<TAB>label
-    <data_dir>/x-final/<lang>/translated_train.tsv     split "translate_train" (not en)
+    <data_dir>/x-final/<lang>/translated_train.tsv     split "translate_train" (in en: the
+                                                       split "train", as for MNLI)
 
 - ``utils_preprocess.py``, ``pawsx_preprocess``: drops the release's header row and id
   column and writes ``train-en.tsv`` (from ``en/train.tsv``), ``dev-<lang>.tsv`` (from
@@ -141,6 +172,21 @@ SKIP_BLANK_LINE = "blank line"
 SKIP_QQP_MALFORMED = "malformed row (fewer tab-separated columns than the header; GLUE's QQP)"
 # The annotator-label columns a SNLI 1.0 TSV row may lack (most training pairs have label1 only).
 SNLI_OPTIONAL_COLUMNS = ("label2", "label3", "label4", "label5")
+# Machine translations of MultiNLI train (XNLI-MT 1.0, XTREME's translate-train): the XNLI
+# languages other than English.
+XNLI_TRANSLATION_LANGUAGES = tuple(lang for lang in XNLI_LANGUAGES if lang != "en")
+PAWSX_TRANSLATION_LANGUAGES = tuple(lang for lang in PAWSX_LANGUAGES if lang != "en")
+# The label names of the translated MultiNLI files -> NLI_LABELS ("contradictory" is XNLI-MT's
+# name for contradiction; XTREME's files copy it).
+TRANSLATED_NLI_LABELS = {"contradictory": "contradiction", "contradiction": "contradiction",
+                         "entailment": "entailment", "neutral": "neutral"}
+XNLI_MT_HEADER = ("premise", "hypo", "label")
+SKIP_EMPTY_TRANSLATION = "empty premise or hypothesis (failed machine translation)"
+SKIP_MALFORMED_TRANSLATION = "malformed row (wrong number of tab-separated columns)"
+# A file of translations with more malformed rows than this (and than MALFORMED_TRANSLATION_MIN)
+# is not read: it is in another format, not a file with a few damaged rows.
+MALFORMED_TRANSLATION_FRACTION = 0.01
+MALFORMED_TRANSLATION_MIN = 10
 
 
 class DataError(ValueError):
@@ -203,26 +249,39 @@ class DataFile:
 @dataclasses.dataclass(frozen=True)
 class Split:
     """A split: its parts, read in order and concatenated; each part is a tuple of candidate
-    files, the first present is read. Most splits have one part (:func:`_split`)."""
+    files, the first present is read. Most splits have one part (:func:`_split`).
+
+    ``languages``: the languages its files exist in; None means the task's training language
+    for ``train`` and all of the task's languages for any other split (see
+    :meth:`ClassificationTask.split_languages`). ``translates``: for machine translations of
+    another split (``translate_train`` of ``train``), that split's name; in that split's own
+    languages (English) this split is the original itself, read from the original's files."""
 
     name: str
     parts: tuple[tuple[DataFile, ...], ...]
+    languages: tuple[str, ...] | None = None
+    translates: str | None = None
 
     def __post_init__(self) -> None:
         if not self.parts or not all(self.parts):
             raise ValueError(f"split {self.name!r}: every part needs a candidate file")
+        if self.languages is not None and not self.languages:
+            raise ValueError(f"split {self.name!r}: languages=() (use None for the default)")
 
 
-def _split(name: str, *candidates: DataFile) -> Split:
+def _split(name: str, *candidates: DataFile, languages: tuple[str, ...] | None = None,
+           translates: str | None = None) -> Split:
     """A split read from one file: the first of ``candidates`` present."""
-    return Split(name, (candidates,))
+    return Split(name, (candidates,), languages, translates)
 
 
 @dataclasses.dataclass(frozen=True)
 class ClassificationTask:
     """A sentence-pair classification task: its labels, languages and where its splits live.
 
-    ``train`` exists only in ``train_language``; other splits exist in every language.
+    ``train`` exists only in ``train_language``; other splits exist in every language, unless
+    the split names its own languages (``translate_train``: the translation languages, which
+    need not be languages of the task; :meth:`split_languages`).
     """
 
     name: str
@@ -245,6 +304,38 @@ class ClassificationTask:
                 return s
         raise DataError(f"task {self.name!r} has no split {name!r}; "
                         f"its splits: {', '.join(self.split_names)}")
+
+    def __post_init__(self) -> None:
+        for s in self.splits:
+            if s.translates is not None and s.translates not in self.split_names:
+                raise ValueError(f"task {self.name!r} split {s.name!r} translates split "
+                                 f"{s.translates!r}, which the task does not have")
+
+    def split_languages(self, name: str) -> tuple[str, ...]:
+        """Every language split ``name`` can be read in: its own languages (see
+        :class:`Split`) or, for a split of translations, those and the languages of the split
+        it translates, sorted."""
+        spec = self.split(name)
+        if spec.languages is not None:
+            own = spec.languages
+        else:
+            own = (self.train_language,) if name == "train" else self.languages
+        if spec.translates is None:
+            return own
+        return tuple(sorted(set(own) | set(self.split_languages(spec.translates))))
+
+    @property
+    def translate_train_languages(self) -> tuple[str, ...]:
+        """The languages of the machine translations of the training data (split
+        ``translate_train``), sorted; () when the task has none. The training language is not
+        one of them: ``translate_train`` in it is the training data itself."""
+        if "translate_train" not in self.split_names:
+            return ()
+        spec = self.split("translate_train")
+        original = (set(self.split_languages(spec.translates)) if spec.translates is not None
+                    else set())
+        return tuple(lang for lang in self.split_languages("translate_train")
+                     if lang not in original)
 
 
 # --------------------------------------------------------------------------- readers
@@ -472,6 +563,74 @@ def _read_pawsx_xtreme_tsv(b: _Builder) -> None:
     _note_pawsx_oddities(b)
 
 
+def _read_translated_nli(b: _Builder, *, width: int, texts: tuple[int, int], label: int,
+                         columns: str, hint: str, header: Sequence[str] | None = None) -> None:
+    """Rows of machine-translated MultiNLI, split on tabs only (``csv.QUOTE_NONE``, as HF's
+    and TFDS's readers of these files: quotes are text): ``width`` columns, the translated
+    premise and hypothesis at ``texts``, the label at ``label`` (:data:`TRANSLATED_NLI_LABELS`).
+    Skipped and counted: blank lines, rows with another number of columns (their line numbers
+    logged; more than :data:`MALFORMED_TRANSLATION_FRACTION` of the rows is an error) and pairs
+    whose premise or hypothesis is empty. An unknown label is an error naming the line."""
+    lines = _lines(b.path)
+    if header is not None:
+        first = next(lines, None)
+        if first is None:
+            raise DataError(f"{b.path}: empty file (expected the header row "
+                            f"{chr(9).join(header)!r})")
+        found = [c.strip() for c in first[1].split("\t")]
+        if found != list(header):
+            raise DataError(f"{b.path}:1: header {first[1]!r}, expected "
+                            f"{chr(9).join(header)!r} ({hint})")
+    rows = 0
+    malformed: list[tuple[int, int]] = []  # (line, columns)
+    for lineno, line in lines:
+        if not line.strip():
+            b.skip(SKIP_BLANK_LINE)
+            continue
+        rows += 1
+        fields = line.split("\t")
+        if len(fields) != width:
+            b.skip(SKIP_MALFORMED_TRANSLATION)
+            malformed.append((lineno, len(fields)))
+            continue
+        name = TRANSLATED_NLI_LABELS.get(fields[label].strip())
+        if name is None:
+            raise DataError(f"{b.path}:{lineno}: label {fields[label]!r} is not one of "
+                            f"{', '.join(TRANSLATED_NLI_LABELS)} ({columns})")
+        text_a, text_b = (fields[i].strip() for i in texts)
+        if not text_a or not text_b:
+            b.skip(SKIP_EMPTY_TRANSLATION)
+            continue
+        b.add(lineno, text_a, text_b, name)
+    if malformed:
+        shown = ", ".join(f"{n} ({c} columns)" for n, c in malformed[:20])
+        shown += ", ..." if len(malformed) > 20 else ""
+        if len(malformed) > max(MALFORMED_TRANSLATION_MIN, MALFORMED_TRANSLATION_FRACTION * rows):
+            first_line, first_width = malformed[0]
+            raise DataError(f"{b.path}:{first_line}: {first_width} tab-separated columns, "
+                            f"expected {width} ({columns}); {len(malformed)} of {rows} rows "
+                            f"are so: not this format ({hint})")
+        log.warning("%s: skipped %d rows without %d tab-separated columns, at lines %s",
+                    b.path, len(malformed), width, shown)
+
+
+def _read_xnli_mt_tsv(b: _Builder) -> None:
+    """XNLI-MT 1.0 ``multinli.train.<lang>.tsv``: header ``premise hypo label``, then
+    premise<TAB>hypothesis<TAB>label (see the module docstring)."""
+    _read_translated_nli(b, width=3, texts=(0, 1), label=2, header=XNLI_MT_HEADER,
+                         columns="premise, hypo, label", hint="XNLI-MT 1.0's multinli.train files")
+
+
+def _read_xtreme_translated_tsv(b: _Builder) -> None:
+    """XTREME's translate-train ``en-<lang>-translated.tsv``: no header, five columns: English
+    premise, English hypothesis, translated premise, translated hypothesis, label."""
+    _read_translated_nli(b, width=5, texts=(2, 3), label=4,
+                         columns="English premise, English hypothesis, premise, hypothesis, "
+                                 "label",
+                         hint="XTREME's translate-train files as published since September "
+                              "2020; the earlier three-column release is not read")
+
+
 FORMATS: dict[str, Callable[[_Builder], None]] = {
     "glue_tsv": _read_glue_tsv,
     "multinli_jsonl": _read_multinli_jsonl,
@@ -482,6 +641,8 @@ FORMATS: dict[str, Callable[[_Builder], None]] = {
     "xtreme_tsv": _read_xtreme_tsv,
     "pawsx_tsv": _read_pawsx_tsv,
     "pawsx_xtreme_tsv": _read_pawsx_xtreme_tsv,
+    "xnli_mt_tsv": _read_xnli_mt_tsv,
+    "xtreme_translated_tsv": _read_xtreme_translated_tsv,
 }
 
 
@@ -504,34 +665,56 @@ def read_file(path: str | os.PathLike, format: str, *, labels: Sequence[str], la
     return result
 
 
+def resolve_split(task: ClassificationTask, split: str, language: str) -> Split:
+    """The split whose files hold ``task``'s ``split`` in ``language``: the split itself, or
+    for a split of translations in the language of the data it translates (``translate_train``
+    in English), that original split. An unknown split or a language the split does not exist
+    in is a DataError."""
+    spec = next((s for s in task.splits if s.name == split), None)
+    if spec is None or (spec.languages is None and spec.translates is None):
+        if language not in task.languages:
+            raise DataError(f"task {task.name!r} has no language {language!r}; "
+                            f"its languages: {' '.join(task.languages)}")
+        if split == "train" and language != task.train_language:
+            raise DataError(f"task {task.name!r} trains only in {task.train_language!r}, "
+                            f"not {language!r}")
+        return task.split(split)
+    languages = task.split_languages(split)
+    if language not in languages:
+        raise DataError(f"task {task.name!r} split {split!r} has no language {language!r}; "
+                        f"its languages: {' '.join(languages)}")
+    if spec.translates is not None and language in task.split_languages(spec.translates):
+        return resolve_split(task, spec.translates, language)
+    return spec
+
+
 def split_files(task: ClassificationTask, data_dir: str | os.PathLike, split: str,
                 language: str) -> list[list[tuple[pathlib.Path, DataFile]]]:
-    """The candidate files of each part of a split, in the order they are tried."""
-    if language not in task.languages:
-        raise DataError(f"task {task.name!r} has no language {language!r}; "
-                        f"its languages: {' '.join(task.languages)}")
-    if split == "train" and language != task.train_language:
-        raise DataError(f"task {task.name!r} trains only in {task.train_language!r}, "
-                        f"not {language!r}")
+    """The candidate files of each part of a split, in the order they are tried (those of
+    the split :func:`resolve_split` names)."""
     data_dir = pathlib.Path(data_dir)
     return [[(data_dir / f.pattern.format(lang=language), f) for f in part]
-            for part in task.split(split).parts]
+            for part in resolve_split(task, split, language).parts]
 
 
 def read_split(task: ClassificationTask, data_dir: str | os.PathLike, split: str,
                language: str | None = None) -> ReadResult:
     """The examples of ``task``'s ``split`` in ``language`` (default: the training language):
     of each part of the split, the first candidate file present under ``data_dir`` is read,
-    and the parts are concatenated in order (see the module docstring)."""
+    and the parts are concatenated in order (see the module docstring). ``translate_train``
+    in the training language is the training data (split ``train``)."""
     language = task.train_language if language is None else language
     parts = split_files(task, data_dir, split, language)
+    read_as = resolve_split(task, split, language).name
     chosen = []
     for k, candidates in enumerate(parts, 1):
         found = next(((p, f) for p, f in candidates if p.is_file()), None)
         if found is None:
             which = f" for part {k} of {len(parts)}" if len(parts) > 1 else ""
             expected = " or ".join(str(p) for p, _ in candidates)
-            raise DataError(f"task {task.name!r} split {split!r} ({language}): no data "
+            alias = (f" (in {language!r} it is split {read_as!r}, the data it translates)"
+                     if read_as != split else "")
+            raise DataError(f"task {task.name!r} split {split!r} ({language}){alias}: no data "
                             f"file{which}; expected {expected}")
         chosen.append(found)
     results = []
@@ -554,6 +737,19 @@ def _mnli_files(split: str) -> tuple[DataFile, ...]:
             DataFile(f"mnli/multinli_1.0_{split}.jsonl", "multinli_jsonl"))
 
 
+def _translated_mnli_split() -> Split:
+    """Machine translations of MultiNLI train (see the module docstring): XNLI-MT 1.0 first,
+    then XTREME's translate-train (a copy of its bucket, then the folder XTREME's
+    ``XnliProcessor.get_translate_train_examples`` reads)."""
+    name = "en-{lang}-translated.tsv"
+    return _split("translate_train",
+                  DataFile("XNLI-MT-1.0/multinli/multinli.train.{lang}.tsv", "xnli_mt_tsv"),
+                  DataFile(f"xtreme_translations/XNLI/translate-train/{name}",
+                           "xtreme_translated_tsv"),
+                  DataFile(f"xnli/XNLI-Translated/{name}", "xtreme_translated_tsv"),
+                  languages=XNLI_TRANSLATION_LANGUAGES, translates="train")
+
+
 def _glue_files(folders: Sequence[str], split: str, format: str) -> tuple[DataFile, ...]:
     return tuple(DataFile(f"{folder}/{split}.tsv", format) for folder in folders)
 
@@ -572,7 +768,8 @@ MNLI = ClassificationTask(
     name="mnli",
     labels=NLI_LABELS,
     languages=("en",),
-    splits=tuple(_split(s, *_mnli_files(s)) for s in ("train", "dev_matched", "dev_mismatched")),
+    splits=(*(_split(s, *_mnli_files(s)) for s in ("train", "dev_matched", "dev_mismatched")),
+            _translated_mnli_split()),
     dev_split="dev_matched",
     test_split=None,
 )
@@ -586,6 +783,8 @@ XNLI = ClassificationTask(
         _split("train", DataFile("xnli/train-en.tsv", "xtreme_tsv"), *_mnli_files("train")),
         _split("dev", DataFile("xnli/dev-{lang}.tsv", "xtreme_tsv")),
         _split("test", DataFile("xnli/test-{lang}.tsv", "xtreme_tsv")),
+        # XNLI's training data is MultiNLI train: the same translations as MNLI's.
+        _translated_mnli_split(),
     ),
     dev_split="dev",
     test_split="test",
@@ -603,9 +802,10 @@ PAWSX = ClassificationTask(
         # The release first: XTREME's download strips the test labels.
         _split("test", DataFile("x-final/{lang}/test_2k.tsv", "pawsx_tsv"),
                DataFile("pawsx/test-{lang}.tsv", "pawsx_xtreme_tsv")),
-        # Machine translations of the English training set (the release has none for en);
-        # not part of XTREME's zero-shot setting.
-        _split("translate_train", DataFile("x-final/{lang}/translated_train.tsv", "pawsx_tsv")),
+        # Machine translations of the English training set (the release has none for en: in
+        # en the split is "train" itself); not part of XTREME's zero-shot setting.
+        _split("translate_train", DataFile("x-final/{lang}/translated_train.tsv", "pawsx_tsv"),
+               languages=PAWSX_TRANSLATION_LANGUAGES, translates="train"),
     ),
     dev_split="dev",
     test_split="test",
@@ -662,6 +862,14 @@ ANLI_PLUS = ClassificationTask(
 )
 
 TASKS = (MNLI, XNLI, PAWSX, QQP, SST2, SNLI, ANLI, ANLI_PLUS)
+
+
+def translate_train_languages(data_task: str) -> tuple[str, ...]:
+    """The languages with machine translations of ``data_task``'s training data, for every
+    task (classification or not): :func:`xstilts_jax.tasks.layout.translate_train_languages`."""
+    from xstilts_jax.tasks import layout  # layout imports this module
+
+    return layout.translate_train_languages(data_task)
 
 
 # --------------------------------------------------------------------------- features

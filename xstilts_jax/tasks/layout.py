@@ -13,6 +13,9 @@ XTREME's ISO 639-1 code, ``<split>``: train, dev or test, ``{a,b}``: each of)::
              panx_dataset/<lang>/<split>                     Rahimi et al.'s <lang>.tar.gz
              panx_dataset/<lang>-<split>                     the same, as XTREME renames them
     squad    squad/{train,dev}-v1.1.json                     (XTREME and the release)
+             translate_train: squad/translate-train/squad.translate.train.en-<lang>.json
+                   xtreme_translations/SQuAD/translate-train/squad.translate.train.en-<lang>.json
+                   (XTREME's machine translations of SQuAD v1.1 train; en: train-v1.1.json)
     xquad    test: xquad/xquad.<lang>.json; train, dev: SQuAD v1.1 train, dev (en)
     mlqa     mlqa/MLQA_V1/<split>/<split>-context-<lang>-question-<lang>.json   XTREME
              MLQA_V1/<split>/<split>-context-<lang>-question-<lang>.json        release
@@ -53,6 +56,17 @@ set is read per language; XTREME's zero-shot runs select on SQuAD dev instead); 
 test (TyDiQA-GoldP's dev set: its test set is not public) and dev = the English test file;
 bucc2018 dev/test (BUCC's sample/training data, XTREME's names); tatoeba test.
 
+Translate-train SQuAD (split ``translate_train`` of ``squad``, the XQuAD languages other than
+English; :func:`translate_train_languages`): the files of ``gs://xtreme_translations/SQuAD/
+translate-train/``, SQuAD v1.1 JSON named ``squad.translate.train.en-<lang>.json`` (the
+bucket's names as TFDS's and others' download code spells them; forks of XTREME's
+``third_party/processors/squad.py`` read them from ``<data_dir>/squad/translate-train/``, the
+first candidate; a copy of the bucket's folder is the second). XTREME's own
+``download_data.sh`` (the revisions checked) does not fetch them. Translated answers need not
+match their offset in the translated context (``answer_start`` -1 where the translation lost
+the answer): read with ``mismatches="skip"``, such answers are dropped and counted, as XTREME's
+training code drops answers it cannot find. In English the split is SQuAD train itself.
+
 Sources checked (google-research/xtreme): ``scripts/download_data.sh`` (file names, renames,
 deletions, UD v2.5 language list), ``utils_preprocess.py`` (``panx_preprocess``,
 ``udpos_preprocess``, ``tydiqa_preprocess``, ``remove_qa_test_annotations``,
@@ -69,7 +83,7 @@ import os
 import pathlib
 from typing import Callable
 
-from xstilts_jax.tasks import ccg, multiple_choice
+from xstilts_jax.tasks import ccg, classification, multiple_choice
 from xstilts_jax.tasks.classification import DataError
 from xstilts_jax.tasks.readers import (BUCC_LANGUAGES, MLQA_LANGUAGES, PANX_LABELS,
                                        PANX_LANGUAGES, TATOEBA_LANGUAGES, TYDIQA_LANGUAGE_NAMES,
@@ -87,7 +101,8 @@ _EN = (TRAIN_LANGUAGE,)
 SPLITS: dict[str, dict[str, tuple[str, ...]]] = {
     "udpos": {"train": _EN, "dev": UDPOS_LANGUAGES, "test": UDPOS_LANGUAGES},
     "panx": {"train": _EN, "dev": PANX_LANGUAGES, "test": PANX_LANGUAGES},
-    "squad": {"train": _EN, "dev": _EN},
+    # translate_train: XTREME's machine translations of SQuAD v1.1 train (en: train itself)
+    "squad": {"train": _EN, "dev": _EN, "translate_train": XQUAD_LANGUAGES},
     "xquad": {"train": _EN, "dev": _EN, "test": XQUAD_LANGUAGES},
     "mlqa": {"train": _EN, "dev": MLQA_LANGUAGES, "test": MLQA_LANGUAGES},
     "tydiqa": {"train": _EN, "dev": _EN, "test": TYDIQA_LANGUAGES},
@@ -123,9 +138,22 @@ def _squad(split: str) -> tuple[Location, ...]:
     return (Location((f"squad/{split}-v1.1.json",), "squad", "SQuAD v1.1 (as XTREME keeps it)"),)
 
 
+def _squad_translated(language: str) -> tuple[Location, ...]:
+    """XTREME's translate-train SQuAD (see the module docstring); in English SQuAD train."""
+    if language == TRAIN_LANGUAGE:
+        return _squad("train")
+    name = f"squad.translate.train.en-{language}.json"
+    return (Location((f"squad/translate-train/{name}",), "squad_translated",
+                     "XTREME's translate-train SQuAD, beside SQuAD"),
+            Location((f"xtreme_translations/SQuAD/translate-train/{name}",), "squad_translated",
+                     "a copy of gs://xtreme_translations"))
+
+
 def _locations(task: str, split: str, language: str) -> tuple[Location, ...]:
     """The candidates of a valid (task, split, language), in the order they are tried."""
     test = split == "test"
+    if task == "squad" and split == "translate_train":
+        return _squad_translated(language)
     if task == "udpos":
         xtreme = Location((f"udpos/{split}-{language}.tsv",), "udpos_tsv", XTREME)
         release = Location((f"ud-treebanks-v2.5/UD_*/{language}_*-ud-{split}.conllu",),
@@ -278,6 +306,8 @@ _READERS: dict[str, Callable[[list[pathlib.Path], str], ReadResult | BuccData]] 
     "panx_tsv": lambda paths, lang: read_tagging_tsv(paths[0], lang, labels=PANX_LABELS),
     "panx_raw": lambda paths, lang: read_panx_raw(paths[0], lang),
     "squad": lambda paths, lang: read_squad(paths[0], lang),
+    # Translated answers XTREME could not place in the translated context: dropped, counted.
+    "squad_translated": lambda paths, lang: read_squad(paths[0], lang, mismatches="skip"),
     "squad_short_ids": lambda paths, lang: read_squad(paths[0], lang, duplicate_ids="suffix"),
     "tydiqa_multilingual": _tydiqa_multilingual,
     "bucc": lambda paths, lang: read_bucc_files(*paths, lang),
@@ -311,5 +341,25 @@ def read(task: str, data_dir: str | os.PathLike, split: str,
     return result
 
 
+def translate_train_languages(data_task: str) -> tuple[str, ...]:
+    """The languages that ``data_task`` (a data task: ``mnli``, ``squad``, ... as
+    ``read_data`` takes) has machine translations of its training data in, for split
+    ``translate_train``; () for a task without. The training language is not one of them
+    (``translate_train`` in it is the training data itself). Classification tasks (see
+    :attr:`ClassificationTask.translate_train_languages`) and this module's tasks alike; an
+    unknown task is a DataError."""
+    spec = _CLASSIFICATION_TASKS.get(data_task)
+    if spec is not None:
+        return spec.translate_train_languages
+    if data_task not in SPLITS:
+        raise DataError(f"unknown data task {data_task!r}; known: "
+                        f"{', '.join((*_CLASSIFICATION_TASKS, *SPLITS))}")
+    return tuple(lang for lang in SPLITS[data_task].get("translate_train", ())
+                 if lang != TRAIN_LANGUAGE)
+
+
+_CLASSIFICATION_TASKS = {t.name: t for t in classification.TASKS}
+
+
 __all__ = ["LANGUAGES", "SPLITS", "TRAIN_LANGUAGE", "Location", "find_files", "locations",
-           "read"]
+           "read", "translate_train_languages"]
