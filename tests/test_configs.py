@@ -1,0 +1,52 @@
+"""The paper's grid as configs: every intermediate (each of the nine, the all-nine mixture,
+none) with every target, from ``configs/xtreme.py:INTERMEDIATE,TARGET`` arguments."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from xstilts_jax.config import ConfigError, apply_overrides, load_config_file
+from xstilts_jax.pipeline import phase_tasks
+from xstilts_jax.tasks import get_task
+from xstilts_jax.tasks.families import FAMILIES
+
+CONFIG = pathlib.Path(__file__).resolve().parents[1] / "configs" / "xtreme.py"
+NINE = ("anli_plus", "ccg", "commonsenseqa", "cosmosqa", "hellaswag", "mnli", "qqp", "squad_v2",
+        "sst2")
+TARGETS = ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa")
+
+
+@pytest.mark.parametrize("intermediate", NINE + ("all9", "none", "mnli+squad_v2+mlm"))
+def test_every_grid_cell_resolves(intermediate):
+    for target in TARGETS:
+        config = load_config_file(f"{CONFIG}:{intermediate},{target}")
+        assert config.target.task == target
+        target_task = get_task(target)
+        assert target_task.test_split and target_task.train  # a zero-shot target
+        if intermediate == "none":
+            assert config.intermediate.task == ""
+            continue
+        names = phase_tasks(config.intermediate.task)
+        assert names == (NINE if intermediate == "all9" else tuple(intermediate.split("+")))
+        for name in names:
+            if name != "mlm":
+                task = get_task(name)
+                assert task.family in FAMILIES and task.train and task.dev, name
+        qa = any(get_task(n).family == "qa" for n in names if n != "mlm")
+        assert config.intermediate.max_length == (384 if qa else 128)
+
+
+def test_tiny_and_overrides():
+    config = load_config_file(f"{CONFIG}:all9,xnli,tiny")
+    assert config.intermediate.num_steps == 20 and config.intermediate.max_length == 96
+    config = apply_overrides(config, ["intermediate.sampling=temperature",
+                                      "intermediate.temperature=2.0",
+                                      "intermediate.examples_cap=16384",
+                                      "intermediate.train_languages=('en','de')",
+                                      "mlm.languages=('en','sw')"])
+    assert config.intermediate.sampling == "temperature" and config.intermediate.examples_cap == 16384
+    assert tuple(config.intermediate.train_languages) == ("en", "de")
+    with pytest.raises(ConfigError, match="did you mean intermediate.sampling"):
+        apply_overrides(config, ["intermediate.samplng=uniform"])
