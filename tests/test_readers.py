@@ -72,7 +72,8 @@ def test_xquad_real_files(language):
     assert result[0] == QAExample(
         first["qas"][0]["id"], first["qas"][0]["question"], first["context"],
         ((first["qas"][0]["answers"][0]["text"], first["qas"][0]["answers"][0]["answer_start"]),),
-        raw["data"][0]["title"], 0)
+        raw["data"][0]["title"], 0, language=result.language)
+    assert {e.language for e in result} == {result.language}
 
 
 def test_xquad_questions_align_across_languages():

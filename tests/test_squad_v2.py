@@ -58,9 +58,9 @@ def test_read_v2_answerable_and_unanswerable(tmp_path):
         unanswerable("q2", "Who stood?", ("dog", 4))), indent=2)
     result = read_squad(path, "en", version="2.0")
     assert result[0] == QAExample("q1", "Who sat?", CONTEXT, (("The cat", 0), ("cat", 4)),
-                                  "Cats", 0, is_impossible=False)
+                                  "Cats", 0, is_impossible=False, language="en")
     assert result[1] == QAExample("q2", "Who stood?", CONTEXT, (), "Cats", 0,
-                                  is_impossible=True)
+                                  is_impossible=True, language="en")
     assert result.skipped == {}
     # Default (v1.1, every existing caller): refused, naming file, line, id and the option.
     with pytest.raises(DataError) as e:

@@ -242,6 +242,7 @@ def test_squad_translate_train(tmp_path):
     result = read_data("squad", "translate_train", "de", data_dir=tmp_path)
     assert result.path == path and result.language == "de"
     assert [e.id for e in result] == ["q1", "q4"]
+    assert {e.language for e in result} == {"de"}  # each example says its language
     assert result[1].answers == (("Normandie", 61),) and CONTEXT[61:70] == "Normandie"
     assert result.skipped == {SKIP_ANSWER_MISMATCH: 2, SKIP_NO_VALID_ANSWER: 2}
     # A copy of the bucket's folder is the second place looked in.

@@ -612,7 +612,7 @@ def _read_qa(where: TfdsSplit, source, mismatches: str,
                                 f"{len(raw)} answers")
             paragraph = paragraphs.setdefault((title, context), len(paragraphs))
             examples.append(QAExample(qid, _text(record["question"]), context, (), title,
-                                      paragraph, is_impossible=True))
+                                      paragraph, is_impossible=True, language=where.language))
             continue
         if not raw and not allow_unanswered:
             raise DataError(f"{where_s}: question {qid!r}: no answers (pass "
@@ -635,7 +635,7 @@ def _read_qa(where: TfdsSplit, source, mismatches: str,
             continue
         paragraph = paragraphs.setdefault((title, context), len(paragraphs))
         examples.append(QAExample(qid, _text(record["question"]), context, tuple(answers),
-                                  title, paragraph))
+                                  title, paragraph, language=where.language))
     for reason, count in skipped.items():
         log.warning("%s: skipped %d: %s", where_s, count, reason)
     _empty(len(examples), where, source)

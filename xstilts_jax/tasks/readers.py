@@ -174,6 +174,7 @@ class QAExample:
     title: str
     paragraph: int  # 0-based index of its paragraph in the file (questions sharing a context)
     is_impossible: bool = False  # SQuAD 2.0: no answer in the context (answers is ())
+    language: str = ""  # the file's language (a union of translations keeps them apart)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -388,7 +389,8 @@ def read_squad(path: str | os.PathLike, language: str, *,
                                         f"answers of an unanswerable question go in "
                                         f"'plausible_answers')")
                     examples.append(QAExample(qid, question, context, (), title,
-                                              paragraph_index, is_impossible=True))
+                                              paragraph_index, is_impossible=True,
+                                              language=language))
                     continue
                 raw_answers = _field(qa, "answers", list, where_q, at)
                 if not raw_answers and not allow_unanswered:
@@ -420,7 +422,7 @@ def read_squad(path: str | os.PathLike, language: str, *,
                     _count(skipped, SKIP_NO_VALID_ANSWER)
                     continue
                 examples.append(QAExample(qid, question, context, tuple(answers), title,
-                                          paragraph_index))
+                                          paragraph_index, language=language))
             paragraph_index += 1
     if renamed:
         log.info("%s: %d repeated question ids renamed <id>#<n>", path, renamed)
