@@ -28,8 +28,8 @@ How it is computed
     call measured ~5 % faster on CPU than one block per call (XLA sets up the score buffer
     once per call) and as fast as one ``lax.map`` over every query block in a single jit
     (which would need all queries on the device: a full copy). Each call is waited for before
-    the next is sent (``_MAX_IN_FLIGHT = 0``): queueing one ahead was no faster on CPU and
-    kept a second query group and score buffer alive, ~40 MB more peak at N = 20k.
+    the next is sent: queueing one ahead was no faster on CPU and kept a second query group
+    and score buffer alive, ~40 MB more peak at N = 20k.
 
     Block shapes are fixed: the last query block is zero-padded (those rows are dropped) and
     the last key block zero-padded with its scores masked to -inf before the top-k, so one
@@ -88,7 +88,6 @@ device rather than sent from the host for every key chunk.
 
 from __future__ import annotations
 
-import collections
 import functools
 from typing import Any
 
@@ -104,10 +103,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 # dispatch (not measured here: no GPU).
 _DEFAULT_BLOCKS = {"cpu": (512, 4096)}
 _ACCELERATOR_BLOCKS = (4096, 32768)
-# Calls dispatched ahead of the one being waited on. Each holds a fresh host->device copy of
-# its query group and its own score buffer; 1 measured no faster than 0 on CPU and ~40 MB
-# more peak at N = 20k (allocator slack from the overlapping buffers).
-_MAX_IN_FLIGHT = 0
 _BLOCKS_PER_CALL = 4  # query blocks per jitted call (lax.map over them)
 _GROUP = 32  # columns per group in _top_k
 _CHECK_ROWS = 16384  # rows per chunk of the host-side finiteness check (bounded temporaries)
@@ -372,14 +367,9 @@ def knn(queries, keys, k: int, *, block_size: int | None = None, key_block_size:
     q_dtype, k_dtype = _input_dtype(queries), _input_dtype(keys)
     best_v = [put(np.full((m, q_rows, k), -np.inf, np.float32), q_sharding) for _, m in groups]
     best_i = [put(np.full((m, q_rows, k), -1, np.int32), q_sharding) for _, m in groups]
-    in_flight: collections.deque = collections.deque()
     key_block = None
     for c in range(n_chunks):
-        # The last calls on the previous chunk still hold its keys: let them finish and drop
-        # the chunk before the next one is sent, so one key chunk is alive at a time.
-        while in_flight:
-            in_flight.popleft().block_until_ready()
-        del key_block
+        del key_block  # the previous chunk's calls are done: one key chunk alive at a time
         start = c * chunk
         raw = _rows(keys, start, min(start + chunk, n_k), chunk, k_dtype)
         key_block = put(raw, key_sharding)
@@ -393,9 +383,9 @@ def knn(queries, keys, k: int, *, block_size: int | None = None, key_block_size:
             q = _rows(queries, q0, min(q0 + m * q_rows, n_q), m * q_rows, q_dtype)
             q = put(q.reshape(m, q_rows, d), q_sharding)
             best_v[g], best_i[g] = step(q, key_block, best_v[g], best_i[g], offset, count)
-            in_flight.append(best_v[g])
-            if len(in_flight) > _MAX_IN_FLIGHT:
-                in_flight.popleft().block_until_ready()
+            # Wait before sending the next query group: a call queued ahead measured no
+            # faster on CPU and kept a second query group and score buffer alive (~40 MB).
+            best_v[g].block_until_ready()
     scores = np.concatenate([np.asarray(v).reshape(-1, k) for v in best_v])[:n_q]
     indices = np.concatenate([np.asarray(i).reshape(-1, k) for i in best_i])[:n_q]
     if not np.isfinite(scores).all():
