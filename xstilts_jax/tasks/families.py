@@ -120,8 +120,7 @@ class _Supertagging(_Tagging):
         return tagging.featurize_tagging(tokenizer, mapped.sentences, labels, cfg.max_length)
 
     def score(self, task, examples, predictions, labels, language):
-        known = frozenset(labels[:-1])
-        gold = [[t if t in known else ccg.UNK_SUPERTAG for t in e.tags] for e in examples]
+        gold = ccg.map_to_inventory(examples, labels[:-1]).sentences  # as featurize maps them
         return ccg.supertag_accuracy(gold, predictions)
 
 
@@ -159,9 +158,10 @@ class _QA(Family):
         qa.write_qa_predictions(path, predictions)
 
 
-class _MultipleChoice(Family):
+class _MultipleChoice(_Classification):
     """One row per (prompt, choice), ``group`` = the number of choices; labels name the
-    choices ("0".."3", or "A".."E"), predictions are those names."""
+    choices ("0".."3", or "A".."E"), predictions are those names (scored and written as a
+    classification's: accuracy, one label a line)."""
 
     def loss(self, labels):
         return functools.partial(multiple_choice_loss, num_choices=len(labels))
@@ -179,12 +179,6 @@ class _MultipleChoice(Family):
     def predict(self, features, examples, logits, labels, cfg, task=""):
         scores = np.asarray(logits)[:, 0].reshape(-1, features.num_choices)
         return [labels[i] for i in np.argmax(scores, axis=-1)]
-
-    def score(self, task, examples, predictions, labels, language):
-        return metrics.accuracy([labels[e.label] for e in examples], predictions)
-
-    def write(self, path, predictions):
-        path.write_text("".join(f"{p}\n" for p in predictions), encoding="utf-8")
 
 
 SQUAD_V2_TASKS = frozenset({"squad_v2"})  # QA with unanswerable questions (null-score answers)
