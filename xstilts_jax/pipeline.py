@@ -92,12 +92,12 @@ MLM_TASK = "mlm"  # in a phase's task list: multilingual masked-LM text (alterna
 LABELS_FILE = "labels.json"  # <workdir>/<phase>/: label sets made from training data
 # A phase section's keys that are not PhaseConfig fields: how a mixture draws its tasks, and
 # the languages of (translated) training data.
-MIXTURE_FIELDS = ("sampling", "temperature", "examples_cap", "train_languages")
+SECTION_ONLY_FIELDS = ("sampling", "temperature", "examples_cap", "train_languages")
 
 
 def phase_config(name: str, section, *, num_labels: int, seed: int, debug=None) -> PhaseConfig:
     """PhaseConfig from a config section (every PhaseConfig field except name/num_labels)."""
-    fields = {k: v for k, v in section.items() if k not in ("task", *MIXTURE_FIELDS)}
+    fields = {k: v for k, v in section.items() if k not in ("task", *SECTION_ONLY_FIELDS)}
     if "buckets" in fields:
         fields["buckets"] = tuple(fields["buckets"])
     if debug is not None and debug.phase == name:

@@ -104,7 +104,9 @@ class TaskSampler:
         return out[start - offset:stop - offset]
 
     def task(self, update: int) -> str:
-        return self.names[int(self.draws(update, update + 1)[0])]
+        b, i = divmod(update, BLOCK)
+        self._block(b)
+        return self.names[int(self._blocks[b][i])]
 
     def position(self, update: int) -> int:
         """How many earlier updates drew this update's task: its place in that task's stream."""
