@@ -236,7 +236,7 @@ def compare(args, p) -> None:
     from flax import nnx
 
     from xstilts_jax.models.presets import get_preset
-    from xstilts_jax.train import partitioning
+    from xstilts_jax import sharding
     from xstilts_jax.train.steps import Steps
 
     threads = _cpu_count()
@@ -290,7 +290,7 @@ def compare(args, p) -> None:
           f"{args.clip:g}")
 
     # ---- flax: the project's Steps on a one-device mesh
-    mesh = partitioning.make_mesh({"data": 1}, devices[:1])
+    mesh = sharding.make_mesh({"data": 1}, devices[:1])
     tx = make_tx(args.lr, args.weight_decay, args.clip)
     graphdef, params_state = nnx.split(flax_model)
     params = nnx.to_pure_dict(params_state)
@@ -298,7 +298,7 @@ def compare(args, p) -> None:
     steps = Steps(graphdef, tx, mesh, dropout_seed=0)
     shardings = steps.shardings(params_state)
     batch_shardings = steps.batch_shardings(batch)
-    j_batch = partitioning.global_batch(batch, mesh)
+    j_batch = sharding.global_batch(batch, mesh)
     state = steps.create_state(params, shardings)
     del params, params_state
     nodrop_config = dataclasses.replace(config, hidden_dropout=0.0, attention_dropout=0.0)
@@ -454,7 +454,7 @@ def mfu(args, p) -> None:
     from xstilts_jax.models.encoder import Encoder
     from xstilts_jax.models.heads import ClassificationHead, TaskModel
     from xstilts_jax.models.presets import get_preset
-    from xstilts_jax.train import partitioning
+    from xstilts_jax import sharding
     from xstilts_jax.train.steps import Steps
 
     device = jax.devices()[0]
@@ -485,13 +485,13 @@ def mfu(args, p) -> None:
     model = TaskModel(Encoder(config, rngs=rngs), ClassificationHead(config, NUM_LABELS, rngs=rngs))
     graphdef, params_state = nnx.split(model)
     del model
-    mesh = partitioning.make_mesh({"data": 1}, [device])
+    mesh = sharding.make_mesh({"data": 1}, [device])
     steps = Steps(graphdef, make_tx(args.lr, args.weight_decay, args.clip), mesh, dropout_seed=0)
     shardings = steps.shardings(params_state)
     params = nnx.to_pure_dict(params_state)
     flops, n_layers, n_head = model_flops_per_step(config, params, b, s)
     batch = make_labelled_batch(b, s, config.vocab_size, config.pad_token_id)
-    j_batch = partitioning.global_batch(batch, mesh)
+    j_batch = sharding.global_batch(batch, mesh)
     state = steps.create_state(params, shardings)
     del params, params_state
     jax.block_until_ready(state)

@@ -28,6 +28,8 @@ tokens, QA windows to XTREME's 384 (doc stride 128, questions to 64 tokens).
 
 import ml_collections
 
+from xstilts_jax.sharding import DEFAULT_RULES
+
 QA_TASKS = ("squad", "squad_v2", "xquad", "mlqa", "tydiqa")
 # The paper's nine intermediate tasks (its Table 1), the "all9" mixture.
 ALL_NINE = ("anli_plus", "ccg", "commonsenseqa", "cosmosqa", "hellaswag", "mnli", "qqp",
@@ -77,7 +79,10 @@ def get_config(arg: str = "mnli,xnli") -> ml_collections.ConfigDict:
     # each language's last dev_lines lines held out.
     config.mlm = ml_collections.ConfigDict(dict(dir="", languages=(), temperature=1 / 0.3,
                                                 dev_lines=100))
-    config.mesh = ml_collections.ConfigDict(dict(shape=dict(data=-1, fsdp=1, tensor=1)))
+    # Devices per mesh axis (one may be -1: the rest), and the logical-axis rules that place
+    # parameters, batches and activations on them (MaxText/flax style: (name, mesh axes)).
+    config.mesh = ml_collections.ConfigDict(dict(shape=dict(data=-1, fsdp=1, tensor=1),
+                                                 rules=DEFAULT_RULES))
     config.distributed = False  # jax.distributed.initialize() first (multi-host TPU pods)
     config.intermediate = phase("" if intermediate == "none" else intermediate)
     config.target = phase(target)

@@ -105,7 +105,7 @@ def test_embeddings_sharded_over_8_devices_equal_one_device(tiny_checkpoints):
     from xstilts_jax.embed import embed_sentences
     from xstilts_jax.models.pretrained import load_encoder
     from xstilts_jax.tokenization import load_tokenizer
-    from xstilts_jax.train.partitioning import make_mesh
+    from xstilts_jax.sharding import make_mesh
 
     encoder, report = load_encoder(str(tiny_checkpoints("xlmr")))
     tokenizer = load_tokenizer(report.path)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from xstilts_jax.models.encoder import LOGICAL_AXES, Encoder
+from xstilts_jax.models.axes import LOGICAL_AXES
+from xstilts_jax.models.encoder import Encoder
 from xstilts_jax.models.presets import PRESETS, get_preset
 
 

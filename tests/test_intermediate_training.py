@@ -16,7 +16,7 @@ from xstilts_jax.models.heads import TaskModel
 from xstilts_jax.models.presets import get_preset
 from xstilts_jax.tasks import get_task
 from xstilts_jax.tasks.families import FAMILIES
-from xstilts_jax.train import partitioning
+from xstilts_jax import sharding
 from xstilts_jax.train.loop import PhaseConfig
 from xstilts_jax.train.optimizer import make_optimizer
 from xstilts_jax.train.steps import Steps
@@ -54,7 +54,7 @@ def test_task_reads_featurizes_and_trains(name, release_data):
     rngs = nnx.Rngs(0)
     head = family.head(config, family.num_outputs(task.labels), rngs=rngs)
     graphdef, params_state = nnx.split(TaskModel(Encoder(config, rngs=rngs), head))
-    mesh = partitioning.make_mesh({"data": 1}, jax.devices()[:1])
+    mesh = sharding.make_mesh({"data": 1}, jax.devices()[:1])
     batches = [b.arrays() for b in inputs.batches(
         batch_size=8, pad_id=tokenizer.pad_token_id, buckets=bucket_lengths(cfg.max_length,
                                                                             cfg.buckets),
@@ -67,7 +67,7 @@ def test_task_reads_featurizes_and_trains(name, release_data):
     losses = []
     for _ in range(8):
         for batch in batches:
-            state, metrics = train_step(state, partitioning.feed(batch, mesh))
+            state, metrics = train_step(state, sharding.feed(batch, mesh))
             losses.append(float(metrics["loss"]))
     assert np.isfinite(losses).all()
     first, last = np.mean(losses[:len(batches)]), np.mean(losses[-len(batches):])

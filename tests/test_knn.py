@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from xstilts_jax.retrieval import knn
-from xstilts_jax.train.partitioning import make_mesh
+from xstilts_jax.sharding import make_mesh
 
 N_Q, N_K, D = 1000, 777, 40
 TOL = 1e-5

@@ -2,7 +2,7 @@
 
 The test launches this file twice as a script (``python tests/test_multihost.py ID PORT
 PARAMS``): ``jax.distributed`` with gloo CPU collectives joins the processes into one
-8-device data mesh, and every process passes ``partitioning.global_batch`` only its rows of
+8-device data mesh, and every process passes ``sharding.global_batch`` only its rows of
 each global batch, as hosts of a real multi-host run do. The test process initialises the
 parameters once and hands them over in an .npz: random initialisation compiles one XLA
 program per shape, ~10 s of the workers' time otherwise.
@@ -24,7 +24,7 @@ from flax import nnx
 from xstilts_jax.models.encoder import Encoder
 from xstilts_jax.models.heads import ClassificationHead, TaskModel
 from xstilts_jax.models.presets import get_preset
-from xstilts_jax.train import partitioning
+from xstilts_jax import sharding
 from xstilts_jax.train.optimizer import make_optimizer
 from xstilts_jax.train.steps import Steps
 
@@ -62,7 +62,7 @@ def _train(graphdef, params_state, mesh, local_rows) -> list[float]:
     train_step = steps.jit_train_step(shardings, steps.batch_shardings(batches[0]))
     losses = []
     for batch in batches:
-        state, metrics = train_step(state, partitioning.global_batch(local_rows(batch), mesh))
+        state, metrics = train_step(state, sharding.global_batch(local_rows(batch), mesh))
         losses.append(float(metrics["loss"]))
     return losses
 
@@ -78,7 +78,7 @@ def _worker(process_id: int, port: int, params_file: str) -> dict:
     nnx.replace_by_pure_dict(params_state, jax.tree.unflatten(
         jax.tree.structure(nnx.to_pure_dict(params_state)), leaves))
     half = BATCH // PROCESSES
-    mesh = partitioning.make_mesh({"data": -1})
+    mesh = sharding.make_mesh({"data": -1})
     losses = _train(graphdef, params_state, mesh,
                     lambda b: {k: v[process_id * half:(process_id + 1) * half] for k, v in b.items()})
     index = {"row": np.arange(BATCH)}
@@ -86,13 +86,13 @@ def _worker(process_id: int, port: int, params_file: str) -> dict:
     # pair of rows, not a contiguous half. No training here (one more compilation): the
     # global array built from host_slice's rows must hold the right rows on every device.
     by_process = [[d for d in jax.devices() if d.process_index == p] for p in range(PROCESSES)]
-    interleaved = partitioning.make_mesh(
+    interleaved = sharding.make_mesh(
         {"data": -1}, [d for group in zip(*by_process) for d in group])
     batch = _batches()[0]
-    array = partitioning.global_batch(partitioning.host_slice(batch, interleaved), interleaved)["input_ids"]
+    array = sharding.global_batch(sharding.host_slice(batch, interleaved), interleaved)["input_ids"]
     return {"losses": losses,
-            "rows": partitioning.host_slice(index, mesh)["row"].tolist(),
-            "interleaved_rows": partitioning.host_slice(index, interleaved)["row"].tolist(),
+            "rows": sharding.host_slice(index, mesh)["row"].tolist(),
+            "interleaved_rows": sharding.host_slice(index, interleaved)["row"].tolist(),
             "shards_hold_their_rows": all(np.array_equal(np.asarray(s.data), batch["input_ids"][s.index])
                                           for s in array.addressable_shards)}
 
@@ -124,7 +124,7 @@ def test_two_processes_train_like_one_device(tmp_path):
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
-    one = _train(graphdef, params_state, partitioning.make_mesh({"data": 1}, jax.devices()[:1]),
+    one = _train(graphdef, params_state, sharding.make_mesh({"data": 1}, jax.devices()[:1]),
                  lambda b: b)
     for process_id, result in enumerate(outputs):
         np.testing.assert_allclose(result["losses"], one, atol=1e-5, rtol=0)

@@ -18,10 +18,11 @@ from xstilts_jax.models.encoder import Encoder
 from xstilts_jax.models.heads import ClassificationHead, MultipleChoiceHead, MultiTaskModel, \
     SpanHead
 from xstilts_jax.models.presets import get_preset
-from xstilts_jax.train import partitioning
+from xstilts_jax import sharding
 from xstilts_jax.train.multitask import BLOCK, MultiTaskData, TaskSampler, task_probabilities
 from xstilts_jax.train.optimizer import make_optimizer
-from xstilts_jax.train.steps import Steps, classification_loss, multiple_choice_loss, span_loss
+from xstilts_jax.losses import classification_loss, multiple_choice_loss, span_loss
+from xstilts_jax.train.steps import Steps
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SIZES = {"mnli": 392_702, "squad_v2": 130_319, "hellaswag": 39_905, "sst2": 67_349}
@@ -152,7 +153,7 @@ def _mixture_losses(mesh_shape, devices, tasks):
     losses = {"nli": classification_loss, "qa": span_loss,
               "mc": functools.partial(multiple_choice_loss, num_choices=4)}
     graphdef, params_state = nnx.split(model)
-    mesh = partitioning.make_mesh(mesh_shape, devices)
+    mesh = sharding.make_mesh(mesh_shape, devices)
     steps = Steps(graphdef, make_optimizer(learning_rate=1e-3, total_steps=len(tasks)), mesh,
                   dropout_seed=1)
     shardings = steps.shardings(params_state)
@@ -164,7 +165,7 @@ def _mixture_losses(mesh_shape, devices, tasks):
         if task not in jitted:
             task_steps = steps.for_task(task, losses[task])
             jitted[task] = task_steps.jit_train_step(shardings, task_steps.batch_shardings(batch))
-        state, metrics = jitted[task](state, partitioning.global_batch(batch, mesh))
+        state, metrics = jitted[task](state, sharding.global_batch(batch, mesh))
         out.append(float(metrics["loss"]))
     return np.array(out), state
 

@@ -14,7 +14,7 @@ from xstilts_jax import metrics
 from xstilts_jax.cli import main
 from xstilts_jax.models.heads import SpanHead, TaggingHead
 from xstilts_jax.models.encoder import EncoderConfig
-from xstilts_jax.train.steps import span_loss, token_classification_loss
+from xstilts_jax.losses import span_loss, token_classification_loss
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 WORDS = "the cat dog sat on mat a is big small red blue house tree".split()
@@ -167,7 +167,7 @@ def test_token_heads_train_the_same_on_8_devices(family):
     from xstilts_jax.models.encoder import Encoder
     from xstilts_jax.models.heads import TaskModel
     from xstilts_jax.models.presets import get_preset
-    from xstilts_jax.train import partitioning
+    from xstilts_jax import sharding
     from xstilts_jax.train.optimizer import make_optimizer
     from xstilts_jax.train.steps import Steps
 
@@ -194,14 +194,14 @@ def test_token_heads_train_the_same_on_8_devices(family):
         head = TaggingHead(config, 5, rngs=rngs) if family == "tagging" else SpanHead(config, rngs=rngs)
         graphdef, params = nnx.split(TaskModel(Encoder(config, rngs=rngs), head))
         steps = Steps(graphdef, make_optimizer(learning_rate=5e-3, total_steps=5),
-                      partitioning.make_mesh(mesh_shape, devices), dropout_seed=1,
+                      sharding.make_mesh(mesh_shape, devices), dropout_seed=1,
                       loss_fn=token_classification_loss if family == "tagging" else span_loss)
         shardings = steps.shardings(params)
         train_step = steps.jit_train_step(shardings, steps.batch_shardings(batches[0]))
         state = steps.create_state(nnx.to_pure_dict(params), shardings)
         out = []
         for batch in batches:
-            state, metrics = train_step(state, partitioning.global_batch(batch, steps.mesh))
+            state, metrics = train_step(state, sharding.global_batch(batch, steps.mesh))
             out.append(float(metrics["loss"]))
         return np.array(out)
 

@@ -8,16 +8,18 @@ dtype and mesh. The 1-device runs are cached: each (dtype, mesh) costs one compi
 from __future__ import annotations
 
 import functools
+import json
 import re
 
 import jax
 import numpy as np
+import pytest
 from flax import nnx
 
 from xstilts_jax.models.encoder import Encoder
 from xstilts_jax.models.heads import ClassificationHead, TaskModel
 from xstilts_jax.models.presets import get_preset
-from xstilts_jax.train import partitioning
+from xstilts_jax import sharding
 from xstilts_jax.train.optimizer import make_optimizer
 from xstilts_jax.train.steps import Steps, TrainState
 
@@ -51,7 +53,7 @@ def _steps(dtype: str, mesh_shape: dict, devices):
     rngs = nnx.Rngs(0)
     graphdef, params_state = nnx.split(
         TaskModel(Encoder(config, rngs=rngs), ClassificationHead(config, 3, rngs=rngs)))
-    mesh = partitioning.make_mesh(mesh_shape, devices)
+    mesh = sharding.make_mesh(mesh_shape, devices)
     steps = Steps(graphdef, make_optimizer(learning_rate=5e-3, total_steps=NUM_STEPS), mesh,
                   dropout_seed=1)
     shardings = steps.shardings(params_state)
@@ -65,7 +67,7 @@ def _curve(dtype: str, mesh_shape: dict, devices):
     state = steps.create_state(params, shardings)
     losses = []
     for batch in _batches():
-        state, metrics = train_step(state, partitioning.global_batch(batch, steps.mesh))
+        state, metrics = train_step(state, sharding.global_batch(batch, steps.mesh))
         losses.append(float(metrics["loss"]))
     return np.array(losses), state, steps
 
@@ -133,10 +135,24 @@ def test_tensor_parallel_trains_like_one_device(capfd):
 
 
 def test_constraints_follow_the_rules_only_inside_a_step():
-    mesh = partitioning.make_mesh({"data": 4, "tensor": 2})
+    mesh = sharding.make_mesh({"data": 4, "tensor": 2})
     x = jax.numpy.zeros((8, 4, 6, 16))
     axes = ("act_batch", "act_heads", "act_length", "act_kv")
-    assert partitioning.constrain(x, axes) is x  # no mesh (xstilts embed, parity tests): as is
-    with partitioning.activation_sharding(mesh):
-        y = jax.jit(lambda a: partitioning.constrain(a, axes))(x)
+    assert sharding.constrain(x, axes) is x  # no mesh (xstilts embed, parity tests): as is
+    with sharding.activation_sharding(mesh):
+        y = jax.jit(lambda a: sharding.constrain(a, axes))(x)
     assert y.sharding.spec == jax.sharding.PartitionSpec("data", "tensor")
+
+
+def test_rules_table_from_config_values():
+    """``config.mesh.rules`` comes back from JSON as lists; the table is tuples again, and a
+    wrong entry is an error naming it."""
+    as_json = json.loads(json.dumps(sharding.DEFAULT_RULES))
+    assert sharding.rules_table(as_json) == sharding.DEFAULT_RULES
+    with pytest.raises(ValueError, match=r"mesh.rules\[1\] = \('embed', 'model'\): 'model' is "
+                                         r"not a mesh axis"):
+        sharding.rules_table([("batch", "data"), ("embed", "model")])
+    with pytest.raises(ValueError, match=r"mesh.rules\[0\] = 'batch': expected"):
+        sharding.rules_table(["batch"])
+    with pytest.raises(ValueError, match="names embed more than once"):
+        sharding.rules_table([("embed", "fsdp"), ("embed", None)])

@@ -18,7 +18,7 @@ from xstilts_jax.cli import main
 from xstilts_jax.models.encoder import Encoder
 from xstilts_jax.models.heads import ClassificationHead, TaskModel
 from xstilts_jax.models.presets import get_preset
-from xstilts_jax.train import partitioning
+from xstilts_jax import sharding
 from xstilts_jax.train.optimizer import decay_mask, make_optimizer, warmup_linear_decay
 from xstilts_jax.train.steps import Steps
 
@@ -50,7 +50,7 @@ def _batches(n=20, batch=16, seq=32):
 def _loss_curve(mesh_shape, devices, batches):
     model = _tiny_model()
     graphdef, params_state = nnx.split(model)
-    mesh = partitioning.make_mesh(mesh_shape, devices)
+    mesh = sharding.make_mesh(mesh_shape, devices)
     steps = Steps(graphdef, make_optimizer(learning_rate=1e-3, total_steps=len(batches)), mesh,
                   dropout_seed=1)  # dropout ON: its bits must not depend on the sharding
     shardings = steps.shardings(params_state)
@@ -58,7 +58,7 @@ def _loss_curve(mesh_shape, devices, batches):
     train_step = steps.jit_train_step(shardings, steps.batch_shardings(batches[0]))
     losses = []
     for batch in batches:
-        state, metrics = train_step(state, partitioning.global_batch(batch, mesh))
+        state, metrics = train_step(state, sharding.global_batch(batch, mesh))
         losses.append(float(metrics["loss"]))
     return np.array(losses), state
 
@@ -77,9 +77,9 @@ def test_eight_devices_train_like_one():
 
 
 def test_logical_rules_place_parameters():
-    mesh = partitioning.make_mesh({"data": 2, "fsdp": 2, "tensor": 2})
+    mesh = sharding.make_mesh({"data": 2, "fsdp": 2, "tensor": 2})
     abstract = nnx.state(nnx.eval_shape(_tiny_model))
-    shardings = partitioning.shardings_from_metadata(abstract, mesh)
+    shardings = sharding.shardings_from_metadata(abstract, mesh)
     attention = shardings["encoder"]["layers"][0]["attention"]
     assert attention["query_kernel"].spec == jax.sharding.PartitionSpec("fsdp", "tensor", None)
     assert shardings["encoder"]["embeddings"]["word"].spec == jax.sharding.PartitionSpec("tensor", "fsdp")
@@ -89,9 +89,9 @@ def test_logical_rules_place_parameters():
 
 def test_mesh_errors():
     with pytest.raises(ValueError, match="unknown axes"):
-        partitioning.make_mesh({"model": 2})
+        sharding.make_mesh({"model": 2})
     with pytest.raises(ValueError, match="needs 6 devices, found 8"):
-        partitioning.make_mesh({"data": 3, "fsdp": 2})
+        sharding.make_mesh({"data": 3, "fsdp": 2})
 
 
 def test_optimizer_decay_mask_and_schedule():
@@ -110,7 +110,7 @@ def test_grad_accumulation_equals_big_batch():
     """Two micro-batches of 8 with MultiSteps == one batch of 16 (same data, dropout off)."""
     big = dict(_batches(n=1, batch=16)[0], weight=np.ones(16, np.float32))
     halves = [{k: v[:8] for k, v in big.items()}, {k: v[8:] for k, v in big.items()}]
-    mesh = partitioning.make_mesh({"data": 1}, jax.devices()[:1])
+    mesh = sharding.make_mesh({"data": 1}, jax.devices()[:1])
     results = []
     for accumulation, stream in ((1, [big]), (2, halves)):
         graphdef, params_state = nnx.split(_tiny_model(dropout=0.0))

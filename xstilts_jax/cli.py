@@ -77,7 +77,7 @@ def cmd_retrieve(args: argparse.Namespace) -> None:
     import json
 
     from xstilts_jax.retrieve import format_retrieval, retrieve
-    from xstilts_jax.train.partitioning import make_mesh
+    from xstilts_jax.sharding import make_mesh
 
     enable_compilation_cache()
     model_dir, encoder, tokenizer, layer = _encoder_and_tokenizer(args)

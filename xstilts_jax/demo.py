@@ -25,7 +25,7 @@ from xstilts_jax.models.heads import MaskedLMHead, TaskModel
 from xstilts_jax.pipeline import (encoder_of, summarize, train_classification_phase,
                                   write_json_atomic, zero_shot_eval)
 from xstilts_jax.train.loop import PhaseConfig, run_phase
-from xstilts_jax.train.partitioning import make_mesh
+from xstilts_jax.sharding import make_mesh
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,7 @@ from flax import nnx
 
 from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths, token_batches
 from xstilts_jax.models.encoder import Encoder
-from xstilts_jax.train import partitioning
+from xstilts_jax import sharding
 
 Pooling = Literal["mean", "cls"]
 
@@ -44,7 +44,7 @@ def _embed_batch(graphdef, state, input_ids, attention_mask, *, layer: int, pool
     if mesh is None:
         out = encoder(input_ids, attention_mask)
     else:  # activations placed by the same rules as in training (batch over data x fsdp)
-        with partitioning.activation_sharding(mesh):
+        with sharding.activation_sharding(mesh):
             out = encoder(input_ids, attention_mask)
     # Layers above `layer` feed nothing returned here, so XLA drops them from the program.
     return pool_hidden(out.hidden_states[layer], attention_mask, pool)
@@ -52,7 +52,7 @@ def _embed_batch(graphdef, state, input_ids, attention_mask, *, layer: int, pool
 
 def _batch_rows(mesh) -> int:
     """Devices the batch dimension is split over (data x fsdp by the rules)."""
-    spec = partitioning.batch_sharding(mesh, 2).spec[0]
+    spec = sharding.batch_sharding(mesh, 2).spec[0]
     axes = (spec,) if isinstance(spec, str) else tuple(spec or ())
     return int(np.prod([mesh.shape[a] for a in axes])) if axes else 1
 
@@ -74,8 +74,8 @@ def embed_token_ids(encoder: Encoder, token_ids: Sequence[Sequence[int]], *, pad
     graphdef, state = nnx.split(encoder)
     if mesh is not None:
         batch_size = -(-batch_size // _batch_rows(mesh)) * _batch_rows(mesh)
-        state = partitioning.put(nnx.to_pure_dict(state), nnx.to_pure_dict(
-            partitioning.shardings_from_metadata(state, mesh)))
+        state = sharding.put(nnx.to_pure_dict(state), nnx.to_pure_dict(
+            sharding.shardings_from_metadata(state, mesh)))
     out = np.zeros((len(token_ids), encoder.config.hidden_size), dtype=np.float32)
     batches = token_batches(token_ids, batch_size=batch_size, pad_id=pad_id,
                             buckets=bucket_lengths(max_length, buckets))
@@ -86,7 +86,7 @@ def embed_token_ids(encoder: Encoder, token_ids: Sequence[Sequence[int]], *, pad
     for batch in batches:
         ids, mask = batch.input_ids, batch.attention_mask
         if mesh is not None:
-            placed = partitioning.feed({"input_ids": ids, "attention_mask": mask}, mesh)
+            placed = sharding.feed({"input_ids": ids, "attention_mask": mask}, mesh)
             ids, mask = placed["input_ids"], placed["attention_mask"]
         pooled = _embed_batch(graphdef, state, ids, mask, layer=layer, pool=pool, mesh=mesh)
         real = batch.example_index >= 0

@@ -30,7 +30,7 @@ from xstilts_jax.train.loop import (ClassificationData, Features, PhaseConfig, P
                                     predict_logits, run_phase)
 from xstilts_jax.data.mlm import MultilingualMlmData, read_text_corpus, tokenize_text
 from xstilts_jax.train.multitask import MultiTaskData, task_probabilities
-from xstilts_jax.train.partitioning import is_primary_host
+from xstilts_jax.sharding import DEFAULT_RULES, is_primary_host
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def zero_shot_eval(result: PhaseResult, test_sets: Mapping[str, Features], *, ta
     for language, features in test_sets.items():
         logits = predict_logits(result.eval_step, result.params, classification_inputs(features),
                                 batch_size=result.eval_batch_size, pad_id=pad_id,
-                                max_length=cfg.max_length, buckets=cfg.buckets, mesh=mesh)
+                                max_length=cfg.max_length, buckets=cfg.buckets, feed=result.feed)
         predicted = np.argmax(logits, axis=-1)
         if is_primary_host():
             (out_dir / f"test-{language}.tsv").write_text(
@@ -169,18 +169,19 @@ def supervised_data(cfg: PhaseConfig, train: Featurized, dev: Featurized,
 
 
 def train_phase(cfg: PhaseConfig, encoder: Encoder, *, train: Featurized, dev: Featurized,
-                pad_id: int, workdir, mesh, progress: bool = True) -> PhaseResult:
+                pad_id: int, workdir, mesh, rules=DEFAULT_RULES,
+                progress: bool = True) -> PhaseResult:
     """A fresh head of ``train``'s task family on ``encoder``; the best checkpoint on the
     family's dev metric (the official XTREME metric of the English dev set) is returned."""
     head = _new_head(train.task, encoder, cfg.seed + 1)
     return run_phase(cfg, TaskModel(encoder, head), supervised_data(cfg, train, dev, pad_id),
-                     workdir=workdir, mesh=mesh, progress=progress)
+                     workdir=workdir, mesh=mesh, rules=rules, progress=progress)
 
 
 def train_mixture_phase(cfg: PhaseConfig, encoder: Encoder, *,
                         tasks: Mapping[str, tuple[Featurized, Featurized]],
                         probabilities: Mapping[str, float], pad_id: int, workdir, mesh,
-                        progress: bool = True,
+                        rules=DEFAULT_RULES, progress: bool = True,
                         extra: Mapping[str, tuple[Any, nnx.Module]] | None = None) -> PhaseResult:
     """Multi-task training (``train.multitask``): a fresh head per task on ``encoder``, one
     sampled task per update; the best checkpoint on the mean of the tasks' dev metrics.
@@ -200,7 +201,7 @@ def train_mixture_phase(cfg: PhaseConfig, encoder: Encoder, *,
                          grad_accumulation=cfg.grad_accumulation,
                          selection=tuple(tasks) or None)
     return run_phase(cfg, MultiTaskModel(encoder, heads), data, workdir=workdir, mesh=mesh,
-                     progress=progress)
+                     rules=rules, progress=progress)
 
 
 def multilingual_mlm(mlm_config, data_dir, tokenizer, encoder: Encoder, model_dir,
@@ -271,7 +272,7 @@ def evaluate_zero_shot(result: PhaseResult, test_sets: Mapping[str, Featurized],
         family = test.family
         logits = predict_logits(result.eval_step, result.params, test.inputs(),
                                 batch_size=result.eval_batch_size, pad_id=pad_id,
-                                max_length=cfg.max_length, buckets=cfg.buckets, mesh=mesh)
+                                max_length=cfg.max_length, buckets=cfg.buckets, feed=result.feed)
         predictions = test.predict(logits, cfg)
         if is_primary_host():
             out_dir = pathlib.Path(workdir) / "predictions" / test.task.name
@@ -289,7 +290,7 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> di
     from xstilts_jax.models.pretrained import load_encoder
     from xstilts_jax.tasks import get_task
     from xstilts_jax.tokenization import load_tokenizer
-    from xstilts_jax.train.partitioning import make_mesh
+    from xstilts_jax.sharding import make_mesh, rules_table
 
     if config.distributed:
         jax.distributed.initialize()
@@ -307,6 +308,10 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> di
         raise ConfigError(f"eval.languages: {unknown} are not languages of {target_task.name} "
                           f"({', '.join(target_task.languages)})")
     mesh = make_mesh(dict(config.mesh.shape))
+    try:
+        rules = rules_table(config.mesh.rules)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     encoder, report = load_encoder(config.model.name, dtype=config.model.dtype,
                                    hidden_dropout=config.model.hidden_dropout,
                                    attention_dropout=config.model.attention_dropout)
@@ -398,7 +403,7 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> di
         if len(tasks) == 1 and not with_mlm:
             train, dev = data[tasks[0].name]
             result = train_phase(cfg, encoder, train=train, dev=dev, pad_id=pad_id,
-                                 workdir=workdir, mesh=mesh, progress=progress)
+                                 workdir=workdir, mesh=mesh, rules=rules, progress=progress)
             summary["dev_metric"] = FAMILIES[tasks[0].family].metric
         else:
             # jiant counts a task's cached training rows: QA windows, examples otherwise.
@@ -416,7 +421,7 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True) -> di
             except ValueError as e:
                 raise ConfigError(f"{name}: {e}") from None
             result = train_mixture_phase(cfg, encoder, tasks=data, probabilities=probabilities,
-                                         pad_id=pad_id, workdir=workdir, mesh=mesh,
+                                         pad_id=pad_id, workdir=workdir, mesh=mesh, rules=rules,
                                          progress=progress, extra=extra)
             summary.update(dev_metric="average", train_rows=sizes, probabilities=probabilities)
         results["phases"][name] = summary | {

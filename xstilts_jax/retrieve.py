@@ -18,7 +18,7 @@ from xstilts_jax import metrics, mining
 from xstilts_jax.embed import embed_sentences
 from xstilts_jax.tasks import get_task, layout
 from xstilts_jax.tasks.classification import DataError
-from xstilts_jax.train.partitioning import is_primary_host
+from xstilts_jax.sharding import is_primary_host
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths, length_grouped_order, token_batches
-from xstilts_jax.train import partitioning
-from xstilts_jax.train.steps import mlm_loss
+from xstilts_jax.losses import mlm_loss
 
 
 def mask_tokens(batch_ids: np.ndarray, attention_mask: np.ndarray, rng: np.random.Generator, *,
@@ -74,10 +73,10 @@ class MlmData:
         return self._masked(self._batches[index].arrays(),
                             np.random.default_rng([self.seed, epoch, index]))
 
-    def evaluate(self, eval_step, params, mesh) -> dict[str, float]:
+    def evaluate(self, eval_step, params, feed) -> dict[str, float]:
         correct = total = 0.0
         for batch in self._dev_batches:
-            logits = np.asarray(eval_step(params, partitioning.feed(batch, mesh))["logits"])
+            logits = np.asarray(eval_step(params, feed(batch))["logits"])
             labels = batch["mlm_labels"]
             chosen = labels >= 0
             correct += float(np.sum((logits.argmax(-1) == labels) & chosen))

@@ -12,7 +12,7 @@ Every parameter carries logical axis names (``vocab, embed, heads, kv, mlp``...)
 kernels are stored per head (``[embed, heads, kv]``) so tensor parallelism can split heads
 without reshaping checkpoints. The main activations carry logical names too (``act_batch,
 act_length, act_embed, act_heads, act_mlp``), pinned with sharding constraints only while a
-train or eval step is traced under ``partitioning.activation_sharding``; without a mesh they are
+train or eval step is traced under ``sharding.activation_sharding``; without a mesh they are
 no-ops and the numerics are unchanged. Every hidden state is returned because retrieval reads
 a middle layer.
 """
@@ -26,17 +26,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from xstilts_jax.train.partitioning import activation_mesh, constrain
-
-# Logical axis names used by parameters.
-VOCAB, EMBED, HEADS, KV, MLP, POSITIONS, TYPES, NORM = (
-    "vocab", "embed", "heads", "kv", "mlp", "positions", "types", "norm")
-LOGICAL_AXES = (VOCAB, EMBED, HEADS, KV, MLP, POSITIONS, TYPES, NORM)
-# Logical axis names of activations (their own rules: e.g. embed is fsdp-sharded in the
-# weights but whole in the hidden states).
-ACT_BATCH, ACT_LENGTH, ACT_EMBED, ACT_HEADS, ACT_KV, ACT_MLP, ACT_VOCAB = (
-    "act_batch", "act_length", "act_embed", "act_heads", "act_kv", "act_mlp", "act_vocab")
-HIDDEN = (ACT_BATCH, ACT_LENGTH, ACT_EMBED)  # [batch, length, embed]
+from xstilts_jax.models.axes import (ACT_BATCH, ACT_EMBED, ACT_HEADS, ACT_KV, ACT_LENGTH, ACT_MLP,
+                                     EMBED, HEADS, HIDDEN, KV, MLP, NORM, POSITIONS, TYPES, VOCAB)
+from xstilts_jax.sharding import activation_mesh, constrain
 
 PositionStyle = Literal["absolute", "roberta"]
 

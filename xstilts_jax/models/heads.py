@@ -14,12 +14,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from xstilts_jax.models.encoder import (ACT_BATCH, ACT_EMBED, ACT_LENGTH, ACT_VOCAB, EMBED, VOCAB,
-                                        Encoder, EncoderConfig, LayerNorm, _dense_init, _zeros)
-from xstilts_jax.train.partitioning import constrain
+from xstilts_jax.models.axes import (ACT_BATCH, ACT_EMBED, ACT_LENGTH, ACT_VOCAB, CLASSES, EMBED,
+                                     HEAD_HIDDEN, VOCAB)
+from xstilts_jax.models.encoder import Encoder, EncoderConfig, LayerNorm, _dense_init, _zeros
+from xstilts_jax.sharding import constrain
 
-CLASSES = "classes"
-HEAD_HIDDEN = "mlp"  # the head's inner dense is sharded like the FFN's inner dimension
 
 
 def _dense_params(config: EncoderConfig, rngs: nnx.Rngs, d_in: int, d_out: int, axes: tuple[str, str]):

@@ -14,16 +14,26 @@ from __future__ import annotations
 import dataclasses
 import functools
 import pathlib
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
 from xstilts_jax import metrics
 from xstilts_jax.models.heads import ClassificationHead, MultipleChoiceHead, SpanHead, TaggingHead
 from xstilts_jax.tasks import ccg, classification, multiple_choice, qa, tagging
-from xstilts_jax.train.loop import ModelInputs, PhaseConfig, classification_inputs
-from xstilts_jax.train.steps import classification_loss, masked_span_logits, \
-    multiple_choice_loss, span_loss, token_classification_loss
+from xstilts_jax.data.inputs import ModelInputs, classification_inputs
+from xstilts_jax.losses import (classification_loss, masked_span_logits, multiple_choice_loss,
+                                 span_loss, token_classification_loss)
+
+
+class FeatureOptions(Protocol):
+    """What featurization and post-processing read from a phase's config (``PhaseConfig``)."""
+
+    max_length: int
+    doc_stride: int
+    max_query_length: int
+    max_answer_length: int
+    n_best_size: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,14 +59,14 @@ class Family:
         return scores[self.metric]
 
     # Each family overrides these four.
-    def featurize(self, tokenizer, examples: Sequence, labels: Sequence[str], cfg: PhaseConfig):
+    def featurize(self, tokenizer, examples: Sequence, labels: Sequence[str], cfg: FeatureOptions):
         raise NotImplementedError
 
     def inputs(self, features) -> ModelInputs:
         raise NotImplementedError
 
     def predict(self, features, examples: Sequence, logits: np.ndarray, labels: Sequence[str],
-                cfg: PhaseConfig, task: str = ""):
+                cfg: FeatureOptions, task: str = ""):
         raise NotImplementedError
 
     def labels_from(self, examples: Sequence) -> tuple[str, ...]:
@@ -211,7 +221,7 @@ class Featurized:
     def inputs(self) -> ModelInputs:
         return self.family.inputs(self.features)
 
-    def predict(self, logits: np.ndarray, cfg: PhaseConfig):
+    def predict(self, logits: np.ndarray, cfg: FeatureOptions):
         return self.family.predict(self.features, self.examples, logits, self.task.labels, cfg,
                                    task=self.task.name)
 

@@ -9,6 +9,7 @@ latest checkpoint and produces bit-identical parameters and logs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -20,11 +21,13 @@ import jax
 import numpy as np
 from flax import nnx
 
-from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths, token_batches
-from xstilts_jax.train import partitioning
+from xstilts_jax import sharding
+from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths
+from xstilts_jax.data.inputs import ModelInputs, classification_inputs
+from xstilts_jax.losses import classification_loss
 from xstilts_jax.train.checkpoints import PhaseCheckpoints, abstract_with_shardings
 from xstilts_jax.train.optimizer import make_optimizer
-from xstilts_jax.train.steps import Steps, TrainState, classification_loss
+from xstilts_jax.train.steps import Steps, TrainState
 from xstilts_jax.train.writer import MetricWriter
 
 log = logging.getLogger(__name__)
@@ -95,59 +98,9 @@ class PhaseData(Protocol):
     def train_batch(self, micro_step: int) -> dict[str, np.ndarray]:
         """Micro-batch ``micro_step`` of the training stream, computable for any step (exact resume)."""
 
-    def evaluate(self, eval_step, params, mesh) -> dict[str, float]:
-        """Dev metrics; the first one is the one early stopping and 'best' follow (higher is better)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelInputs:
-    """Featurized rows as batching, the model and the loss see them.
-
-    ``extras`` are per-row arrays (labels, start/end positions); ``token_extras`` per-token int
-    arrays as long as their row (token labels), padded with -1 in a batch.
-
-    ``group`` rows make one example (the choices of a multiple-choice question, consecutive
-    rows): batches then hold ``batch_size`` whole examples (``batch_size * group`` rows),
-    orders are orders of examples, and padding fills whole groups.
-    """
-
-    input_ids: Sequence[Sequence[int]]
-    token_type_ids: Sequence[Sequence[int]]
-    extras: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
-    token_extras: Mapping[str, Sequence[np.ndarray]] = dataclasses.field(default_factory=dict)
-    group: int = 1
-
-    def __post_init__(self) -> None:
-        if self.group < 1 or len(self.input_ids) % self.group:
-            raise ValueError(f"{len(self.input_ids)} rows do not make whole groups of "
-                             f"{self.group}")
-
-    def __len__(self) -> int:
-        """Rows (what ``predict_logits`` returns one of each)."""
-        return len(self.input_ids)
-
-    @property
-    def num_examples(self) -> int:
-        return len(self.input_ids) // self.group
-
-    def batches(self, *, batch_size: int, pad_id: int, buckets: Sequence[int], order=None):
-        """Fixed-shape batches of ``batch_size`` examples; ``order`` (of examples) defaults to
-        the examples sorted by their longest row."""
-        if self.group > 1:
-            g = self.group
-            if order is None:
-                longest = np.fromiter(map(len, self.input_ids), np.int64,
-                                      count=len(self.input_ids)).reshape(-1, g).max(axis=1)
-                order = np.argsort(longest, kind="stable")
-            order = (np.asarray(order, np.int64)[:, None] * g + np.arange(g)).reshape(-1)
-        return token_batches(self.input_ids, batch_size=batch_size * self.group, pad_id=pad_id,
-                             buckets=buckets, order=order, token_type_ids=self.token_type_ids,
-                             extras=self.extras, token_extras=self.token_extras)
-
-
-def classification_inputs(features: Features) -> ModelInputs:
-    return ModelInputs(features.input_ids, features.token_type_ids,
-                       {"labels": np.asarray(features.labels, np.int32)})
+    def evaluate(self, eval_step, params, feed) -> dict[str, float]:
+        """Dev metrics; the first one is the one early stopping and 'best' follow (higher is
+        better). ``feed(batch)`` places a host batch on the mesh (``sharding.feed``)."""
 
 
 class SupervisedData:
@@ -178,11 +131,11 @@ class SupervisedData:
             self._epoch = epoch
         return self._batches[index].arrays()
 
-    def evaluate(self, eval_step, params, mesh) -> dict[str, float]:
+    def evaluate(self, eval_step, params, feed) -> dict[str, float]:
         logits = predict_logits(eval_step, params, self.dev,
                                 batch_size=self.cfg.eval_batch_size or self.cfg.batch_size,
                                 pad_id=self.pad_id, max_length=self.cfg.max_length,
-                                buckets=self.cfg.buckets, mesh=mesh)
+                                buckets=self.cfg.buckets, feed=feed)
         return self.dev_metrics(logits)
 
 
@@ -196,13 +149,14 @@ class ClassificationData(SupervisedData):
 
 
 def predict_logits(eval_step, params, inputs: ModelInputs, *, batch_size: int, pad_id: int,
-                   max_length: int, buckets: Sequence[int], mesh) -> np.ndarray:
+                   max_length: int, buckets: Sequence[int], feed) -> np.ndarray:
     """float32 logits for every row, in input order (nothing dropped): [n, classes] for
-    sentence heads, [n, max_length, k] for token heads (positions past a row's bucket are 0)."""
+    sentence heads, [n, max_length, k] for token heads (positions past a row's bucket are 0).
+    ``feed(batch)`` places each host batch on the mesh (``sharding.feed``)."""
     out = None
     for batch in inputs.batches(batch_size=batch_size, pad_id=pad_id,
                                 buckets=bucket_lengths(max_length, buckets)):
-        result = eval_step(params, partitioning.feed(batch.arrays(), mesh))
+        result = eval_step(params, feed(batch.arrays()))
         logits = np.asarray(result["logits"])
         if out is None:
             shape = logits.shape[1:] if logits.ndim == 2 else (max_length, *logits.shape[2:])
@@ -231,11 +185,15 @@ class PhaseResult:
     eval_step: Any  # jitted eval step for these params, reused for zero-shot evaluation
     # (multi-task phases: a function task -> that task's eval step)
     eval_batch_size: int
+    feed: Any  # batch -> device arrays on the phase's mesh, by its rules (``sharding.feed``)
 
 
 def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, workdir: str | pathlib.Path,
-              mesh, progress: bool = True, tensorboard: bool = True) -> PhaseResult:
-    """Train ``model`` on ``data``; evaluate on its dev set every ``eval_every`` updates."""
+              mesh, rules=sharding.DEFAULT_RULES, progress: bool = True,
+              tensorboard: bool = True) -> PhaseResult:
+    """Train ``model`` on ``data``; evaluate on its dev set every ``eval_every`` updates.
+    Parameters, batches and activations are placed on ``mesh`` by the logical-axis ``rules``
+    (``config.mesh.rules``)."""
     workdir = pathlib.Path(workdir)
     phase_dir = workdir / cfg.name
     total = cfg.total_updates(data.num_train_examples())
@@ -247,8 +205,9 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, workdir: 
     # Multi-task data (train.multitask.MultiTaskData) names a loss per task and the task of
     # every micro-step; the model then has a head per task, and each task its own steps.
     task_losses = getattr(data, "task_losses", None)
-    steps = Steps(graphdef, tx, mesh, loss_fn=getattr(data, "loss_fn", None),
+    steps = Steps(graphdef, tx, mesh, loss_fn=getattr(data, "loss_fn", None), rules=tuple(rules),
                   dropout_seed=cfg.seed)
+    feed = functools.partial(sharding.feed, mesh=mesh, rules=tuple(rules))
     shardings = steps.shardings(params_state)
     jitted: dict = {}
 
@@ -299,7 +258,7 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, workdir: 
             batch = data.train_batch(micro)
             if cfg.inject_nan_at_step is not None and micro == cfg.inject_nan_at_step:
                 batch = dict(batch, weight=np.full_like(batch["weight"], np.nan))
-            state, metrics = steps_for(task)[0](state, partitioning.feed(batch, mesh))
+            state, metrics = steps_for(task)[0](state, feed(batch))
             micro += 1
             if micro % cfg.grad_accumulation:
                 continue
@@ -321,7 +280,7 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, workdir: 
                 writer.write(update, "train", logged)
             is_eval = update % cfg.eval_every == 0 or update == total
             if is_eval:
-                dev_metrics = data.evaluate(eval_step, state.params, mesh)
+                dev_metrics = data.evaluate(eval_step, state.params, feed)
                 writer.write(update, "eval", dev_metrics)
                 score = next(iter(dev_metrics.values()))
                 if score > loop["best_dev"]:
@@ -350,4 +309,4 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, workdir: 
     return PhaseResult(params=best_state.params, graphdef=graphdef, best_dev=loop["best_dev"],
                        best_step=loop["best_step"], steps_done=int(state.step) // cfg.grad_accumulation,
                        stopped_early=loop["stopped_early"], eval_step=eval_step,
-                       eval_batch_size=eval_batch_size)
+                       eval_batch_size=eval_batch_size, feed=feed)

@@ -157,12 +157,12 @@ class MultiTaskData:
         """A batch of ``task`` (its first), for shapes and shardings."""
         return self.members[task].train_batch(0)
 
-    def evaluate(self, eval_step_for: Callable[[str], object], params, mesh) -> dict[str, float]:
+    def evaluate(self, eval_step_for: Callable[[str], object], params, feed) -> dict[str, float]:
         """``dev_average`` (mean of the selected tasks' main metrics) first, then every task's
         metrics as ``<task>/<metric>``."""
         main, out = {}, {}
         for name, member in self.members.items():
-            metrics = member.evaluate(eval_step_for(name), params, mesh)
+            metrics = member.evaluate(eval_step_for(name), params, feed)
             main[name] = next(iter(metrics.values()))
             out.update({f"{name}/{k}": v for k, v in metrics.items()})
         average = float(np.mean([main[t] for t in self.selection]))

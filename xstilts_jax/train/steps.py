@@ -4,7 +4,7 @@ The train state is one pytree (step, params as a plain dict, optimizer state). T
 graph is static; ``nnx.merge(graphdef, params)`` rebuilds it inside the step. Dropout keys
 are ``fold_in(seed_key, step)``: with JAX's partitionable threefry the random bits do not
 depend on the sharding, so 1 device and 8 devices train identically. The model is traced
-under ``partitioning.activation_sharding``, which pins its activations to the mesh by the
+under ``sharding.activation_sharding``, which pins its activations to the mesh by the
 same rules table as the parameters.
 """
 
@@ -20,9 +20,8 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from xstilts_jax.train import partitioning
-
-Batch = Mapping[str, jax.Array]
+from xstilts_jax import sharding
+from xstilts_jax.losses import Batch, classification_loss
 
 
 @flax.struct.dataclass
@@ -30,62 +29,6 @@ class TrainState:
     step: jax.Array  # int32 scalar: optimizer micro-steps taken
     params: Any  # plain nested dict of arrays (nnx.to_pure_dict of the model's Params)
     opt_state: Any
-
-
-def classification_loss(logits: jax.Array, batch: Batch) -> tuple[jax.Array, jax.Array]:
-    """(sum of per-example NLL weighted by batch['weight'], sum of weights)."""
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    nll = -jnp.take_along_axis(logp, batch["labels"][:, None], axis=-1)[:, 0]
-    weight = batch["weight"].astype(jnp.float32)
-    return jnp.sum(nll * weight), jnp.sum(weight)
-
-
-def mlm_loss(logits: jax.Array, batch: Batch) -> tuple[jax.Array, jax.Array]:
-    """Masked-LM NLL over positions with ``mlm_labels >= 0`` of rows with weight > 0."""
-    labels = batch["mlm_labels"]
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    nll = -jnp.take_along_axis(logp, jnp.maximum(labels, 0)[..., None], axis=-1)[..., 0]
-    weight = (labels >= 0).astype(jnp.float32) * batch["weight"][:, None].astype(jnp.float32)
-    return jnp.sum(nll * weight), jnp.sum(weight)
-
-
-def token_classification_loss(logits: jax.Array, batch: Batch) -> tuple[jax.Array, jax.Array]:
-    """Tagging NLL summed over tokens with ``token_labels >= 0`` (first sub-tokens of the words
-    a window predicts) in rows with weight > 0, and their count: a per-token mean, as HF's."""
-    labels = batch["token_labels"]
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    nll = -jnp.take_along_axis(logp, jnp.maximum(labels, 0)[..., None], axis=-1)[..., 0]
-    weight = (labels >= 0).astype(jnp.float32) * batch["weight"][:, None].astype(jnp.float32)
-    return jnp.sum(nll * weight), jnp.sum(weight)
-
-
-def masked_span_logits(logits: jax.Array, attention_mask: jax.Array) -> jax.Array:
-    """[B, S, 2] start/end logits with padded positions at -1e9: bucket padding cannot take
-    probability mass, so a window scores the same in any bucket."""
-    return jnp.where(attention_mask[..., None] > 0, logits.astype(jnp.float32), -1e9)
-
-
-def span_loss(logits: jax.Array, batch: Batch) -> tuple[jax.Array, jax.Array]:
-    """Extractive QA: (start NLL + end NLL) / 2 per window, summed with the row weights, as
-    HF/XTREME's ``(start_loss + end_loss) / 2``; windows without the answer target ``<s>``."""
-    logp = jax.nn.log_softmax(masked_span_logits(logits, batch["attention_mask"]), axis=1)
-    start = jnp.take_along_axis(logp[..., 0], batch["start_positions"][:, None], axis=1)[:, 0]
-    end = jnp.take_along_axis(logp[..., 1], batch["end_positions"][:, None], axis=1)[:, 0]
-    weight = batch["weight"].astype(jnp.float32)
-    return jnp.sum(-(start + end) / 2 * weight), jnp.sum(weight)
-
-
-def multiple_choice_loss(logits: jax.Array, batch: Batch, *, num_choices: int
-                         ) -> tuple[jax.Array, jax.Array]:
-    """Softmax over each example's ``num_choices`` consecutive rows ([B * C, 1] scores);
-    (sum of NLL weighted by the example's weight, sum of weights). Rows of one example carry
-    the same label and weight (``ModelInputs`` with ``group=C`` batches them so)."""
-    scores = logits.astype(jnp.float32).reshape(-1, num_choices)
-    labels = batch["labels"].reshape(-1, num_choices)[:, 0]
-    weight = batch["weight"].astype(jnp.float32).reshape(-1, num_choices)[:, 0]
-    logp = jax.nn.log_softmax(scores, axis=-1)
-    nll = -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
-    return jnp.sum(nll * weight), jnp.sum(weight)
 
 
 def model_inputs(batch: Batch) -> tuple:
@@ -100,7 +43,7 @@ class Steps:
     tx: optax.GradientTransformation
     mesh: Mesh
     loss_fn: Callable[[jax.Array, Batch], tuple[jax.Array, jax.Array]] = classification_loss
-    rules: tuple = partitioning.DEFAULT_RULES
+    rules: tuple = sharding.DEFAULT_RULES
     dropout_seed: int = 0
     task: str | None = None  # a MultiTaskModel's head to run (None: the single head)
 
@@ -111,10 +54,10 @@ class Steps:
     def shardings(self, abstract_params_state) -> TrainState:
         """Shardings of the whole train state, from the params' logical axis names."""
         param_shardings = nnx.to_pure_dict(
-            partitioning.shardings_from_metadata(abstract_params_state, self.mesh, self.rules))
+            sharding.shardings_from_metadata(abstract_params_state, self.mesh, self.rules))
         params = nnx.to_pure_dict(abstract_params_state)
         abstract_opt = jax.eval_shape(self.tx.init, params)
-        replicated = partitioning.replicated(self.mesh)
+        replicated = sharding.replicated(self.mesh)
         opt_shardings = optax.tree_map_params(
             self.tx, lambda _, s: s, abstract_opt, param_shardings,
             transform_non_params=lambda _: replicated)
@@ -122,19 +65,19 @@ class Steps:
 
     def create_state(self, params, state_shardings: TrainState) -> TrainState:
         """Place params on the mesh and build the optimizer state there (never whole on one device)."""
-        params = partitioning.put(params, state_shardings.params)
+        params = sharding.put(params, state_shardings.params)
         init = jax.jit(lambda p: TrainState(jnp.zeros((), jnp.int32), p, self.tx.init(p)),
                        in_shardings=(state_shardings.params,), out_shardings=state_shardings)
         return init(params)
 
     def batch_shardings(self, batch: Mapping[str, Any]):
-        return {k: partitioning.batch_sharding(self.mesh, v.ndim, self.rules) for k, v in batch.items()}
+        return {k: sharding.batch_sharding(self.mesh, v.ndim, self.rules) for k, v in batch.items()}
 
     # ------------------------------------------------------------------ the steps
 
     def _logits(self, params, batch, dropout_rng=None) -> jax.Array:
         model = nnx.merge(self.graphdef, params)
-        with partitioning.activation_sharding(self.mesh, self.rules):
+        with sharding.activation_sharding(self.mesh, self.rules):
             return model(*model_inputs(batch), dropout_rng=dropout_rng, task=self.task)
 
     def _loss(self, params, batch, dropout_rng):
@@ -155,11 +98,11 @@ class Steps:
         return {"loss_sum": total, "count": count, "logits": logits}
 
     def jit_train_step(self, state_shardings: TrainState, batch_shardings):
-        replicated = partitioning.replicated(self.mesh)
+        replicated = sharding.replicated(self.mesh)
         return jax.jit(self.train_step, in_shardings=(state_shardings, batch_shardings),
                        out_shardings=(state_shardings, replicated), donate_argnums=(0,))
 
     def jit_eval_step(self, param_shardings, batch_shardings):
-        replicated = partitioning.replicated(self.mesh)
+        replicated = sharding.replicated(self.mesh)
         return jax.jit(self.eval_step, in_shardings=(param_shardings, batch_shardings),
                        out_shardings=replicated)

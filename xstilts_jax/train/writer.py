@@ -7,7 +7,7 @@ import math
 import pathlib
 from typing import Any, Mapping
 
-from xstilts_jax.train.partitioning import is_primary_host
+from xstilts_jax.sharding import is_primary_host
 
 
 class MetricWriter:

@@ -52,6 +52,29 @@ DEFAULT_RULES: tuple[tuple[str, Any], ...] = (
 )
 
 
+def rules_table(rules: Sequence[Sequence[Any]]) -> tuple[tuple[str, Any], ...]:
+    """``config.mesh.rules`` as the rules functions take them: ``(logical name, mesh axes)``
+    pairs, the axes None, one mesh axis or a tuple of them (lists, as JSON gives them back,
+    become tuples). A ValueError names the entry that is not so."""
+    table = []
+    for i, entry in enumerate(rules):
+        if isinstance(entry, (str, bytes)) or len(entry) != 2 or not isinstance(entry[0], str):
+            raise ValueError(f"mesh.rules[{i}] = {entry!r}: expected (logical axis name, mesh "
+                             f"axes)")
+        name, axes = entry
+        axes = tuple(axes) if isinstance(axes, (list, tuple)) else axes
+        for axis in (axes if isinstance(axes, tuple) else () if axes is None else (axes,)):
+            if axis not in MESH_AXES:
+                raise ValueError(f"mesh.rules[{i}] = {entry!r}: {axis!r} is not a mesh axis "
+                                 f"({', '.join(MESH_AXES)})")
+        table.append((name, axes))
+    names = [name for name, _ in table]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"mesh.rules names {', '.join(repeated)} more than once")
+    return tuple(table)
+
+
 def make_mesh(shape: Mapping[str, int], devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A mesh with axes (data, fsdp, tensor); one size may be -1 (all remaining devices).
 
