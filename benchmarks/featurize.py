@@ -9,7 +9,7 @@ What it compares
 
     1. pairs (XNLI-style): ``classification.featurize_pairs(tokenizer, examples, max_length=128)``
        vs the bare call ``tokenizer(text_a, text_b, truncation="longest_first", max_length=128)``.
-       Data: Tatoeba sentence pairs (``readers.read_tatoeba``), each non-English sentence as
+       Data: Tatoeba sentence pairs (``tasks.read_split("tatoeba", ...)``), each non-English sentence as
        text_a with its English translation as text_b, taken round-robin over ``--tatoeba-langs``
        so that ``--pairs`` keeps every language.
     2. qa: ``qa.featurize_qa(tokenizer, examples)`` (384 / doc_stride 128 / query 64) vs the
@@ -17,10 +17,10 @@ What it compares
        ``tokenizer(questions, contexts, truncation="only_second", max_length=384, stride=128,
        return_overflowing_tokens=True, return_offsets_mapping=True)`` as a second reference.
        Data: every question of ``xquad.<lang>.json`` for ``--xquad-langs`` (default all 12,
-       ``readers.read_squad``). Examples = questions (the window counts are printed).
-    3. tagging: ``tagging.featurize_tagging(tokenizer, sentences, readers.UPOS_TAGS, 128)`` vs
+       ``formats.squad.read_squad``). Examples = questions (the window counts are printed).
+    3. tagging: ``tagging.featurize_tagging(tokenizer, sentences, UPOS_TAGS, 128)`` vs
        ``tokenizer([list(s.words) for s in sentences], is_split_into_words=True)``. Data: every
-       sentence of the UD CoNLL-U files in ``udpos/`` (``readers.read_conllu``).
+       sentence of the UD CoNLL-U files in ``udpos/`` (``formats.conllu.read_conllu``).
 
     Each section also times, for information, the tokenizer call(s) the featurizer makes
     internally, with the same arguments and chunking (``inner`` rows): featurize / inner is
@@ -151,20 +151,22 @@ def default_chunk(fn) -> int:
 
 
 def pairs_section(tokenizer, data_dir, args):
-    from xstilts_jax.tasks import classification, readers
+    from xstilts_jax.tasks import read_split
+    from xstilts_jax.tasks.examples import PairExample
+    from xstilts_jax.tasks.families import classification
 
     langs = args.tatoeba_langs.split(",")
     per_lang = []
     for lang in langs:
-        source, english = readers.read_tatoeba(data_dir / "tatoeba", lang)
-        per_lang.append([(lang, i, s, e) for i, (s, e) in enumerate(zip(source, english), 1)])
+        pairs = read_split("tatoeba", "test", lang, data_dir=data_dir)
+        per_lang.append([(lang, i, p.source, p.english) for i, p in enumerate(pairs, 1)])
     # Round-robin over the languages so a smaller --pairs keeps all of them.
     merged = [row for group in zip_longest_all(per_lang) for row in group]
     if len(merged) < args.pairs:
         print(f"  note: only {len(merged)} pairs available in {','.join(langs)} "
               f"(asked {args.pairs})")
     merged = merged[:args.pairs]
-    examples = [classification.PairExample(f"tatoeba.{lang}:{i}", s, e, 0, lang)
+    examples = [PairExample(f"tatoeba.{lang}:{i}", s, e, 0, lang)
                 for lang, i, s, e in merged]
     text_a = [e.text_a for e in examples]
     text_b = [e.text_b for e in examples]
@@ -212,7 +214,8 @@ def zip_longest_all(groups):
 def qa_section(tokenizer, data_dir, args):
     import numpy as np
 
-    from xstilts_jax.tasks import qa, readers
+    from xstilts_jax.tasks.families import qa
+    from xstilts_jax.tasks.formats.squad import read_squad
 
     if args.xquad_langs == "all":
         paths = sorted((data_dir / "xquad").glob("xquad.*.json"))
@@ -222,7 +225,7 @@ def qa_section(tokenizer, data_dir, args):
         raise SystemExit(f"{data_dir / 'xquad'}: no xquad.<lang>.json files")
     examples = []
     for path in paths:
-        examples += list(readers.read_squad(path, path.name.split(".")[1]))
+        examples += list(read_squad(path, path.name.split(".")[1]))
     questions = [e.question for e in examples]
     contexts = [e.context for e in examples]
     chunk = default_chunk(qa.featurize_qa)
@@ -277,21 +280,22 @@ def qa_section(tokenizer, data_dir, args):
 def tagging_section(tokenizer, data_dir, args):
     import numpy as np
 
-    from xstilts_jax.tasks import readers, tagging
+    from xstilts_jax.tasks.families import tagging
+    from xstilts_jax.tasks.formats.conllu import UPOS_TAGS, read_conllu
 
     paths = sorted((data_dir / "udpos").glob("*.conllu"))
     if not paths:
         raise SystemExit(f"{data_dir / 'udpos'}: no .conllu files")
     sentences = []
     for path in paths:
-        sentences += list(readers.read_conllu(path, path.name.split("_")[0]))
+        sentences += list(read_conllu(path, path.name.split("_")[0]))
     if args.max_sentences:
         sentences = sentences[:args.max_sentences]
     words = [list(s.words) for s in sentences]
     chunk = default_chunk(tagging.featurize_tagging)
 
     def featurize():
-        return tagging.featurize_tagging(tokenizer, sentences, readers.UPOS_TAGS, 128)
+        return tagging.featurize_tagging(tokenizer, sentences, UPOS_TAGS, 128)
 
     def bare():
         return tokenizer(words, is_split_into_words=True)

@@ -55,7 +55,7 @@ def _encoder_and_tokenizer(args: argparse.Namespace):
     the hidden layer ``--layer`` (default: 14 of 24 scaled to depth), checked."""
     from xstilts_jax.embed import default_retrieval_layer
     from xstilts_jax.models.pretrained import load_encoder, resolve_model_dir
-    from xstilts_jax.pipeline import is_phase_dir, load_phase_model
+    from xstilts_jax.experiments import is_phase_dir, load_phase_model
     from xstilts_jax.tokenization import load_tokenizer
 
     if is_phase_dir(args.model):  # a run's phase: its best parameters
@@ -79,6 +79,8 @@ def cmd_retrieve(args: argparse.Namespace) -> None:
     from xstilts_jax.retrieve import format_retrieval, retrieve
     from xstilts_jax.sharding import make_mesh
 
+    if args.source == "files" and not args.data:
+        raise CliError("--data DIR is required (or --source tfds)")
     enable_compilation_cache()
     model_dir, encoder, tokenizer, layer = _encoder_and_tokenizer(args)
     start = time.perf_counter()
@@ -86,7 +88,7 @@ def cmd_retrieve(args: argparse.Namespace) -> None:
                       layer=layer, pool=args.pool, max_length=args.max_length,
                       batch_size=args.batch_size, mesh=make_mesh({"data": -1}),
                       direction=args.direction, output_dir=pathlib.Path(args.output),
-                      progress=not args.quiet)
+                      progress=not args.quiet, source=args.source, tfds_dir=args.tfds_dir)
     result.update(model=str(model_dir), layer=layer, pool=args.pool, direction=args.direction,
                   seconds=time.perf_counter() - start)
     if args.json:
@@ -115,13 +117,13 @@ def enable_compilation_cache() -> None:
 
 def cmd_run(args: argparse.Namespace) -> None:
     from xstilts_jax.config import apply_overrides, load_config_file
-    from xstilts_jax.pipeline import run_cell
+    from xstilts_jax.experiments import run_cell
 
     enable_compilation_cache()
 
     config = apply_overrides(load_config_file(args.config), args.overrides)
-    results = run_cell(config, args.workdir, progress=not args.quiet)
-    print(format_zero_shot(results["zero_shot"]))
+    result = run_cell(config, args.workdir, progress=not args.quiet)
+    print(format_zero_shot(result.zero_shot))
     print(f"results: {pathlib.Path(args.workdir) / 'results.json'}")
 
 
@@ -226,8 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "blockwise kernel, mine (BUCC: ratio margin, threshold chosen on dev) or "
                     "retrieve (Tatoeba: 1-NN), write XTREME-format predictions and print scores.")
     retrieve.add_argument("task", choices=("tatoeba", "bucc2018"))
-    retrieve.add_argument("--data", required=True, metavar="DIR",
+    retrieve.add_argument("--data", metavar="DIR",
                           help="XTREME's download/ folder (tatoeba/, bucc2018/) or the releases")
+    retrieve.add_argument("--source", choices=("files", "tfds"), default="files",
+                          help="read the task from the files under --data (default) or from "
+                               "prepared TFDS datasets (--tfds-dir)")
+    retrieve.add_argument("--tfds-dir", default=None, metavar="DIR",
+                          help="TFDS data_dir for --source tfds (default: TFDS's own)")
     retrieve.add_argument("--languages", nargs="+", metavar="LANG",
                           help="ISO 639-1 codes (default: all of the task's)")
     retrieve.add_argument("--direction", choices=("en2xx", "xx2en"), default="en2xx",

@@ -7,7 +7,8 @@ line between sentences; bucc2018: ``src-id<TAB>en-id`` pairs) or ``.json`` (QA: 
 SQuAD v1.1 JSON, predictions ``{question_id: answer_text}``). Every metric is a percentage.
 SQuAD 2.0's official evaluation (not an XTREME task): :func:`squad_v2_em_f1`.
 
-Pure Python: no JAX, no NumPy.
+Pure Python: no JAX, no NumPy. Which tasks XTREME has, their groups and metrics come from the
+task catalog (``tasks/catalog``), the one place a task is declared.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import unicodedata
 from collections import Counter
 from typing import Callable, Iterable, Sequence
 
+from xstilts_jax.tasks.registry import get_task, xtreme_groups
+
 __all__ = ["GROUP2TASK", "TASK_METRICS", "TASKS", "ScoreError", "accuracy", "bucc_f1",
            "get_entities", "mlqa_em_f1", "mlqa_normalize_answer", "score_all", "score_task",
            "squad_em_f1", "squad_normalize_answer", "squad_v2_em_f1", "tagging_f1", "task_score"]
@@ -32,22 +35,17 @@ class ScoreError(ValueError):
 
 # --------------------------------------------------------------------------- tasks
 
-GROUP2TASK = {
-    "classification": ("pawsx", "xnli"),
-    "tagging": ("udpos", "panx"),
-    "qa": ("xquad", "mlqa", "tydiqa"),
-    "retrieval": ("bucc2018", "tatoeba"),
-}
+# XTREME's task groups and each task's official metric come from the task catalog (one spec
+# per task): the summary averages these groups, in XTREME's order.
+GROUP2TASK = xtreme_groups()
 TASKS = tuple(task for group in GROUP2TASK.values() for task in group)
-_QA_TASKS = frozenset(GROUP2TASK["qa"])
-_TAGGING_TASKS = frozenset(GROUP2TASK["tagging"])
+_METRIC = {task: get_task(task).metric for task in TASKS}  # accuracy | tagging_f1 | squad | ...
+_QA_METRICS = frozenset({"squad", "mlqa"})
+_METRIC_NAMES = {"accuracy": ("accuracy",), "tagging_f1": ("f1", "precision", "recall"),
+                 "bucc_f1": ("f1", "precision", "recall"), "squad": ("exact_match", "f1"),
+                 "mlqa": ("exact_match", "f1")}
 # The metrics each task reports, in order (the averages are "avg_" + name).
-TASK_METRICS = {
-    "pawsx": ("accuracy",), "xnli": ("accuracy",), "tatoeba": ("accuracy",),
-    "udpos": ("f1", "precision", "recall"), "panx": ("f1", "precision", "recall"),
-    "bucc2018": ("f1", "precision", "recall"),
-    "xquad": ("exact_match", "f1"), "mlqa": ("exact_match", "f1"), "tydiqa": ("exact_match", "f1"),
-}
+TASK_METRICS = {task: _METRIC_NAMES[_METRIC[task]] for task in TASKS}
 
 
 def _check_task(task: str) -> None:
@@ -56,7 +54,7 @@ def _check_task(task: str) -> None:
 
 
 def _suffix(task: str) -> str:
-    return "json" if task in _QA_TASKS else "tsv"
+    return "json" if _METRIC[task] in _QA_METRICS else "tsv"
 
 
 # --------------------------------------------------------------------------- readers
@@ -391,21 +389,22 @@ def _score_language(task: str, lang: str, prediction_file: pathlib.Path,
     if not prediction_file.is_file():
         raise ScoreError(f"{prediction_file}: no such file (predictions for {task} language "
                          f"{lang!r}, whose labels are {label_file})")
-    if task in _QA_TASKS:
+    metric = _METRIC[task]
+    if metric in _QA_METRICS:
         articles = read_squad_labels(label_file)
         predictions = read_squad_predictions(prediction_file)
         try:
-            if task == "mlqa":
+            if metric == "mlqa":
                 return mlqa_em_f1(articles, predictions, lang)
             return squad_em_f1(articles, predictions)
         except ValueError as e:
             raise ScoreError(f"{label_file}: {e}") from e
-    if task in _TAGGING_TASKS:
+    if metric == "tagging_f1":
         gold, pred = read_tags(label_file), read_tags(prediction_file)
         _check_sentences(gold, pred, label_file, prediction_file)
         return tagging_f1(gold, pred)
     gold, pred = read_labels(label_file), read_labels(prediction_file)
-    if task == "bucc2018":
+    if metric == "bucc_f1":
         return bucc_f1(gold, pred)
     if len(gold) != len(pred):
         raise ScoreError(f"{prediction_file} has {len(pred)} lines but {label_file} has "
@@ -437,7 +436,7 @@ def _check_sentences(gold: list[list[str]], pred: list[list[str]], label_file: p
 
 def task_score(task: str, scores: dict) -> float:
     """XTREME's single number for a task: accuracy, F1 (tagging, BUCC) or (EM + F1) / 2 (QA)."""
-    if task in _QA_TASKS:
+    if _METRIC[task] in _QA_METRICS:
         return (scores["avg_exact_match"] + scores["avg_f1"]) / 2
     if "avg_f1" in scores:
         return scores["avg_f1"]

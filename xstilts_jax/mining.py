@@ -76,7 +76,7 @@ import numpy as np
 from xstilts_jax import metrics
 
 if TYPE_CHECKING:
-    from xstilts_jax.tasks.readers import BuccData
+    from xstilts_jax.tasks.examples import BuccData
 
 __all__ = ["BuccResult", "Candidate", "MinedPairs", "apply_threshold", "best_threshold",
            "bucc_prf", "evaluate_bucc", "l2_normalize", "mine_bucc", "mine_pairs",

@@ -16,8 +16,7 @@ import numpy as np
 
 from xstilts_jax import metrics, mining
 from xstilts_jax.embed import embed_sentences
-from xstilts_jax.tasks import get_task, layout
-from xstilts_jax.tasks.classification import DataError
+from xstilts_jax.tasks import DataError, get_task, read_split
 from xstilts_jax.sharding import is_primary_host
 
 log = logging.getLogger(__name__)
@@ -34,8 +33,9 @@ def _write(path: pathlib.Path, lines: Sequence[str]) -> None:
 def retrieve(task: str, encoder, tokenizer, data_dir, *, languages: Sequence[str] = (),
              layer: int, pool: str = "mean", max_length: int = 512, batch_size: int = 32,
              mesh=None, direction: str = "en2xx", output_dir=None, progress: bool = False,
-             knn=None) -> dict:
-    """Embed, retrieve and score every language of ``task`` (tatoeba or bucc2018).
+             knn=None, source: str = "files", tfds_dir: str | None = None) -> dict:
+    """Embed, retrieve and score every language of ``task`` (tatoeba or bucc2018), read
+    through the one read of every task (``source``: the files under ``data_dir`` or TFDS).
 
     Returns ``{"task", "per_language": {lang: metrics}, "average": {metric: mean}}``; for BUCC
     each language also gives the dev-chosen ``threshold`` and ``dev`` scores, and ``test`` is
@@ -55,11 +55,14 @@ def retrieve(task: str, encoder, tokenizer, data_dir, *, languages: Sequence[str
                                max_length=max_length, batch_size=batch_size, progress=progress,
                                mesh=mesh)
 
+    def read(split: str, lang: str):
+        return read_split(spec, split, lang, data_dir=data_dir, source=source, tfds_dir=tfds_dir)
+
     out = pathlib.Path(output_dir) / task if output_dir is not None else None
     per_language: dict[str, dict] = {}
     for lang in languages:
         if task == "tatoeba":
-            pairs = spec.read(data_dir, "test", lang)
+            pairs = read("test", lang)
             source, english = embed(p.source for p in pairs), embed(p.english for p in pairs)
             predicted = mining.tatoeba_search(source, english, direction=direction, knn=knn)
             lines = mining.tatoeba_lines(predicted)
@@ -67,13 +70,19 @@ def retrieve(task: str, encoder, tokenizer, data_dir, *, languages: Sequence[str
             per_language[lang] = metrics.accuracy([str(i) for i in range(len(lines))], lines)
         else:
             # Both BUCC splits are evaluation data (the threshold is chosen on dev).
-            dev, test = (layout.read("bucc2018", data_dir, split, lang) for split in ("dev", "test"))
+            dev, test = read("dev", lang), read("test", lang)
+            if not (dev.complete and test.complete):
+                log.warning("bucc2018 %s: the source has the gold pairs' sentences only, not "
+                            "BUCC's whole pools (TFDS): mining them is easier than BUCC 2018 "
+                            "and the F1 is not XTREME's", lang)
             result = mining.evaluate_bucc(
                 dev, embed(dev.source.values()), embed(dev.english.values()),
                 test, embed(test.source.values()), embed(test.english.values()), knn=knn)
             lines = list(result.test_predictions)
             per_language[lang] = {"threshold": result.threshold, "dev": result.dev,
-                                  **({"test": result.test} if result.test is not None else {})}
+                                  **({"test": result.test} if result.test is not None else {}),
+                                  **({} if dev.complete and test.complete else
+                                     {"complete_pools": False})}
         if out is not None:
             _write(out / f"test-{lang}.tsv", lines)
         log.info("%s %s: %s", task, lang, per_language[lang])

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
-import pathlib
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths, length_grouped_order, token_batches
-from xstilts_jax.losses import mlm_loss
 
 
 def mask_tokens(batch_ids: np.ndarray, attention_mask: np.ndarray, rng: np.random.Generator, *,
@@ -33,8 +29,6 @@ def mask_tokens(batch_ids: np.ndarray, attention_mask: np.ndarray, rng: np.rando
 
 class MlmData:
     """PhaseData for masked-LM pretraining on token-id sentences (specials already added)."""
-
-    loss_fn = staticmethod(mlm_loss)
 
     def __init__(self, train: Sequence[Sequence[int]], dev: Sequence[Sequence[int]], *, batch_size: int,
                  max_length: int, pad_id: int, mask_id: int, vocab_size: int,
@@ -87,45 +81,6 @@ class MlmData:
 # --------------------------------------------------------------------------- multilingual text
 
 MLM_TEXT_STREAM = 0x3D1A  # random stream of the multilingual MLM batches (apart from others)
-SKIP_BLANK = "blank line"
-
-
-@dataclasses.dataclass(frozen=True)
-class TextCorpus:
-    """Plain text of several languages: ``lines[lang]`` in file order, and per file what was
-    skipped (blank lines), for the run's report."""
-
-    lines: dict[str, list[str]]
-    files: dict[str, pathlib.Path]
-    skipped: dict[str, dict[str, int]]
-
-
-def read_text_corpus(directory: str | os.PathLike, languages: Sequence[str]) -> TextCorpus:
-    """``<directory>/<lang>.txt`` for every language: UTF-8, one sentence or document a line
-    (a Wikipedia/CC-100 dump cut into lines). Blank lines are skipped and counted; a missing
-    file, an empty one or bad UTF-8 is a DataError naming the file (and line)."""
-    from xstilts_jax.tasks.classification import DataError, _lines
-
-    directory = pathlib.Path(directory)
-    if not languages:
-        raise DataError(f"{directory}: no languages given for the MLM text")
-    lines, files, skipped = {}, {}, {}
-    for lang in languages:
-        path = directory / f"{lang}.txt"
-        if not path.is_file():
-            raise DataError(f"{path}: no such file (multilingual MLM text of {lang!r}: one "
-                            f"sentence or document a line)")
-        kept, blank = [], 0
-        for _, text in _lines(path):
-            if text.strip():
-                kept.append(text.strip())
-            else:
-                blank += 1
-        if not kept:
-            raise DataError(f"{path}: no text" + (f" ({blank} blank lines)" if blank else ""))
-        lines[lang], files[lang] = kept, path
-        skipped[lang] = {SKIP_BLANK: blank} if blank else {}
-    return TextCorpus(lines, files, skipped)
 
 
 def tokenize_text(tokenizer, lines: Sequence[str], max_length: int, *,

@@ -9,36 +9,25 @@ latest checkpoint and produces bit-identical parameters and logs.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import math
 import os
 import pathlib
 import signal
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
-import jax
 import numpy as np
 from flax import nnx
 
 from xstilts_jax import sharding
+from xstilts_jax.progress import Progress
 from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths
-from xstilts_jax.data.inputs import ModelInputs, classification_inputs
-from xstilts_jax.losses import classification_loss
-from xstilts_jax.train.checkpoints import PhaseCheckpoints, abstract_with_shardings
-from xstilts_jax.train.optimizer import make_optimizer
-from xstilts_jax.train.steps import Steps, TrainState
+from xstilts_jax.data.inputs import ModelInputs
+from xstilts_jax.train.checkpoints import PhaseCheckpoints
+from xstilts_jax.train.program import build_program
 from xstilts_jax.train.writer import MetricWriter
 
 log = logging.getLogger(__name__)
-
-
-class Features(Protocol):
-    """Featurized examples of a classification task (what the tasks modules produce)."""
-
-    input_ids: Sequence[Sequence[int]]
-    token_type_ids: Sequence[Sequence[int]]
-    labels: np.ndarray
 
 
 class TrainingError(RuntimeError):
@@ -48,7 +37,6 @@ class TrainingError(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class PhaseConfig:
     name: str
-    num_labels: int
     learning_rate: float = 1e-5
     batch_size: int = 32
     num_steps: int | None = None  # optimizer updates; or give num_epochs
@@ -89,9 +77,8 @@ def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
 
 
 class PhaseData(Protocol):
-    """What a phase trains and evaluates on; classification and MLM both implement it."""
-
-    loss_fn: Any  # (logits, batch) -> (weighted loss sum, weight sum)
+    """What a phase trains and evaluates on (``SupervisedData``, ``MlmData``, a mixture of
+    them); the loss is the head's, paired with it by whoever builds the phase."""
 
     def num_train_examples(self) -> int: ...
 
@@ -111,9 +98,9 @@ class SupervisedData:
     """
 
     def __init__(self, train: ModelInputs, dev: ModelInputs, cfg: PhaseConfig, pad_id: int, *,
-                 loss_fn, dev_metrics: Callable[[np.ndarray], dict[str, float]]):
+                 dev_metrics: Callable[[np.ndarray], dict[str, float]]):
         self.train, self.dev, self.cfg, self.pad_id = train, dev, cfg, pad_id
-        self.loss_fn, self.dev_metrics = loss_fn, dev_metrics
+        self.dev_metrics = dev_metrics
         self.per_epoch = math.ceil(train.num_examples / cfg.batch_size)
         self.buckets = bucket_lengths(cfg.max_length, cfg.buckets)
         self._epoch, self._batches = None, None
@@ -139,15 +126,6 @@ class SupervisedData:
         return self.dev_metrics(logits)
 
 
-class ClassificationData(SupervisedData):
-    """Sentence(-pair) classification, selected on dev accuracy."""
-
-    def __init__(self, train: Features, dev: Features, cfg: PhaseConfig, pad_id: int):
-        super().__init__(classification_inputs(train), classification_inputs(dev), cfg, pad_id,
-                         loss_fn=classification_loss,
-                         dev_metrics=lambda logits: {"dev_accuracy": accuracy(logits, dev.labels)})
-
-
 def predict_logits(eval_step, params, inputs: ModelInputs, *, batch_size: int, pad_id: int,
                    max_length: int, buckets: Sequence[int], feed) -> np.ndarray:
     """float32 logits for every row, in input order (nothing dropped): [n, classes] for
@@ -169,11 +147,6 @@ def predict_logits(eval_step, params, inputs: ModelInputs, *, batch_size: int, p
     return out
 
 
-def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Percentage, as XTREME reports it."""
-    return float(100.0 * np.mean(np.argmax(logits, axis=-1) == np.asarray(labels)))
-
-
 @dataclasses.dataclass
 class PhaseResult:
     params: Any  # best parameters (plain dict, on the mesh)
@@ -188,55 +161,44 @@ class PhaseResult:
     feed: Any  # batch -> device arrays on the phase's mesh, by its rules (``sharding.feed``)
 
 
-def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, workdir: str | pathlib.Path,
-              mesh, rules=sharding.DEFAULT_RULES, progress: bool = True,
+def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses,
+              phase_dir: str | pathlib.Path, log_dir: str | pathlib.Path | None = None, mesh,
+              rules=sharding.DEFAULT_RULES, progress: bool = True,
               tensorboard: bool = True) -> PhaseResult:
-    """Train ``model`` on ``data``; evaluate on its dev set every ``eval_every`` updates.
-    Parameters, batches and activations are placed on ``mesh`` by the logical-axis ``rules``
-    (``config.mesh.rules``)."""
-    workdir = pathlib.Path(workdir)
-    phase_dir = workdir / cfg.name
+    """Train ``model`` on ``data`` with ``losses`` (one loss, or ``{task: loss}`` for a
+    multi-task model and data); evaluate on the dev set every ``eval_every`` updates and keep
+    the best. Checkpoints go to ``phase_dir/ckpt``, logs (``metrics.jsonl``, ``tb/``) to
+    ``log_dir`` (default ``phase_dir``). Parameters, batches and activations are placed on
+    ``mesh`` by the logical-axis ``rules`` (``config.mesh.rules``)."""
+    phase_dir = pathlib.Path(phase_dir)
     total = cfg.total_updates(data.num_train_examples())
     micro_total = total * cfg.grad_accumulation
-    tx = make_optimizer(learning_rate=cfg.learning_rate, total_steps=total,
-                        warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
-                        max_grad_norm=cfg.max_grad_norm, grad_accumulation=cfg.grad_accumulation)
-    graphdef, params_state = nnx.split(model)
-    # Multi-task data (train.multitask.MultiTaskData) names a loss per task and the task of
-    # every micro-step; the model then has a head per task, and each task its own steps.
-    task_losses = getattr(data, "task_losses", None)
-    steps = Steps(graphdef, tx, mesh, loss_fn=getattr(data, "loss_fn", None), rules=tuple(rules),
-                  dropout_seed=cfg.seed)
-    feed = functools.partial(sharding.feed, mesh=mesh, rules=tuple(rules))
-    shardings = steps.shardings(params_state)
-    jitted: dict = {}
+    program = build_program(model, losses, mesh=mesh, rules=rules,
+                            learning_rate=cfg.learning_rate, total_updates=total,
+                            warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
+                            max_grad_norm=cfg.max_grad_norm,
+                            grad_accumulation=cfg.grad_accumulation, dropout_seed=cfg.seed)
+    # Multi-task data (train.multitask.MultiTaskData) names the task of every micro-step; the
+    # model then has a head per task, and each task its own jitted steps.
+    multitask = None not in program.losses
 
     def steps_for(task: str | None):
-        """(train step, eval step) of ``task`` (None: the single task), jitted on first use
-        with the shardings of that task's batches."""
-        if task not in jitted:
-            task_steps = steps if task is None else steps.for_task(task, task_losses[task])
-            sample = data.train_batch(0) if task is None else data.sample_batch(task)
-            batch_shardings = task_steps.batch_shardings(sample)
-            jitted[task] = (task_steps.jit_train_step(shardings, batch_shardings),
-                            task_steps.jit_eval_step(shardings.params, batch_shardings))
-        return jitted[task]
+        sample = data.train_batch(0) if task is None else data.sample_batch(task)
+        return program.jitted(task, sample)
 
-    if task_losses is None:
-        eval_step = steps_for(None)[1]
-    else:
+    if multitask:
         def eval_step(task: str):
             return steps_for(task)[1]
+    else:
+        eval_step = steps_for(None)[1]
     eval_batch_size = cfg.eval_batch_size or cfg.batch_size
     checkpoints = PhaseCheckpoints(phase_dir / "ckpt")
-    writer = MetricWriter(workdir, cfg.name, tensorboard=tensorboard)
+    writer = MetricWriter(log_dir if log_dir is not None else phase_dir, cfg.name,
+                          tensorboard=tensorboard)
 
-    abstract_state = jax.eval_shape(lambda p: TrainState(np.int32(0), p, tx.init(p)),
-                                    nnx.to_pure_dict(params_state))
-    abstract_state = abstract_with_shardings(abstract_state, shardings)
-    restored = checkpoints.restore_latest(abstract_state)
+    restored = checkpoints.restore_latest(program.abstract_state)
     if restored is None:
-        state = steps.create_state(nnx.to_pure_dict(params_state), shardings)
+        state = program.initial_state()
         loop = {"best_dev": -math.inf, "best_step": -1, "bad_evals": 0, "finished": False,
                 "stopped_early": False}
     else:
@@ -247,18 +209,15 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, workdir: 
 
     checkpoint_every = cfg.checkpoint_every or cfg.eval_every
     micro = int(state.step)
-    bar = None
-    if progress and not loop["finished"]:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, initial=micro // cfg.grad_accumulation, desc=cfg.name, unit="step")
+    bar = Progress(total, micro // cfg.grad_accumulation, cfg.name,
+                   enabled=progress and not loop["finished"])
     try:
         while not loop["finished"] and micro < micro_total:
-            task = None if task_losses is None else data.task_of(micro)
+            task = data.task_of(micro) if multitask else None
             batch = data.train_batch(micro)
             if cfg.inject_nan_at_step is not None and micro == cfg.inject_nan_at_step:
                 batch = dict(batch, weight=np.full_like(batch["weight"], np.nan))
-            state, metrics = steps_for(task)[0](state, feed(batch))
+            state, metrics = steps_for(task)[0](state, program.feed(batch))
             micro += 1
             if micro % cfg.grad_accumulation:
                 continue
@@ -270,9 +229,7 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, workdir: 
                     f"phase {cfg.name}: non-finite loss ({loss}) at step {update}; stopped without "
                     f"saving. Last good checkpoint: "
                     f"{'step ' + str(latest) if latest is not None else 'none'} in {phase_dir / 'ckpt'}")
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}")
+            bar.update(update, loss)
             if update % 10 == 0 or update == total:
                 logged = {"loss": loss, "grad_norm": float(metrics["grad_norm"])}
                 if task is not None:  # which task this update trained, by its loss
@@ -280,9 +237,10 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, workdir: 
                 writer.write(update, "train", logged)
             is_eval = update % cfg.eval_every == 0 or update == total
             if is_eval:
-                dev_metrics = data.evaluate(eval_step, state.params, feed)
+                dev_metrics = data.evaluate(eval_step, state.params, program.feed)
                 writer.write(update, "eval", dev_metrics)
                 score = next(iter(dev_metrics.values()))
+                bar.note(f"dev {next(iter(dev_metrics))} {score:.2f}")
                 if score > loop["best_dev"]:
                     loop.update(best_dev=score, best_step=update, bad_evals=0)
                     checkpoints.save_best(update, state, loop)
@@ -297,16 +255,16 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, workdir: 
             if cfg.kill_at_step is not None and update == cfg.kill_at_step:
                 os.kill(os.getpid(), signal.SIGKILL)  # as a preempted VM would: no cleanup
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         writer.close()
 
-    best = checkpoints.restore_best(abstract_state)
+    best = checkpoints.restore_best(program.abstract_state)
     checkpoints.close()
     if best is None:
         raise TrainingError(f"phase {cfg.name}: no best checkpoint in {phase_dir / 'ckpt' / 'best'}")
     best_state, _ = best
-    return PhaseResult(params=best_state.params, graphdef=graphdef, best_dev=loop["best_dev"],
-                       best_step=loop["best_step"], steps_done=int(state.step) // cfg.grad_accumulation,
+    return PhaseResult(params=best_state.params, graphdef=program.graphdef,
+                       best_dev=loop["best_dev"], best_step=loop["best_step"],
+                       steps_done=int(state.step) // cfg.grad_accumulation,
                        stopped_early=loop["stopped_early"], eval_step=eval_step,
-                       eval_batch_size=eval_batch_size, feed=feed)
+                       eval_batch_size=eval_batch_size, feed=program.feed)

@@ -139,7 +139,6 @@ class MultiTaskData:
         if unknown or not self.selection:
             raise ValueError(f"selection {list(self.selection)} must name some of the tasks "
                              f"{list(members)}")
-        self.task_losses = {name: m.loss_fn for name, m in self.members.items()}
 
     def num_train_examples(self) -> int:
         return sum(m.num_train_examples() for m in self.members.values())

@@ -47,10 +47,6 @@ class Steps:
     dropout_seed: int = 0
     task: str | None = None  # a MultiTaskModel's head to run (None: the single head)
 
-    def for_task(self, task: str, loss_fn) -> "Steps":
-        """The steps of one task of a multi-task model (same graph, optimizer and mesh)."""
-        return dataclasses.replace(self, task=task, loss_fn=loss_fn)
-
     def shardings(self, abstract_params_state) -> TrainState:
         """Shardings of the whole train state, from the params' logical axis names."""
         param_shardings = nnx.to_pure_dict(

@@ -48,8 +48,13 @@ from typing import Sequence
 
 import numpy as np
 
-from xstilts_jax.tasks.classification import DataError
-from xstilts_jax.tasks.readers import TaggedSentence
+from xstilts_jax import metrics
+from xstilts_jax.data.inputs import ModelInputs
+from xstilts_jax.losses import token_classification_loss
+from xstilts_jax.models.heads import TaggingHead
+from xstilts_jax.tasks.examples import TaggedSentence
+from xstilts_jax.tasks.families.base import Family
+from xstilts_jax.tasks.io import DataError
 
 log = logging.getLogger(__name__)
 
@@ -421,5 +426,27 @@ def write_tagging_predictions(path: str | os.PathLike,
     return path
 
 
-__all__ = ["IGNORE_LABEL", "TaggingFeatures", "featurize_tagging", "plan_windows",
-           "tags_from_predictions", "write_tagging_predictions"]
+class TaggingFamily(Family):
+    """One tag per word (XTREME's UDPOS and PAN-X), scored by XTREME's chunk F1."""
+
+    def featurize(self, tokenizer, examples, task, cfg):
+        return featurize_tagging(tokenizer, examples, task.labels, cfg.max_length)
+
+    def inputs(self, features) -> ModelInputs:
+        return ModelInputs(features.input_ids, features.token_type_ids,
+                           token_extras={"token_labels": features.token_labels})
+
+    def predict(self, features, examples, logits, task, cfg):
+        return tags_from_predictions(features, np.argmax(logits, axis=-1), task.labels)
+
+    def score(self, task, examples, predictions, language):
+        return metrics.tagging_f1([list(e.tags) for e in examples], predictions)
+
+    def write(self, path, predictions):
+        write_tagging_predictions(path, predictions)
+
+
+TAGGING = TaggingFamily("tagging", TaggingHead, token_classification_loss, "tsv", "f1")
+
+__all__ = ["IGNORE_LABEL", "TAGGING", "TaggingFamily", "TaggingFeatures", "featurize_tagging",
+           "plan_windows", "tags_from_predictions", "write_tagging_predictions"]

@@ -49,12 +49,18 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from xstilts_jax.tasks.classification import DataError
-from xstilts_jax.tasks.readers import QAExample
+from xstilts_jax import metrics
+from xstilts_jax.data.inputs import ModelInputs
+from xstilts_jax.losses import masked_span_logits, span_loss
+from xstilts_jax.models.heads import SpanHead
+from xstilts_jax.tasks.examples import QAExample
+from xstilts_jax.tasks.families.base import Family
+from xstilts_jax.tasks.io import DataError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["QAFeatures", "answers_from_logits", "featurize_qa", "write_qa_predictions"]
+__all__ = ["QA", "QAFamily", "QAFeatures", "answers_from_logits", "featurize_qa",
+           "write_qa_predictions"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -466,3 +472,45 @@ def write_qa_predictions(path: str | os.PathLike, answers: Mapping[str, str]) ->
     path.write_text(json.dumps(dict(answers), ensure_ascii=False, indent=4) + "\n",
                     encoding="utf-8")
     return path
+
+
+class QAFamily(Family):
+    """Extractive QA: XTREME's windows, start/end logits, answers by question id; SQuAD's
+    EM/F1, MLQA's normalisation (``answer_normalization="mlqa"``) or SQuAD 2.0's metric and
+    null-score answers (``qa_version="2.0"``), as the task's spec says."""
+
+    def featurize(self, tokenizer, examples, task, cfg):
+        return featurize_qa(tokenizer, examples, max_length=cfg.max_length,
+                            doc_stride=cfg.doc_stride, max_query_length=cfg.max_query_length)
+
+    def inputs(self, features) -> ModelInputs:
+        return ModelInputs(features.input_ids, features.token_type_ids,
+                           {"start_positions": features.start_positions,
+                            "end_positions": features.end_positions})
+
+    def predict(self, features, examples, logits, task, cfg):
+        mask = np.zeros(logits.shape[:2], np.int32)
+        for row, ids in enumerate(features.input_ids):
+            mask[row, :len(ids)] = 1
+        logits = np.asarray(masked_span_logits(logits, mask))
+        return answers_from_logits(features, examples, logits[..., 0], logits[..., 1],
+                                   n_best_size=cfg.n_best_size,
+                                   max_answer_length=cfg.max_answer_length,
+                                   version_2_with_negative=task.qa_version == "2.0")
+
+    def score(self, task, examples, predictions, language):
+        articles = [{"paragraphs": [{"qas": [
+            {"id": e.id, "answers": [{"text": text} for text, _ in e.answers]}
+            for e in examples]}]}]
+        if task.qa_version == "2.0":
+            return metrics.squad_v2_em_f1(articles, predictions)
+        if task.answer_normalization == "mlqa":
+            return metrics.mlqa_em_f1(articles, predictions, language)
+        return metrics.squad_em_f1(articles, predictions)
+
+    def write(self, path, predictions):
+        write_qa_predictions(path, predictions)
+
+
+QA = QAFamily("qa", SpanHead, span_loss, "json", "f1")
+

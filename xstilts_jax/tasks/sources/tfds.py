@@ -1,71 +1,53 @@
-"""``data.source = "tfds"``: XTREME tasks read from TFDS-prepared datasets, without TensorFlow.
+"""``data.source = "tfds"``: tasks read from TFDS-prepared datasets, without TensorFlow.
 
-:func:`read_tfds` returns the same example types as our own file readers
-(:mod:`xstilts_jax.tasks.classification`, :mod:`xstilts_jax.tasks.readers`), read with
+Where each split lives in TFDS is the task's spec (``Split.tfds``: builder, config, split and
+record reader; ``tasks/catalog``); this module knows the builders (their features, label
+names, quirks) and reads their records. :func:`read_tfds` returns the same example types as
+the file readers (``tasks/formats``), read with
 ``tfds.data_source(..., download=False)``: random access to ArrayRecord files, decoded with
 TFDS's numpy feature decoding. Nothing is downloaded here and TensorFlow is never imported;
 the dataset must already be prepared in ``data_dir`` in a random-access format
 (``file_format="array_record"``), else :class:`DataError` says which builder / config /
 split is missing and how to prepare it.
 
-Mapping (TFDS 4.9.10 builders, read from their source; our split -> TFDS split)::
-
-    task      builder[/config]               train                  dev             test
-    xnli      xnli (one config, 15 langs)    multi_nli "train" (en) "validation"    "test"
-    mnli      multi_nli, else glue/mnli      "train"                (dev_matched, dev_mismatched ->
-                                                      "validation_matched", "validation_mismatched")
-    pawsx     paws_x_wiki/<lang>             "train" (en)           "validation"    "test"
-    squad     squad/v1.1 (en)                "train"                "validation"    -
-    xquad     xquad/<lang>                   squad/v1.1 "train"     -               "test"
-    mlqa      mlqa/<lang>                    squad/v1.1 "train"     "validation"    "test"
-    tydiqa    tydi_qa/goldp                  "train" (id prefix)    -               "validation-<l>"
-    panx      wikiann/<lang>                 "train"                "validation"    "test"
-    udpos     xtreme_pos/xtreme_pos_<code>   "train"                "dev"           "test"
-    tatoeba   tatoeba/tatoeba_<lang>         -                      -               "train" (only)
-    bucc2018  bucc/bucc_<lang>               -                      "validation"    "test"
-
-English intermediate tasks (English only; no test split unless given)::
-
-    qqp       glue/qqp                       "train"                "validation"    -
-    sst2      glue/sst2                      "train"                "validation"    -
-    snli      snli                           "train"                "validation"    "test"
-    anli      anli/r1 + anli/r2 + anli/r3    "train"                "validation"    "test"
-    anli_plus anli/r1..r3 + mnli + snli      "train" (all five)     anli "validation" (r1..r3)
-    squad_v2  squad/v2.0                     "train"                "validation"    -
-    hellaswag hellaswag                      "train"                "validation"    -
-    cosmosqa  cosmos_qa                      "train"                "validation"    -
+The specs map (TFDS 4.9.10 builders, read from their source): xnli (one config, 15
+languages; its train is MultiNLI), multi_nli / glue/mnli, paws_x_wiki/<lang>, squad/v1.1,
+squad/v2.0, xquad/<lang>, mlqa/<lang>, tydi_qa/goldp (train: every language, split by id
+prefix; test and the English dev: "validation-<lang>"), wikiann/<lang>, xtreme_pos (by UD
+language name), tatoeba/tatoeba_<lang> (its "train" is the test set), bucc/bucc_<lang>, glue/qqp,
+glue/sst2, snli, anli/r1..r3, hellaswag, cosmos_qa. CCGbank and CommonsenseQA have no builder.
 
 A task may read several TFDS datasets (parts, concatenated in order: ANLI's three rounds,
 ANLI+'s five sources; ``guid`` names each record's dataset) and a part may have candidates,
 the first one prepared being read: MultiNLI (mnli, xnli train, anli_plus) is ``multi_nli``,
 else ``glue/mnli`` (same split names; GLUE's copy has no ``-`` labels, TFDS's ``multi_nli``
-drops them). The combined :class:`classification.ReadResult` lists every dataset folder in
+drops them). The combined :class:`~xstilts_jax.tasks.io.ReadResult` lists every dataset folder in
 ``files`` and has their deepest common folder as ``path``.
 
 XNLI's premise is a ``Translation`` (every language), its hypothesis a
 ``TranslationVariableLanguages``; the requested language is picked out of both. XNLI's
-training data is MultiNLI, as in :data:`classification.XNLI`.
+training data is MultiNLI, as in the files layout.
 
 Notes on the builders:
 
 - Labels are mapped BY NAME from the prepared dataset's own ``ClassLabel`` names: TFDS's XNLI
-  / MultiNLI / SNLI / glue/mnli order is (entailment, neutral, contradiction), ours is
-  :data:`classification.NLI_LABELS`; ANLI's names are (e, n, c), read as entailment, neutral,
+  / MultiNLI / SNLI / glue/mnli order is (entailment, neutral, contradiction), ours is the
+  spec's labels; ANLI's names are (e, n, c), read as entailment, neutral,
   contradiction; PAWS-X's TFDS names are (different_meaning, paraphrase), glue/qqp's
   (not_duplicate, duplicate), glue/sst2's (negative, positive), ours ("0", "1") for all
   three; cosmos_qa's are ("0", "1", "2", "3"), the index of the right answer. Tagging tags are
   returned as strings.
 - Builder quirks of the intermediate tasks (TFDS 4.9.10 sources read): ``snli`` keeps the
   ``-`` (no gold label) pairs with label -1: skipped here and counted under
-  ``classification.SKIP_NO_GOLD_LABEL``, as the file reader does. ``glue/qqp`` drops GLUE's
+  ``formats.pairs.SKIP_NO_GOLD_LABEL``, as the file reader does. ``glue/qqp`` drops GLUE's
   malformed QQP rows when it prepares (``csv.DictReader`` gives None for missing fields and
   such rows are filtered), so nothing is counted here. ``glue/sst2``'s single sentence gives
   ``PairExample.text_b = None``. ``anli`` is built from the ANLI v0.1 release (``anli_v0.1/
   R<n>/{train,dev,test}.jsonl``, the same keys as v1.0). ``squad/v2.0`` unanswerable questions
   (``is_impossible``) become ``QAExample(answers=(), is_impossible=True)``; their
   ``plausible_answers`` are not used.
-- Multiple choice (:class:`MCExample`, as :mod:`xstilts_jax.tasks.multiple_choice` builds
-  them): cosmos_qa prompt = ``context + " " + question``, choices ``answer0..3``, exactly as
+- Multiple choice (:class:`MCExample`, as ``formats/choices.py`` builds them): cosmos_qa
+  prompt = ``context + " " + question``, choices ``answer0..3``, exactly as
   the file reader. ``hellaswag`` keeps only the release's ``ctx`` (``= ctx_a + " " + ctx_b``)
   as ``context``, not ``ctx_a`` and ``ctx_b``, so the file reader's split (prompt ``ctx_a``,
   choices ``ctx_b + " " + ending``) cannot be rebuilt: here prompt = ``context`` (all of
@@ -89,8 +71,9 @@ Notes on the builders:
 - Tatoeba: TFDS keeps each raw line, line ending included; it is stripped here.
 - BUCC: TFDS's ``bucc`` builder stores only the gold pairs (one example per line of the
   ``.gold`` file, with both sentences), not the full monolingual sentence pools XTREME mines
-  from, so :class:`BuccGold` is what it can give: mining over these sentences alone is much
-  easier than BUCC 2018 and its F1 is not comparable to XTREME's.
+  from, so the gold-paired sentences are all it can give: mining over these sentences alone is much
+  easier than BUCC 2018 and its F1 is not comparable to XTREME's. It is read as a
+  :class:`BuccData` with ``complete=False``, which retrieval reports.
 - Preparing (not reading) some builders needs more than TFDS: the ``tfds`` CLI needs
   TensorFlow, and the generators of multi_nli, wikiann, tatoeba, bucc and xtreme_pos read their
   raw files with ``tf.io.gfile`` (xtreme_pos also needs ``conllu``). xnli, squad, xquad,
@@ -108,35 +91,23 @@ import os
 import pathlib
 from typing import Any, Literal, Sequence
 
-from xstilts_jax.tasks import classification, readers
-from xstilts_jax.tasks.classification import DataError, PairExample
-from xstilts_jax.tasks.multiple_choice import MCExample
-from xstilts_jax.tasks.readers import QAExample, TaggedSentence
+from xstilts_jax.tasks.examples import (BuccData, MCExample, PairExample, QAExample,
+                                        TaggedSentence, TranslationPair)
+from xstilts_jax.tasks.formats.pairs import ANLI_LABEL_NAMES, SKIP_NO_GOLD_LABEL
+from xstilts_jax.tasks.formats.squad import SKIP_ANSWER_MISMATCH, SKIP_NO_VALID_ANSWER
+from xstilts_jax.tasks.io import DataError, ReadResult, Skips, combine
+from xstilts_jax.tasks.registry import as_task
+from xstilts_jax.tasks.sources.files import resolve
+from xstilts_jax.tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)
 
-from xstilts_jax.tasks.classification import PAWSX_LABELS, PAWSX_LANGUAGES  # noqa: E402
-from xstilts_jax.tasks.readers import (BUCC_LANGUAGES, MLQA_LANGUAGES,  # noqa: E402
-                                       PANX_LABELS as PANX_TAGS, TYDIQA_LANGUAGE_NAMES,
-                                       XQUAD_LANGUAGES)
-
-TYDIQA_LANGUAGES = TYDIQA_LANGUAGE_NAMES  # the English names TyDiQA's question ids start with
-# XTREME's 33 UDPOS languages -> the UD language name xtreme_pos globs treebanks by.
-UDPOS_LANGUAGES = {
-    "af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "de": "German", "el": "Greek",
-    "en": "English", "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian",
-    "fi": "Finnish", "fr": "French", "he": "Hebrew", "hi": "Hindi", "hu": "Hungarian",
-    "id": "Indonesian", "it": "Italian", "ja": "Japanese", "kk": "Kazakh", "ko": "Korean",
-    "mr": "Marathi", "nl": "Dutch", "pt": "Portuguese", "ru": "Russian", "ta": "Tamil",
-    "te": "Telugu", "th": "Thai", "tl": "Tagalog", "tr": "Turkish", "ur": "Urdu",
-    "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese",
-}
 # TFDS ClassLabel names -> ours, where they differ; keyed by "builder/config", else builder.
 _LABEL_RENAMES = {
     "paws_x_wiki": {"different_meaning": "0", "paraphrase": "1"},
     "glue/qqp": {"not_duplicate": "0", "duplicate": "1"},
     "glue/sst2": {"negative": "0", "positive": "1"},
-    "anli": classification.ANLI_LABEL_NAMES,
+    "anli": ANLI_LABEL_NAMES,
 }
 # The (text_a, text_b) features of the pair builders (xnli is picked apart separately);
 # text_b None: a single sentence.
@@ -146,8 +117,6 @@ _PAIR_FIELDS = {
     "glue/qqp": ("question1", "question2"), "glue/sst2": ("sentence", None),
     "paws_x_wiki": ("sentence1", "sentence2"),
 }
-_CLASSIFICATION_LABELS = {t.name: t.labels for t in classification.TASKS}
-_NUM_CHOICES = {"hellaswag": 4, "cosmosqa": 4}
 
 # Builders defined in TFDS's legacy packages: not found by name until their module is
 # imported (TFDS's own lazy import of all legacy packages stops at the first one that needs
@@ -171,11 +140,6 @@ _PREPARE_NEEDS = {
 SKIP_EMPTY_SENTENCE = "sentence with no tokens left (every form or UPOS was '_')"
 SKIP_NO_TRANSLATION = "pair with no hypothesis in the language"
 
-PAIR_TASKS = ("xnli", "mnli", "pawsx", "qqp", "sst2", "snli", "anli", "anli_plus")
-QA_TASKS = ("squad", "squad_v2", "xquad", "mlqa", "tydiqa")
-CHOICE_TASKS = ("hellaswag", "cosmosqa")
-TASKS = PAIR_TASKS + QA_TASKS + ("panx", "udpos", "tatoeba", "bucc2018") + CHOICE_TASKS
-
 
 class NotPreparedError(DataError):
     """A TFDS dataset that is not prepared in the data_dir; the message says how to."""
@@ -183,12 +147,14 @@ class NotPreparedError(DataError):
 
 @dataclasses.dataclass(frozen=True)
 class TfdsSplit:
-    """Where a (task, split, language) lives in TFDS."""
+    """Where a (task, split, language) lives in TFDS: a spec's :class:`TfdsDataset` with its
+    placeholders filled for the language."""
 
     builder: str  # registered builder name
     config: str | None
     split: str  # TFDS split name
     language: str
+    reader: str = ""  # the record reader (``_READERS``)
 
     @property
     def name(self) -> str:
@@ -196,187 +162,60 @@ class TfdsSplit:
         return self.builder if self.config is None else f"{self.builder}/{self.config}"
 
 
-@dataclasses.dataclass(frozen=True)
-class BuccGold:
-    """The gold pairs of a BUCC 2018 split as TFDS stores them: the sentences that take part
-    in a gold pair (id -> sentence) and the pairs (source id, English id). The non-parallel
-    sentences of the BUCC corpora are not in TFDS (see the module docstring)."""
-
-    path: pathlib.Path
-    language: str
-    source: dict[str, str]
-    target: dict[str, str]  # English
-    gold: tuple[tuple[str, str], ...]
-
-    def __len__(self) -> int:
-        return len(self.gold)
-
-
 # --------------------------------------------------------------------------- mapping
 
 
-def _check_language(task: str, language: str, languages) -> None:
-    if language not in languages:
-        raise DataError(f"task {task!r} has no language {language!r} in TFDS; its languages: "
-                        f"{' '.join(sorted(languages))}")
-
-
-def _check_split(task: str, split: str, table: dict[str, Any]) -> None:
-    if split not in table:
-        raise DataError(f"task {task!r} has no split {split!r} in TFDS; its splits: "
-                        f"{', '.join(table)}")
-
-
-def _english_only(task: str, split: str, language: str, what: str) -> None:
-    if language != "en":
-        raise DataError(f"task {task!r} split {split!r} is {what}, English only; "
-                        f"not {language!r} (XTREME trains zero-shot on English)")
-
-
-def _udpos_config(language: str) -> str:
-    """xtreme_pos's config for an XTREME language, found by the UD language name its
-    builder globs treebanks by (TFDS 4.9.10 swaps the codes of Tamil and Tagalog)."""
-    wanted = UDPOS_LANGUAGES[language]
+def _xtreme_pos_config(ud_name: str, language: str) -> str:
+    """xtreme_pos's config of a UD language name (the name its builder globs treebanks by:
+    TFDS 4.9.10 swaps the codes of Tamil and Tagalog)."""
     try:
         module = importlib.import_module(
             "tensorflow_datasets.datasets.xtreme_pos.xtreme_pos_dataset_builder")
         names = dict(getattr(module, "_LANGS"))
     except (ImportError, AttributeError, TypeError):
         names = {}
-    codes = [code for code, name in names.items() if name == wanted]
+    codes = [code for code, name in names.items() if name == ud_name]
     return f"xtreme_pos_{codes[0] if len(codes) == 1 else language}"
 
 
-def _mnli(split: str, language: str) -> tuple[TfdsSplit, ...]:
-    """MultiNLI's candidates: TFDS's multi_nli, else GLUE's copy (same split names)."""
-    return (TfdsSplit("multi_nli", None, split, language),
-            TfdsSplit("glue", "mnli", split, language))
-
-
-def _anli(split: str, language: str) -> tuple[tuple[TfdsSplit, ...], ...]:
-    """ANLI's three rounds, in order (one part each)."""
-    return tuple((TfdsSplit("anli", r, split, language),) for r in ("r1", "r2", "r3"))
-
-
-_TRAIN_DEV = {"train": "train", "dev": "validation"}
-_TRAIN_DEV_TEST = {"train": "train", "dev": "validation", "test": "test"}
-
-
-def tfds_parts(task: str, split: str, language: str) -> tuple[tuple[TfdsSplit, ...], ...]:
+def tfds_parts(task: TaskSpec | str, split: str,
+               language: str) -> tuple[tuple[TfdsSplit, ...], ...]:
     """Where ``task``'s ``split`` in ``language`` lives in TFDS: its parts, read in order and
-    concatenated, each a tuple of candidates of which the first prepared one is read (see the
-    module docstring); :class:`DataError` when there is none."""
-    if task == "xnli":
-        _check_language(task, language, classification.XNLI_LANGUAGES)
-        _check_split(task, split, _TRAIN_DEV_TEST)
-        if split == "train":
-            _english_only(task, split, language, "MultiNLI (TFDS multi_nli or glue/mnli)")
-            return (_mnli("train", language),)
-        return ((TfdsSplit("xnli", None, _TRAIN_DEV_TEST[split], language),),)
-    if task == "mnli":
-        _check_language(task, language, ("en",))
-        table = {"train": "train", "dev_matched": "validation_matched",
-                 "dev_mismatched": "validation_mismatched"}
-        _check_split(task, split, table)
-        return (_mnli(table[split], language),)
-    if task in ("qqp", "sst2"):
-        _check_language(task, language, ("en",))
-        _check_split(task, split, _TRAIN_DEV)
-        return ((TfdsSplit("glue", task, _TRAIN_DEV[split], language),),)
-    if task == "snli":
-        _check_language(task, language, ("en",))
-        _check_split(task, split, _TRAIN_DEV_TEST)
-        return ((TfdsSplit("snli", None, _TRAIN_DEV_TEST[split], language),),)
-    if task == "anli":
-        _check_language(task, language, ("en",))
-        _check_split(task, split, _TRAIN_DEV_TEST)
-        return _anli(_TRAIN_DEV_TEST[split], language)
-    if task == "anli_plus":
-        _check_language(task, language, ("en",))
-        _check_split(task, split, _TRAIN_DEV)
-        if split == "dev":
-            return _anli("validation", language)
-        return _anli("train", language) + (_mnli("train", language),
-                                           (TfdsSplit("snli", None, "train", language),))
-    if task == "squad_v2":
-        _check_language(task, language, ("en",))
-        _check_split(task, split, _TRAIN_DEV)
-        return ((TfdsSplit("squad", "v2.0", _TRAIN_DEV[split], language),),)
-    if task in CHOICE_TASKS:
-        _check_language(task, language, ("en",))
-        _check_split(task, split, _TRAIN_DEV)
-        builder = "cosmos_qa" if task == "cosmosqa" else task
-        return ((TfdsSplit(builder, None, _TRAIN_DEV[split], language),),)
-    return ((_single_split(task, split, language),),)
+    concatenated, each a tuple of candidates of which the first prepared one is read;
+    :class:`DataError` when there is none (an unknown split or language, as in the files
+    layout, or a split TFDS does not have)."""
+    task = as_task(task)
+    owner, name = resolve(task, split, language)
+    spec = owner.split(name)
+    if spec.tfds is None:
+        why = f": {spec.tfds_note}" if spec.tfds_note else ""
+        alias = f" (split {name!r} of {owner.name!r})" if (owner.name, name) != (task.name, split) else ""
+        raise DataError(f"task {task.name!r} split {split!r}{alias} is not in TFDS{why}")
+
+    def fill(text):
+        return owner.fill(text, language)
+
+    out = []
+    for part in spec.tfds:
+        candidates = []
+        for d in part:
+            config = None if d.config is None else fill(d.config)
+            if d.builder == "xtreme_pos":
+                config = _xtreme_pos_config(config, language)
+            candidates.append(TfdsSplit(d.builder, config, fill(d.split), language, d.reader))
+        out.append(tuple(candidates))
+    return tuple(out)
 
 
-def tfds_split(task: str, split: str, language: str) -> TfdsSplit:
+def tfds_split(task: TaskSpec | str, split: str, language: str) -> TfdsSplit:
     """The TFDS builder, config and split holding ``task``'s ``split`` in ``language`` (the
     first candidate, for MultiNLI), for a split read from one dataset; :class:`DataError`
     when there is none or the split combines several (:func:`tfds_parts`)."""
     parts = tfds_parts(task, split, language)
     if len(parts) != 1:
-        raise DataError(f"task {task!r} split {split!r} combines {len(parts)} TFDS datasets "
-                        f"({', '.join(p[0].name for p in parts)}): see tfds_parts")
+        raise DataError(f"task {as_task(task).name!r} split {split!r} combines {len(parts)} TFDS "
+                        f"datasets ({', '.join(p[0].name for p in parts)}): see tfds_parts")
     return parts[0][0]
-
-
-def _single_split(task: str, split: str, language: str) -> TfdsSplit:
-    if task == "pawsx":
-        _check_language(task, language, PAWSX_LANGUAGES)
-        table = {"train": "train", "dev": "validation", "test": "test"}
-        _check_split(task, split, table)
-        if split == "train":
-            _english_only(task, split, language, "PAWS (the TFDS split of other languages is "
-                                                 "machine-translated)")
-        return TfdsSplit("paws_x_wiki", language, table[split], language)
-    if task == "squad":
-        _check_language(task, language, ("en",))
-        table = {"train": "train", "dev": "validation"}
-        _check_split(task, split, table)
-        return TfdsSplit("squad", "v1.1", table[split], language)
-    if task in ("xquad", "mlqa"):
-        _check_language(task, language, XQUAD_LANGUAGES if task == "xquad" else MLQA_LANGUAGES)
-        table = ({"train": "train", "test": "test"} if task == "xquad"
-                 else {"train": "train", "dev": "validation", "test": "test"})
-        if task == "xquad" and split == "dev":
-            raise DataError("task 'xquad' has only a test split (its English training and dev "
-                            "data are SQuAD v1.1: task 'squad'); splits: train, test")
-        _check_split(task, split, table)
-        if split == "train":
-            _english_only(task, split, language, "SQuAD v1.1 (TFDS squad/v1.1)")
-            return TfdsSplit("squad", "v1.1", "train", language)
-        return TfdsSplit(task, language, table[split], language)
-    if task == "tydiqa":
-        _check_language(task, language, TYDIQA_LANGUAGES)
-        if split == "dev":
-            raise DataError("task 'tydiqa' has no dev split: XTREME evaluates on the "
-                            "TyDiQA-GoldP dev files as its test split (split 'test')")
-        table = {"train": "train", "test": f"validation-{language}"}
-        _check_split(task, split, table)
-        return TfdsSplit("tydi_qa", "goldp", table[split], language)
-    if task == "panx":
-        _check_language(task, language, _builder_configs("wikiann"))
-        table = {"train": "train", "dev": "validation", "test": "test"}
-        _check_split(task, split, table)
-        return TfdsSplit("wikiann", language, table[split], language)
-    if task == "udpos":
-        _check_language(task, language, UDPOS_LANGUAGES)
-        table = {"train": "train", "dev": "dev", "test": "test"}
-        _check_split(task, split, table)
-        return TfdsSplit("xtreme_pos", _udpos_config(language), table[split], language)
-    if task == "tatoeba":
-        _check_language(task, language, readers.TATOEBA_LANGUAGES)
-        if split != "test":
-            raise DataError(f"task 'tatoeba' has only a test split (TFDS names it 'train'), "
-                            f"not {split!r}")
-        return TfdsSplit("tatoeba", f"tatoeba_{language}", "train", language)
-    if task == "bucc2018":
-        _check_language(task, language, BUCC_LANGUAGES)
-        table = {"dev": "validation", "test": "test"}
-        _check_split(task, split, table)
-        return TfdsSplit("bucc", f"bucc_{language}", table[split], language)
-    raise DataError(f"unknown task {task!r} for data.source 'tfds'; known: {', '.join(TASKS)}")
 
 
 # --------------------------------------------------------------------------- TFDS access
@@ -508,6 +347,7 @@ def _empty(result_len: int, where: TfdsSplit, source) -> None:
                         f"{_path(source)}: no examples for {where.language!r}")
 
 
+
 # --------------------------------------------------------------------------- readers
 
 
@@ -516,19 +356,24 @@ def _by_name(table: dict[str, Any], where: TfdsSplit, default=None):
     return table.get(where.name, table.get(where.builder, default))
 
 
-def _count(skipped: dict[str, int], reason: str) -> None:
-    skipped[reason] = skipped.get(reason, 0) + 1
+def _finish(skips: Skips, examples: list, where: TfdsSplit, source) -> ReadResult:
+    skips.log(f"{where.name}:{where.split}")
+    _empty(len(examples), where, source)
+    return ReadResult(path=_path(source), language=where.language, examples=examples,
+                      skipped=dict(skips.counts))
 
 
-def _read_pairs(task: str, where: TfdsSplit, source) -> classification.ReadResult:
-    labels = _CLASSIFICATION_LABELS[task]
+def _read_pairs(task: TaskSpec, where: TfdsSplit, source, options) -> ReadResult[PairExample]:
+    """Pair builders, and xnli (its premise a ``Translation`` of every language, its hypothesis
+    a ``TranslationVariableLanguages``: the requested language is picked out of both)."""
     where_s = f"{where.name}:{where.split}"
-    label_of = _label_map(source, "label", labels, _by_name(_LABEL_RENAMES, where, {}), where_s)
+    label_of = _label_map(source, "label", task.labels, _by_name(_LABEL_RENAMES, where, {}),
+                          where_s)
     fields = _by_name(_PAIR_FIELDS, where)
     if fields is None and where.builder != "xnli":
         raise DataError(f"{where_s}: no pair features known for TFDS builder {where.name!r}")
     examples: list[PairExample] = []
-    skipped: dict[str, int] = {}
+    skips = Skips()
     for i, record in _records(source):
         guid = f"{where_s}:{i}"
         if where.builder == "xnli":
@@ -536,7 +381,7 @@ def _read_pairs(task: str, where: TfdsSplit, source) -> classification.ReadResul
             hyp = record["hypothesis"]
             langs = [_text(x) for x in hyp["language"]]
             if where.language not in langs:
-                _count(skipped, SKIP_NO_TRANSLATION)
+                skips.count(SKIP_NO_TRANSLATION)
                 continue
             hypothesis = _text(hyp["translation"][langs.index(where.language)])
         else:
@@ -546,22 +391,19 @@ def _read_pairs(task: str, where: TfdsSplit, source) -> classification.ReadResul
         if label < 0:
             if where.builder != "snli":
                 raise DataError(f"{guid}: label {label} (an unlabelled record)")
-            _count(skipped, classification.SKIP_NO_GOLD_LABEL)  # snli keeps '-' as -1
+            skips.count(SKIP_NO_GOLD_LABEL)  # snli keeps '-' as -1
             continue
         examples.append(PairExample(guid, premise.strip(),
                                     None if hypothesis is None else hypothesis.strip(),
                                     label_of[label], where.language))
-    for reason, count in skipped.items():
-        log.warning("%s: skipped %d: %s", where_s, count, reason)
-    _empty(len(examples), where, source)
-    return classification.ReadResult(_path(source), examples, skipped)
+    return _finish(skips, examples, where, source)
 
 
-def _read_choices(task: str, where: TfdsSplit, source) -> readers.ReadResult:
+def _read_choices(task: TaskSpec, where: TfdsSplit, source, options) -> ReadResult[MCExample]:
     """HellaSwag / CosmosQA records -> :class:`MCExample` (see the module docstring)."""
     where_s = f"{where.name}:{where.split}"
-    num_choices = _NUM_CHOICES[task]
-    if task == "cosmosqa":
+    num_choices = task.num_choices
+    if where.reader == "cosmosqa":
         names = _label_map(source, "label", (), {}, where_s)
         if names != [str(k) for k in range(num_choices)]:
             raise DataError(f"{where_s}: ClassLabel 'label' names {names}, expected "
@@ -569,7 +411,7 @@ def _read_choices(task: str, where: TfdsSplit, source) -> readers.ReadResult:
     examples: list[MCExample] = []
     for i, record in _records(source):
         guid = f"{where_s}:{i}"
-        if task == "hellaswag":
+        if where.reader == "hellaswag":
             prompt = _text(record["context"]).strip()
             choices = tuple(_text(e).strip() for e in record["endings"])
         else:
@@ -582,19 +424,20 @@ def _read_choices(task: str, where: TfdsSplit, source) -> readers.ReadResult:
             raise DataError(f"{guid}: label {label} is not a choice index 0 to "
                             f"{num_choices - 1} (an unlabelled record?)")
         examples.append(MCExample(guid, prompt, choices, label, where.language))
-    _empty(len(examples), where, source)
-    return readers.ReadResult(_path(source), where.language, tuple(examples), {})
+    return _finish(Skips(), examples, where, source)
 
 
-def _read_qa(where: TfdsSplit, source, mismatches: str,
-             allow_unanswered: bool) -> readers.ReadResult:
+def _read_qa(task: TaskSpec, where: TfdsSplit, source, options) -> ReadResult[QAExample]:
+    """SQuAD-like builders; ``tydiqa_train`` keeps the questions of the language (ids that
+    start with its name, as XTREME's ``tydiqa_preprocess``)."""
+    mismatches, allow_unanswered = options["mismatches"], options["allow_unanswered"]
     if mismatches not in ("error", "skip"):
         raise ValueError(f"mismatches must be 'error' or 'skip', not {mismatches!r}")
     where_s = f"{where.name}:{where.split}"
-    prefix = (TYDIQA_LANGUAGES[where.language] + "-"
-              if where.builder == "tydi_qa" and where.split == "train" else None)
+    prefix = (task.fill("{name}", where.language) + "-" if where.reader == "tydiqa_train"
+              else None)
     examples: list[QAExample] = []
-    skipped: dict[str, int] = {}
+    skips = Skips()
     paragraphs: dict[tuple[str, str], int] = {}
     seen: set[str] = set()
     for _, record in _records(source):
@@ -625,32 +468,30 @@ def _read_qa(where: TfdsSplit, source, mismatches: str,
                 if mismatches == "error":
                     raise DataError(f"{where_s}: question {qid!r} answer {k}: text {answer!r} "
                                     f"but context[{start}:{start + len(answer)}] is {found!r}")
-                skipped[readers.SKIP_ANSWER_MISMATCH] = (
-                    skipped.get(readers.SKIP_ANSWER_MISMATCH, 0) + 1)
+                skips.count(SKIP_ANSWER_MISMATCH)
                 continue
             answers.append((answer, start))
         if raw and not answers:
-            skipped[readers.SKIP_NO_VALID_ANSWER] = skipped.get(readers.SKIP_NO_VALID_ANSWER,
-                                                                0) + 1
+            skips.count(SKIP_NO_VALID_ANSWER)
             continue
         paragraph = paragraphs.setdefault((title, context), len(paragraphs))
         examples.append(QAExample(qid, _text(record["question"]), context, tuple(answers),
                                   title, paragraph, language=where.language))
-    for reason, count in skipped.items():
-        log.warning("%s: skipped %d: %s", where_s, count, reason)
-    _empty(len(examples), where, source)
-    return readers.ReadResult(_path(source), where.language, tuple(examples), skipped)
+    return _finish(skips, examples, where, source)
 
 
-def _read_tagging(task: str, where: TfdsSplit, source) -> readers.ReadResult:
+def _read_tagging(task: TaskSpec, where: TfdsSplit, source,
+                  options) -> ReadResult[TaggedSentence]:
+    """wikiann (PAN-X: ``tags``) and xtreme_pos (UDPOS: ``upos``); tags as strings, which must
+    be the task's labels."""
     where_s = f"{where.name}:{where.split}"
-    key, known = ("tags", PANX_TAGS) if task == "panx" else ("upos", readers.UPOS_TAGS)
+    key = "tags" if where.reader == "wikiann" else "upos"
     names = _label_map(source, key, (), {}, where_s, sequence=True)
-    unknown = [n for n in names if n not in known and n != "_"]
+    unknown = [n for n in names if n not in task.labels and n != "_"]
     if unknown:
-        raise DataError(f"{where_s}: tag names {unknown} are not among {' '.join(known)}")
+        raise DataError(f"{where_s}: tag names {unknown} are not among {' '.join(task.labels)}")
     examples: list[TaggedSentence] = []
-    skipped: dict[str, int] = {}
+    skips = Skips()
     for i, record in _records(source):
         words = tuple(_text(w) for w in record["tokens"])
         tags = tuple(names[int(t)] for t in record[key])
@@ -659,16 +500,14 @@ def _read_tagging(task: str, where: TfdsSplit, source) -> readers.ReadResult:
         if "_" in tags:
             raise DataError(f"{where_s}:{i}: UPOS '_' (xtreme_pos drops such tokens)")
         if not words:
-            skipped[SKIP_EMPTY_SENTENCE] = skipped.get(SKIP_EMPTY_SENTENCE, 0) + 1
+            skips.count(SKIP_EMPTY_SENTENCE)
             continue
         examples.append(TaggedSentence(words, tags, f"{where_s}:{i}"))
-    for reason, count in skipped.items():
-        log.warning("%s: skipped %d: %s", where_s, count, reason)
-    _empty(len(examples), where, source)
-    return readers.ReadResult(_path(source), where.language, tuple(examples), skipped)
+    return _finish(skips, examples, where, source)
 
 
-def _read_tatoeba(where: TfdsSplit, source) -> tuple[list[str], list[str]]:
+def _read_tatoeba(task: TaskSpec, where: TfdsSplit, source,
+                  options) -> ReadResult[TranslationPair]:
     where_s = f"{where.name}:{where.split}"
     pairs = []
     for i, record in _records(source):
@@ -676,12 +515,12 @@ def _read_tatoeba(where: TfdsSplit, source) -> tuple[list[str], list[str]]:
         e = _text(record["target_sentence"]).rstrip("\r\n")
         if not s.strip() or not e.strip():
             raise DataError(f"{where_s}:{i}: empty sentence")
-        pairs.append((s, e))
-    _empty(len(pairs), where, source)
-    return [s for s, _ in pairs], [e for _, e in pairs]
+        pairs.append(TranslationPair(s, e, f"{where_s}:{i}"))
+    return _finish(Skips(), pairs, where, source)
 
 
-def _read_bucc(where: TfdsSplit, source) -> BuccGold:
+def _read_bucc(task: TaskSpec, where: TfdsSplit, source, options) -> BuccData:
+    """The gold pairs and the sentences in them: not BUCC's whole pools (``complete=False``)."""
     where_s = f"{where.name}:{where.split}"
     sides: tuple[dict[str, str], dict[str, str]] = ({}, {})
     gold = []
@@ -696,46 +535,34 @@ def _read_bucc(where: TfdsSplit, source) -> BuccGold:
                 raise DataError(f"{where_s}:{i}: id {sid!r} has two different sentences")
         gold.append(ids)
     _empty(len(gold), where, source)
-    return BuccGold(_path(source), where.language, sides[0], sides[1], tuple(gold))
+    return BuccData(where.language, sides[0], sides[1], tuple(gold), (_path(source),),
+                    complete=False)
 
 
-def read_tfds(task: str, split: str, language: str, *,
+_READERS = {"pairs": _read_pairs, "xnli": _read_pairs, "qa": _read_qa, "tydiqa_train": _read_qa,
+            "hellaswag": _read_choices, "cosmosqa": _read_choices, "wikiann": _read_tagging,
+            "xtreme_pos": _read_tagging, "tatoeba": _read_tatoeba, "bucc": _read_bucc}
+
+
+def read_tfds(task: TaskSpec | str, split: str, language: str, *,
               data_dir: str | os.PathLike | None = None,
               mismatches: Literal["error", "skip"] = "error",
-              allow_unanswered: bool = False):
-    """``task``'s ``split`` ("train", "dev", "test"; mnli: "dev_matched"/"dev_mismatched")
-    in ``language`` (an XTREME code), read from the TFDS dataset(s) prepared in ``data_dir``
-    (default: TFDS's, ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
+              allow_unanswered: bool = False) -> ReadResult | BuccData:
+    """``task``'s ``split`` in ``language`` (an XTREME code), read from the TFDS dataset(s)
+    prepared in ``data_dir`` (default: TFDS's, ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
 
-    Returns what our file readers return: a :class:`classification.ReadResult` of
-    :class:`PairExample` (xnli, mnli, pawsx, qqp, sst2, snli, anli, anli_plus), a
-    :class:`readers.ReadResult` of :class:`QAExample` (squad, squad_v2, xquad, mlqa, tydiqa;
-    ``mismatches`` and ``allow_unanswered`` as in :func:`readers.read_squad`), of
-    :class:`MCExample` (hellaswag, cosmosqa) or of :class:`TaggedSentence` (panx, udpos), for
-    tatoeba ``(source sentences, English sentences)``, for bucc2018 a :class:`BuccGold`.
-    A split combined from several datasets (anli, anli_plus) is opened whole before any is read.
+    Returns what the file readers return: a :class:`ReadResult` of the task family's examples
+    (QA: ``mismatches`` and ``allow_unanswered`` as in ``formats.squad.read_squad``), or for
+    bucc2018 a :class:`BuccData` of the gold pairs (``complete=False``). A split combined from
+    several datasets (anli, anli_plus) is opened whole before any is read.
     """
-    parts = tfds_parts(task, split, language)
-    opened = [open_first(candidates, data_dir) for candidates in parts]
-    if task in PAIR_TASKS:
-        return classification.combine_results([_read_pairs(task, where, source)
-                                               for where, source in opened])
-    if len(opened) != 1:  # pragma: no cover - only pair tasks combine datasets
-        raise AssertionError(f"task {task!r}: {len(opened)} parts")
-    where, source = opened[0]
-    if task in QA_TASKS:
-        return _read_qa(where, source, mismatches, allow_unanswered)
-    if task in CHOICE_TASKS:
-        return _read_choices(task, where, source)
-    if task in ("panx", "udpos"):
-        return _read_tagging(task, where, source)
-    if task == "tatoeba":
-        return _read_tatoeba(where, source)
-    return _read_bucc(where, source)
+    task = as_task(task)
+    owner, _ = resolve(task, split, language)
+    opened = [open_first(candidates, data_dir) for candidates in tfds_parts(task, split, language)]
+    options = {"mismatches": mismatches, "allow_unanswered": allow_unanswered}
+    results = [_READERS[where.reader](owner, where, source, options) for where, source in opened]
+    return combine(results) if len(results) > 1 else results[0]
 
 
-__all__ = ["BUCC_LANGUAGES", "CHOICE_TASKS", "MLQA_LANGUAGES", "PAIR_TASKS", "PANX_TAGS",
-           "PAWSX_LABELS", "PAWSX_LANGUAGES", "QA_TASKS", "TASKS", "TYDIQA_LANGUAGES",
-           "UDPOS_LANGUAGES", "XQUAD_LANGUAGES", "BuccGold", "DataError", "NotPreparedError",
-           "TfdsSplit", "open_first", "open_split", "prepare_hint", "read_tfds", "tfds_parts",
-           "tfds_split"]
+__all__ = ["NotPreparedError", "TfdsSplit", "open_first", "open_split", "prepare_hint",
+           "read_tfds", "tfds_parts", "tfds_split"]

@@ -1,4 +1,4 @@
-"""Multiple-choice tasks (HellaSwag, CosmosQA, CommonsenseQA): examples, readers, featurization.
+"""Multiple-choice formats (HellaSwag, CosmosQA, CommonsenseQA) as the releases ship them.
 
 One example is a prompt and a fixed number of choices; the model scores each (prompt, choice)
 pair and a softmax over the choices picks the answer. X-STILTs (Phang et al., 2020) ran these
@@ -48,7 +48,7 @@ CommonsenseQA (``train_rand_split.jsonl``, ``dev_rand_split.jsonl``,
 Policies common to all formats:
 
 - Every text field has its outer whitespace stripped (as the sentence-pair readers of
-  :mod:`xstilts_jax.tasks.classification` do).
+  the sentence-pair readers do).
 - Blank lines (blank records in CSV) are skipped and counted in ``ReadResult.skipped``.
 - Ids must be unique in a file: a repeat is a ``DataError`` naming both lines.
 - Unlabelled records (the test files) are refused with a hint unless ``allow_unlabelled=True``,
@@ -59,30 +59,20 @@ Policies common to all formats:
 - Any other bad input raises :class:`DataError` ``"<file>:<line>: <what is wrong>"``; a file
   with no examples is an error. UTF-8 is required (a BOM is allowed).
 
-Features (:func:`featurize_choices`): each (prompt, choice) pair is tokenized as a sentence pair
-by :func:`xstilts_jax.tasks.classification.featurize_pairs` (``<s> prompt </s></s> choice </s>``
-for XLM-R, ``longest_first`` truncation), rows flattened example-major: rows ``e*C .. e*C+C-1``
-are example ``e``'s choices in order.
+Featurization and predictions: ``tasks/families/multiple_choice.py``.
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
-import logging
 import os
 import pathlib
 from typing import Callable, Iterator, Sequence
 
-import numpy as np
-
-from xstilts_jax import metrics
-from xstilts_jax.tasks.classification import (SKIP_BLANK_LINE, DataError, PairExample,
-                                              featurize_pairs, _lines)
-from xstilts_jax.tasks.readers import ReadResult, _count, _finish
-
-log = logging.getLogger(__name__)
+from xstilts_jax.tasks.examples import MCExample
+from xstilts_jax.tasks.io import (SKIP_BLANK_LINE, DataError, ReadResult, Skips, check_file,
+                                  read_lines)
 
 UNLABELLED = -1  # label of examples read with allow_unlabelled=True
 
@@ -91,18 +81,6 @@ COSMOSQA_NUM_CHOICES = 4
 COMMONSENSEQA_LABELS = ("A", "B", "C", "D", "E")
 COSMOSQA_COLUMNS = ("id", "context", "question", "answer0", "answer1", "answer2", "answer3",
                     "label")
-# Choices per example of each task (what featurize_choices' num_choices must be).
-NUM_CHOICES = {"hellaswag": HELLASWAG_NUM_CHOICES, "cosmosqa": COSMOSQA_NUM_CHOICES,
-               "commonsenseqa": len(COMMONSENSEQA_LABELS)}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class MCExample:
-    guid: str  # "<file relative to data_dir or name>:<line>" (1-based), or a TFDS record id
-    prompt: str  # the first segment: context (and question)
-    choices: tuple[str, ...]  # the second segment of each pair, one per choice
-    label: int  # index of the correct choice
-    language: str = "en"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -116,14 +94,14 @@ class _Collector:
         self.path, self.language, self.allow_unlabelled = path, language, allow_unlabelled
         self.guid_prefix = path.name if guid_prefix is None else guid_prefix
         self.examples: list[MCExample] = []
-        self.skipped: dict[str, int] = {}
+        self.skips = Skips()
         self.ids: dict[str, int] = {}  # id -> line it was first seen on
 
     def error(self, lineno: int, message: str) -> DataError:
         return DataError(f"{self.path}:{lineno}: {message}")
 
     def blank(self) -> None:
-        _count(self.skipped, SKIP_BLANK_LINE)
+        self.skips.count(SKIP_BLANK_LINE)
 
     def label(self, lineno: int, value, num_choices: int, key: str = "label") -> int:
         """An integer (or decimal string) in [0, num_choices); None or "" is an unlabelled
@@ -154,7 +132,7 @@ class _Collector:
                                        tuple(c.strip() for c in choices), label, self.language))
 
     def result(self) -> ReadResult[MCExample]:
-        return _finish(self.path, self.language, self.examples, self.skipped, "examples")
+        return self.skips.finish(self.path, self.language, self.examples, "examples")
 
 
 def _get(c: _Collector, lineno: int, record: dict, key: str, kind: type | tuple[type, ...],
@@ -174,7 +152,7 @@ def _get(c: _Collector, lineno: int, record: dict, key: str, kind: type | tuple[
 
 def _json_records(c: _Collector) -> Iterator[tuple[int, dict]]:
     """(line, object) of a jsonl file; blank lines are counted and skipped."""
-    for lineno, line in _lines(c.path):
+    for lineno, line in read_lines(c.path):
         if not line.strip():
             c.blank()
             continue
@@ -221,7 +199,7 @@ def _read_cosmosqa_csv(c: _Collector) -> None:
     # _lines decodes (UTF-8, BOM, line numbers); each physical line goes to csv with its
     # ending, so reader.line_num counts physical lines and a record starts at the line after
     # the previous record ended.
-    reader = csv.reader((line + "\n" for _, line in _lines(c.path)), strict=True)
+    reader = csv.reader((line + "\n" for _, line in read_lines(c.path)), strict=True)
     start = 1
     try:
         header = next(reader, None)
@@ -305,9 +283,7 @@ def read_file(path: str | os.PathLike, format: str, *, language: str = "en",
     """Every example of one file in a format of ``FORMATS`` (see the module docstring)."""
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; known: {', '.join(FORMATS)}")
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    path = check_file(path)
     collector = _Collector(path, guid_prefix, language, allow_unlabelled)
     FORMATS[format](collector)
     return collector.result()
@@ -336,79 +312,5 @@ def read_commonsenseqa(path: str | os.PathLike, **kwargs) -> ReadResult[MCExampl
     return read_file(path, "commonsenseqa_jsonl", **kwargs)
 
 
-# --------------------------------------------------------------------------- features
-
-
-@dataclasses.dataclass(frozen=True)
-class ChoiceFeatures:
-    """Token ids of every (prompt, choice) pair, unpadded, example-major: rows
-    ``e*num_choices .. e*num_choices + num_choices - 1`` are example ``e``'s choices.
-    ``len()`` is the number of examples."""
-
-    input_ids: list[list[int]]  # n * num_choices rows
-    token_type_ids: list[list[int]]  # as input_ids: the tokenizer's segment ids, or zeros
-    labels: np.ndarray  # int32 [n]: index of the correct choice (-1: unlabelled)
-    num_choices: int
-    guids: list[str]  # per example
-    num_truncated: int  # pairs (not examples) cut to max_length
-
-    def __len__(self) -> int:
-        return len(self.guids)
-
-
-def featurize_choices(tokenizer, examples: Sequence[MCExample], max_length: int, *,
-                      num_choices: int, chunk_size: int = 8192) -> ChoiceFeatures:
-    """Tokenize every (prompt, choice) pair with
-    :func:`~xstilts_jax.tasks.classification.featurize_pairs` (same special tokens,
-    ``longest_first`` truncation to ``max_length`` and truncation count). Every example must
-    have exactly ``num_choices`` choices."""
-    if num_choices < 1:
-        raise ValueError(f"num_choices must be positive, not {num_choices}")
-    pairs: list[PairExample] = []
-    for e in examples:
-        if len(e.choices) != num_choices:
-            raise DataError(f"{e.guid}: {len(e.choices)} choices, expected {num_choices}")
-        pairs.extend(PairExample(e.guid, e.prompt, choice, int(i == e.label), e.language)
-                     for i, choice in enumerate(e.choices))
-    features = featurize_pairs(tokenizer, pairs, max_length, chunk_size=chunk_size)
-    labels = np.fromiter((e.label for e in examples), dtype=np.int32, count=len(examples))
-    return ChoiceFeatures(features.input_ids, features.token_type_ids, labels, num_choices,
-                          [e.guid for e in examples], features.num_truncated)
-
-
-# --------------------------------------------------------------------------- predictions
-
-
-def predictions_from_scores(scores, num_choices: int | None = None) -> np.ndarray:
-    """The chosen index per example (int64 [n]) from scores ``[n, C]``, or flat ``[n*C]``
-    example-major (as :class:`ChoiceFeatures` rows) with ``num_choices`` given. Ties go to the
-    lower index; NaN scores are an error."""
-    scores = np.asarray(scores)
-    if scores.ndim == 1:
-        if num_choices is None:
-            raise ValueError("flat scores need num_choices")
-        if num_choices < 1 or scores.shape[0] % num_choices:
-            raise ValueError(f"{scores.shape[0]} scores is not a multiple of num_choices "
-                             f"{num_choices}")
-        scores = scores.reshape(-1, num_choices)
-    elif scores.ndim == 2:
-        if num_choices is not None and scores.shape[1] != num_choices:
-            raise ValueError(f"scores have {scores.shape[1]} choices, expected {num_choices}")
-    else:
-        raise ValueError(f"scores must be [n*C] or [n, C], got shape {scores.shape}")
-    if scores.shape[1] == 0:
-        raise ValueError("scores have no choices")
-    if np.isnan(scores).any():
-        raise ValueError(f"{int(np.isnan(scores).any(axis=1).sum())} examples have NaN scores")
-    return np.argmax(scores, axis=1)  # argmax returns the first maximum: ties -> lower index
-
-
-def accuracy(labels, predictions) -> dict[str, float]:
-    """``{"accuracy": percent}`` of predicted choice indices equal to the labels, by
-    :func:`xstilts_jax.metrics.accuracy`. Unlabelled examples (label -1) are an error."""
-    labels = [int(x) for x in np.asarray(labels).reshape(-1)]
-    predictions = [int(x) for x in np.asarray(predictions).reshape(-1)]
-    if UNLABELLED in labels:
-        raise ValueError(f"{labels.count(UNLABELLED)} examples are unlabelled (label "
-                         f"{UNLABELLED}): no accuracy on an unlabelled split")
-    return metrics.accuracy([str(x) for x in labels], [str(x) for x in predictions])
+__all__ = ["COMMONSENSEQA_LABELS", "COSMOSQA_COLUMNS", "FORMATS", "UNLABELLED", "read_commonsenseqa",
+           "read_cosmosqa", "read_file", "read_hellaswag"]

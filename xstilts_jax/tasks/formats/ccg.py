@@ -1,10 +1,10 @@
-"""CCG supertagging (CCGbank): readers, the supertag inventory and per-token accuracy.
+"""CCGbank supertagging data: ``.auto`` derivations and ``word<TAB>supertag`` exports.
 
 Pure Python: no JAX, no NumPy. CCGbank (Hockenmaier & Steedman, LDC2005T13) is licensed, so
 nothing here ships data; the tests write their own fixtures.
 
-Formats read, both returning a :class:`~xstilts_jax.tasks.readers.ReadResult` of
-:class:`~xstilts_jax.tasks.readers.TaggedSentence` (``words``, ``tags`` = supertags, ``guid``
+Formats read, both returning a :class:`~xstilts_jax.tasks.io.ReadResult` of
+:class:`~xstilts_jax.tasks.examples.TaggedSentence` (``words``, ``tags`` = supertags, ``guid``
 ``"<file name>:<line>"`` of the line holding the sentence's first word):
 
 - CCGbank's ``.auto`` derivation files (``data/AUTO/<SS>/wsj_<SSNN>.auto``):
@@ -30,7 +30,7 @@ Formats read, both returning a :class:`~xstilts_jax.tasks.readers.ReadResult` of
   derivation per line; no text outside nodes.
 - A token-per-line export, ``word<TAB>supertag`` a line and blank lines between sentences
   (the layout of XTREME's processed tagging files): :func:`read_ccg_tsv`, through the same
-  block reader as :func:`~xstilts_jax.tasks.readers.read_tagging_tsv`. A line without its
+  block reader as :func:`~xstilts_jax.tasks.formats.word_tags.read_tagging_tsv`. A line without its
   supertag (one column) is a ``DataError`` "<file>:<line>: 1 tab-separated columns, expected
   2 (word, supertag)"; an empty word or supertag, or a supertag with whitespace, too.
 
@@ -38,42 +38,23 @@ Splits (:data:`CCGBANK_SECTIONS`): the standard CCGbank split since Clark & Curr
 and Hockenmaier & Steedman (2007): sections 02-21 train, 00 dev, 23 test (01, 22 and 24 are
 not used).
 
-Supertag inventory and unknown supertags (:func:`ccg_labels`, :func:`map_to_inventory`):
-
-- The inventory is the training data's supertags sorted by descending frequency, then name,
-  those seen at least ``min_count`` times, at most ``max_labels`` of them. The default
-  (``min_count=1``, no cap) keeps every training supertag, which is what jiant's CCG task
-  (an X-STILTs intermediate task) amounts to as far as we know: a fixed tag-to-id map, no
-  frequency cut-off (not checked against jiant's source here). The C&C setting
-  (Clark & Curran 2007, and most CCG supertaggers since) is ``min_count=10`` on sections
-  02-21 (:data:`CC_MIN_COUNT`), the 425 categories seen at least 10 times.
-- A supertag outside the inventory (in training: one below the cut-off; in dev/test: also
-  one never seen in training) is replaced by :data:`UNK_SUPERTAG` (``"<unk>"``) by
-  :func:`map_to_inventory`, which counts what it replaced. The model's label list is then
-  ``labels + (UNK_SUPERTAG,)`` (:func:`model_labels`), so the tagging featurization accepts
-  every token and the model learns one class for "a rare category"; in evaluation
-  (:func:`supertag_accuracy`) a token whose gold supertag is ``<unk>`` is never correct,
-  whatever was predicted, so accuracy is over all tokens and out-of-inventory tokens count as
-  errors -- the standard way supertaggers with a fixed category set are scored. Words are
-  never skipped.
+The supertag inventory, ``<unk>`` and per-token accuracy: ``tasks/families/supertagging.py``.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import os
 import pathlib
 import re
 from typing import Iterable, Sequence
 
-from xstilts_jax.tasks.classification import DataError, _lines
-from xstilts_jax.tasks.readers import (ReadResult, TaggedSentence, _check_file, _distinct_files,
-                                       _finish, _read_word_tag_blocks)
+from xstilts_jax.tasks.examples import TaggedSentence
+from xstilts_jax.tasks.formats.word_tags import read_word_tag_blocks
+from xstilts_jax.tasks.io import (DataError, ReadResult, Skips, check_file, common_folder,
+                                  distinct_files, read_lines)
 
-__all__ = ["CCGBANK_SECTIONS", "CC_MIN_COUNT", "UNK_SUPERTAG", "InventoryMapping",
-           "ccg_labels", "ccgbank_files", "map_to_inventory", "model_labels", "read_ccg_auto",
-           "read_ccg_tsv", "read_ccgbank", "supertag_accuracy"]
+__all__ = ["CCGBANK_SECTIONS", "ccgbank_files", "read_ccg_auto", "read_ccg_tsv", "read_ccgbank"]
 
 # The standard CCGbank split: WSJ sections 02-21 train, 00 dev, 23 test.
 CCGBANK_SECTIONS: dict[str, tuple[int, ...]] = {
@@ -81,8 +62,6 @@ CCGBANK_SECTIONS: dict[str, tuple[int, ...]] = {
     "dev": (0,),
     "test": (23,),
 }
-UNK_SUPERTAG = "<unk>"  # supertags outside the inventory; never counted as correct
-CC_MIN_COUNT = 10  # Clark & Curran's cut-off: categories seen >= 10 times in sections 02-21
 
 _LEAF_FIELDS = "<L supertag modified-POS original-POS word predicate-argument-category>"
 # A node label "(<...>" (no '<' or '>' inside; a missing '>' leaves group 'gt' empty), a
@@ -178,7 +157,7 @@ def _read_auto_into(path: pathlib.Path, examples: list[TaggedSentence]) -> int:
     """Append the sentences of one .auto file; returns how many."""
     header: tuple[int, str] | None = None  # (line, ID) of the header awaiting its derivation
     before = len(examples)
-    for lineno, line in _lines(path):
+    for lineno, line in read_lines(path):
         if not line.strip():
             continue
         if line.startswith("ID="):
@@ -207,15 +186,15 @@ def read_ccg_auto(paths: str | os.PathLike | Sequence[str | os.PathLike],
     one derivation."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    paths = _distinct_files(paths, "read_ccg_auto")
+    paths = distinct_files(paths, "read_ccg_auto")
     examples: list[TaggedSentence] = []
     for path in paths:
         if not _read_auto_into(path, examples):
             raise DataError(f"{path}: no derivations")
     if len(paths) == 1:
-        return _finish(paths[0], language, examples, {}, "derivations")
-    folder = pathlib.Path(os.path.commonpath(paths))
-    return ReadResult(folder, language, tuple(examples), {}, tuple(paths))
+        return Skips().finish(paths[0], language, examples, "derivations")
+    return ReadResult(path=common_folder(paths), language=language, examples=examples,
+                      files=tuple(paths))
 
 
 def _auto_folder(ccgbank_dir: pathlib.Path) -> pathlib.Path:
@@ -269,7 +248,7 @@ def read_ccgbank(ccgbank_dir: str | os.PathLike, split: str | Iterable[int],
 
 def read_ccg_tsv(path: str | os.PathLike, language: str = "en") -> ReadResult[TaggedSentence]:
     """A ``word<TAB>supertag`` export: one token a line, blank lines between sentences."""
-    path = _check_file(path)
+    path = check_file(path)
 
     def parse(lineno: int, word: str, supertag: str) -> str:
         if not word or not supertag:
@@ -279,103 +258,4 @@ def read_ccg_tsv(path: str | os.PathLike, language: str = "en") -> ReadResult[Ta
             raise DataError(f"{path}:{lineno}: supertag {supertag!r} contains whitespace")
         return word
 
-    return _read_word_tag_blocks(path, language, parse, columns="word, supertag")
-
-
-# --------------------------------------------------------------------------- inventory
-
-
-def _tags(sentence) -> Sequence[str]:
-    return sentence.tags if isinstance(sentence, TaggedSentence) else sentence
-
-
-def ccg_labels(sentences: Iterable[TaggedSentence], *, min_count: int = 1,
-               max_labels: int | None = None) -> tuple[str, ...]:
-    """The supertag inventory: supertags seen at least ``min_count`` times, by descending
-    count then name, the first ``max_labels`` of them (all by default). :data:`UNK_SUPERTAG`
-    is never part of it. ``min_count=CC_MIN_COUNT`` on sections 02-21 is C&C's set."""
-    if min_count < 1:
-        raise ValueError(f"min_count must be at least 1, not {min_count}")
-    if max_labels is not None and max_labels < 1:
-        raise ValueError(f"max_labels must be positive or None, not {max_labels}")
-    counts = collections.Counter(tag for s in sentences for tag in _tags(s))
-    counts.pop(UNK_SUPERTAG, None)
-    ranked = sorted((item for item in counts.items() if item[1] >= min_count),
-                    key=lambda item: (-item[1], item[0]))
-    if max_labels is not None:
-        ranked = ranked[:max_labels]
-    if not ranked:
-        raise ValueError(f"no supertag is seen {min_count} times or more "
-                         f"({sum(counts.values())} tokens, {len(counts)} supertags)")
-    return tuple(tag for tag, _ in ranked)
-
-
-def model_labels(labels: Sequence[str]) -> tuple[str, ...]:
-    """The label list a model predicts: the inventory plus :data:`UNK_SUPERTAG` last."""
-    if UNK_SUPERTAG in labels:
-        raise ValueError(f"the inventory already contains {UNK_SUPERTAG!r}")
-    return (*labels, UNK_SUPERTAG)
-
-
-@dataclasses.dataclass(frozen=True)
-class InventoryMapping:
-    """Sentences with every supertag outside the inventory replaced by ``<unk>``."""
-
-    sentences: tuple[TaggedSentence, ...]
-    num_tokens: int
-    num_mapped: int  # tokens whose supertag became <unk> (already <unk> included)
-    mapped: dict[str, int]  # supertag -> tokens replaced, most frequent first
-
-    def __len__(self) -> int:
-        return len(self.sentences)
-
-
-def map_to_inventory(sentences: Iterable[TaggedSentence], labels: Sequence[str], *,
-                     unknown: str = UNK_SUPERTAG) -> InventoryMapping:
-    """Replace every supertag not in ``labels`` by ``unknown`` (module docstring), counting
-    the tokens replaced and which supertags they had. Words and guids are kept."""
-    known = frozenset(labels)
-    if unknown in known:
-        raise ValueError(f"the inventory must not contain the unknown label {unknown!r}")
-    out: list[TaggedSentence] = []
-    mapped: collections.Counter[str] = collections.Counter()
-    num_tokens = 0
-    for s in sentences:
-        num_tokens += len(s.tags)
-        if all(tag in known for tag in s.tags):
-            out.append(s)
-            continue
-        tags = []
-        for tag in s.tags:
-            if tag in known:
-                tags.append(tag)
-            else:
-                mapped[tag] += 1
-                tags.append(unknown)
-        out.append(dataclasses.replace(s, tags=tuple(tags)))
-    ordered = dict(sorted(mapped.items(), key=lambda item: (-item[1], item[0])))
-    return InventoryMapping(tuple(out), num_tokens, sum(mapped.values()), ordered)
-
-
-def supertag_accuracy(gold: Sequence, predicted: Sequence, *,
-                      unknown: str = UNK_SUPERTAG) -> dict[str, float | int]:
-    """Per-token supertag accuracy (a percentage) over all tokens of all sentences; a token
-    whose gold supertag is ``unknown`` is never correct. ``gold`` and ``predicted`` are
-    sentences: :class:`TaggedSentence` or sequences of supertags, token counts equal.
-    Returns ``accuracy``, ``num_tokens`` and ``num_unknown`` (gold ``unknown`` tokens)."""
-    if len(gold) != len(predicted):
-        raise ValueError(f"{len(predicted)} predicted sentences for {len(gold)} gold ones")
-    correct = total = num_unknown = 0
-    for i, (g, p) in enumerate(zip(gold, predicted)):
-        g, p = _tags(g), _tags(p)
-        if len(g) != len(p):
-            raise ValueError(f"sentence {i}: {len(p)} predicted supertags for {len(g)} tokens")
-        total += len(g)
-        for gold_tag, tag in zip(g, p):
-            if gold_tag == unknown:
-                num_unknown += 1
-            elif gold_tag == tag:
-                correct += 1
-    if not total:
-        raise ValueError("no tokens")
-    return {"accuracy": 100.0 * correct / total, "num_tokens": total, "num_unknown": num_unknown}
+    return read_word_tag_blocks(path, language, parse, columns="word, supertag")
