@@ -1,7 +1,8 @@
 """Small copies of the intermediate tasks' ORIGINAL release files, written by the tests.
 
-Each writer puts one task's train and dev files where ``tasks.layout`` / ``classification``
-look for them under ``root`` (XTREME's download/ folder), in the release's own format, with
+Each writer puts one task's train and dev files where the task's spec (``tasks/catalog``, read
+by ``tasks.sources.files``) looks for them under ``root`` (XTREME's download/ folder), in the
+release's own format, with
 a label the text makes learnable (so a tiny model's loss can fall). ``write_all`` writes
 every task's files into one folder, the way a user unpacks the releases side by side.
 """

@@ -9,11 +9,13 @@ import re
 
 import pytest
 
-from xstilts_jax.tasks.ccg import (CCGBANK_SECTIONS, CC_MIN_COUNT, UNK_SUPERTAG, ccg_labels,
-                                   ccgbank_files, map_to_inventory, model_labels,
-                                   read_ccg_auto, read_ccg_tsv, read_ccgbank,
-                                   supertag_accuracy)
-from xstilts_jax.tasks.readers import DataError, ReadResult, TaggedSentence
+from xstilts_jax.tasks.examples import TaggedSentence
+from xstilts_jax.tasks.families.supertagging import (CC_MIN_COUNT, UNK_SUPERTAG, ccg_labels,
+                                                     map_to_inventory, model_labels,
+                                                     supertag_accuracy)
+from xstilts_jax.tasks.formats.ccg import (CCGBANK_SECTIONS, ccgbank_files, read_ccg_auto,
+                                           read_ccg_tsv, read_ccgbank)
+from xstilts_jax.tasks.io import DataError, ReadResult
 
 # The first two sentences of CCGbank (wsj_0001), in the .auto format.
 WSJ_0001 = (

@@ -1,6 +1,7 @@
-"""Readers of the HellaSwag, CosmosQA and CommonsenseQA release formats, choice featurization
-and scoring (xstilts_jax.tasks.multiple_choice). Fixtures are written here, byte for byte in
-each release's format."""
+"""Readers of the HellaSwag, CosmosQA and CommonsenseQA release formats
+(xstilts_jax.tasks.formats.choices), choice featurization and scoring
+(xstilts_jax.tasks.families.multiple_choice, xstilts_jax.metrics.accuracy). Fixtures are written
+here, byte for byte in each release's format."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ import json
 import numpy as np
 import pytest
 
-from xstilts_jax.tasks import multiple_choice as mc
-from xstilts_jax.tasks.classification import SKIP_BLANK_LINE, DataError
+from xstilts_jax import metrics
+from xstilts_jax.tasks import get_task
+from xstilts_jax.tasks.examples import MCExample
+from xstilts_jax.tasks.families import FAMILIES
+from xstilts_jax.tasks.families.multiple_choice import featurize_choices, predictions_from_scores
+from xstilts_jax.tasks.formats import choices as mc
+from xstilts_jax.tasks.io import SKIP_BLANK_LINE, DataError
 
 # ----------------------------------------------------------------------------- HellaSwag
 
@@ -48,7 +54,7 @@ def test_hellaswag_release_jsonl(tmp_path):
     result = mc.read_hellaswag(path)
     assert len(result) == 2 and result.skipped == {SKIP_BLANK_LINE: 1}
     first, second = result
-    assert first == mc.MCExample(
+    assert first == MCExample(
         "hellaswag_val.jsonl:1", "A man is sitting on a roof.",
         ("he is using wrap to wrap a pair of skis.", "he is ripping level tiles off.",
          "he is holding a rubik's cube.", "he starts pulling up roofing on a roof."), 3, "en")
@@ -108,13 +114,13 @@ COSMOS_CSV = (
 
 def expected_cosmos(prefix, lines=(2, 5)):
     return [
-        mc.MCExample(f"{prefix}:{lines[0]}",
+        MCExample(f"{prefix}:{lines[0]}",
                      'Do i need to go for a legal divorce ? I wanted to marry, but\nshe said '
                      '"no" . Why is this person asking about divorce ?',
                      ("If he gets married in the church he wo nt have to get a divorce .",
                       "He wants to get married to a different person .",
                       "He wants to know, maybe ?", "None of the above choices ."), 1),
-        mc.MCExample(f"{prefix}:{lines[1]}",
+        MCExample(f"{prefix}:{lines[1]}",
                      "I was walking home from the store . What may happen after the call ?",
                      ("An ambulance would likely come to the scene",
                       "The taxi would pick up the young man", "None of the above choices .",
@@ -212,7 +218,7 @@ def test_commonsenseqa_release_jsonl(tmp_path):
     result = mc.read_commonsenseqa(path)
     assert result.skipped == {SKIP_BLANK_LINE: 1}
     first, second = result
-    assert first == mc.MCExample(
+    assert first == MCExample(
         "dev_rand_split.jsonl:1", "A revolving door is convenient for two direction travel, "
         "but it also serves as a security measure at a what?", tuple(DOOR), 0)
     assert second.guid == "dev_rand_split.jsonl:2"
@@ -259,9 +265,9 @@ def test_featurize_choices_matches_the_tokenizer(xlmr_tokenizer, tmp_path):
     path = tmp_path / "valid.csv"
     path.write_text(COSMOS_CSV)
     examples = list(mc.read_cosmosqa(path)) + [
-        mc.MCExample("x:1", "Short.", ("a", "b", "c", "d " * 40), 2)]
+        MCExample("x:1", "Short.", ("a", "b", "c", "d " * 40), 2)]
     length = 24
-    features = mc.featurize_choices(xlmr_tokenizer, examples, length, num_choices=4)
+    features = featurize_choices(xlmr_tokenizer, examples, length, num_choices=4)
     assert len(features) == 3 and features.num_choices == 4
     assert features.guids == ["valid.csv:2", "valid.csv:5", "x:1"]
     assert features.labels.dtype == np.int32 and features.labels.tolist() == [1, 0, 2]
@@ -279,23 +285,35 @@ def test_featurize_choices_matches_the_tokenizer(xlmr_tokenizer, tmp_path):
     long_row = features.input_ids[11]
     assert len(long_row) == length and long_row[0] == 0 and long_row[-1] == 2
 
-    odd = examples + [mc.MCExample("x:2", "Q?", ("a", "b", "c"), 0)]
+    odd = examples + [MCExample("x:2", "Q?", ("a", "b", "c"), 0)]
     with pytest.raises(DataError, match=r"x:2: 3 choices, expected 4"):
-        mc.featurize_choices(xlmr_tokenizer, odd, length, num_choices=4)
+        featurize_choices(xlmr_tokenizer, odd, length, num_choices=4)
 
 
 def test_predictions_and_accuracy():
     scores = np.array([[0.1, 0.9, 0.9, 0.0], [2.0, -1.0, 2.0, 2.0], [-3.0, -2.0, -1.0, -5.0]])
     expected = [1, 0, 2]  # ties go to the lower index
-    assert mc.predictions_from_scores(scores).tolist() == expected
-    assert mc.predictions_from_scores(scores.reshape(-1), num_choices=4).tolist() == expected
+    assert predictions_from_scores(scores).tolist() == expected
+    assert predictions_from_scores(scores.reshape(-1), num_choices=4).tolist() == expected
     with pytest.raises(ValueError, match="need num_choices"):
-        mc.predictions_from_scores(scores.reshape(-1))
+        predictions_from_scores(scores.reshape(-1))
     with pytest.raises(ValueError, match="not a multiple"):
-        mc.predictions_from_scores(scores.reshape(-1), num_choices=5)
+        predictions_from_scores(scores.reshape(-1), num_choices=5)
     with pytest.raises(ValueError, match="NaN"):
-        mc.predictions_from_scores([[0.0, np.nan]])
-    assert mc.accuracy(np.array([1, 2, 2], dtype=np.int32), expected) == {
+        predictions_from_scores([[0.0, np.nan]])
+    # The one accuracy, on label strings (the names of the choices).
+    assert metrics.accuracy(["1", "2", "2"], [str(i) for i in expected]) == {
         "accuracy": pytest.approx(200 / 3)}
+    # The family scores the chosen indices' names against the examples' labels; an unlabelled
+    # example (read with allow_unlabelled) is an error, not a score.
+    task = get_task("cosmosqa")
+    family = FAMILIES[task.family]
+    examples = [MCExample(f"x:{k}", "Q?", ("a", "b", "c", "d"), label)
+                for k, label in enumerate((1, 2, 2))]
+    predictions = [task.labels[i] for i in expected]
+    assert family.score(task, examples, predictions, "en") == {
+        "accuracy": pytest.approx(200 / 3)}
+    unlabelled = [MCExample(f"u:{k}", "Q?", ("a", "b", "c", "d"), label)
+                  for k, label in enumerate((mc.UNLABELLED, 0, 2))]
     with pytest.raises(ValueError, match="unlabelled"):
-        mc.accuracy([-1, 0, 2], expected)
+        family.score(task, unlabelled, predictions, "en")

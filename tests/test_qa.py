@@ -22,10 +22,11 @@ import numpy as np
 import pytest
 
 from xstilts_jax import metrics
-from xstilts_jax.tasks.classification import DataError
-from xstilts_jax.tasks.qa import (QAFeatures, answers_from_logits, featurize_qa,
-                                  write_qa_predictions)
-from xstilts_jax.tasks.readers import QAExample, read_squad
+from xstilts_jax.tasks.examples import QAExample
+from xstilts_jax.tasks.families.qa import (QAFeatures, answers_from_logits, featurize_qa,
+                                           write_qa_predictions)
+from xstilts_jax.tasks.formats.squad import read_squad
+from xstilts_jax.tasks.io import DataError
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 XQUAD_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")

@@ -1,4 +1,6 @@
-"""Raw-format readers: SQuAD v1.1 JSON (XQuAD), Tatoeba (LASER layout), CoNLL-U and tagging TSV.
+"""Raw-format readers (xstilts_jax.tasks.formats): SQuAD v1.1 JSON (XQuAD), Tatoeba (LASER
+layout), BUCC 2018, CoNLL-U and tagging TSV; Tatoeba and BUCC read through the task layout
+(xstilts_jax.tasks.sources.files) as the catalog lays them out under a data dir.
 
 Real files come from ``../shared/data`` (tests skip when it is absent); error cases use
 fixtures written in tmp_path.
@@ -12,16 +14,19 @@ import re
 
 import pytest
 
-from xstilts_jax.tasks.readers import (BUCC_LANGUAGES, MLQA_LANGUAGES, PANX_LABELS,
-                                       PANX_LANGUAGES, SKIP_ANSWER_MISMATCH, SKIP_EMPTY_NODE,
-                                       SKIP_MULTIWORD, SKIP_NO_TEXT, SKIP_NO_VALID_ANSWER,
-                                       TATOEBA_LANGUAGES, TYDIQA_LANGUAGE_NAMES,
-                                       TYDIQA_LANGUAGES, UDPOS_LANGUAGES, UPOS_TAGS,
-                                       XQUAD_LANGUAGES, DataError, QAExample, TaggedSentence,
-                                       TranslationPair, bucc_candidates, read_bucc,
-                                       read_bucc_files, read_conllu, read_conllu_files,
-                                       read_panx_raw, read_squad, read_tagging_tsv, read_tatoeba,
-                                       read_tatoeba_files, tatoeba_files)
+from xstilts_jax.tasks.catalog.xtreme import (BUCC_LANGUAGES, MLQA_LANGUAGES, PANX_LANGUAGES,
+                                              TATOEBA_LANGUAGES, TYDIQA_LANGUAGE_NAMES,
+                                              TYDIQA_LANGUAGES, UDPOS_LANGUAGES, XQUAD_LANGUAGES)
+from xstilts_jax.tasks.examples import QAExample, TaggedSentence, TranslationPair
+from xstilts_jax.tasks.formats.bucc import read_bucc_files
+from xstilts_jax.tasks.formats.conllu import (SKIP_EMPTY_NODE, SKIP_MULTIWORD, SKIP_NO_TEXT,
+                                              UPOS_TAGS, read_conllu, read_conllu_files)
+from xstilts_jax.tasks.formats.squad import (SKIP_ANSWER_MISMATCH, SKIP_NO_VALID_ANSWER,
+                                             read_squad)
+from xstilts_jax.tasks.formats.tatoeba import read_tatoeba_files
+from xstilts_jax.tasks.formats.word_tags import PANX_LABELS, read_panx_raw, read_tagging_tsv
+from xstilts_jax.tasks.io import DataError
+from xstilts_jax.tasks.sources import files
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 XQUAD_FILES = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")  # + ro
@@ -182,10 +187,24 @@ def test_tatoeba_language_table():
         "mal mar nld por rus swh tam tel tha tgl tur urd vie cmn")
 
 
+def tatoeba_files(data_dir: pathlib.Path, language: str) -> list[pathlib.Path]:
+    """LASER's two files of ``language`` where the layout expects them under ``data_dir``."""
+    code = TATOEBA_LANGUAGES[language]
+    return [data_dir / "tatoeba" / f"tatoeba.{code}-eng.{ext}" for ext in (code, "eng")]
+
+
+def read_tatoeba(data_dir: pathlib.Path, language: str) -> tuple[list[str], list[str]]:
+    """(sentences in ``language``, their English translations), read through the layout."""
+    result = files.read_split("tatoeba", data_dir, "test", language)
+    return [p.source for p in result], [p.english for p in result]
+
+
 @pytest.mark.parametrize("language", list(TATOEBA_LANGUAGES))
 def test_tatoeba_real_files(language):
-    data_dir = shared("tatoeba")
-    for path in tatoeba_files(data_dir, language):
+    data_dir = shared("tatoeba").parent
+    fmt, paths = files.find_files("tatoeba", data_dir, "test", language)
+    assert fmt == "tatoeba" and paths == tatoeba_files(data_dir, language)
+    for path in paths:
         assert path.is_file(), path
     source, english = read_tatoeba(data_dir, language)
     expected = TATOEBA_SHORT.get(language, 1000)
@@ -194,27 +213,32 @@ def test_tatoeba_real_files(language):
 
 
 def test_tatoeba_content():
-    source, english = read_tatoeba(shared("tatoeba"), "zh")
+    source, english = read_tatoeba(shared("tatoeba").parent, "zh")
     assert english[:3] == ["Let's have a look.", "We should go to sleep.", "What are you doing?"]
     assert source[0] == "我們試試看！"
 
 
 def test_tatoeba_errors(tmp_path):
-    write(tmp_path / "tatoeba.deu-eng.deu", "Hallo.\nDanke.\nJa.\n")
-    write(tmp_path / "tatoeba.deu-eng.eng", "Hello.\nThanks.\n")
+    folder = tmp_path / "tatoeba"
+    folder.mkdir()
+    write(folder / "tatoeba.deu-eng.deu", "Hallo.\nDanke.\nJa.\n")
+    write(folder / "tatoeba.deu-eng.eng", "Hello.\nThanks.\n")
     with pytest.raises(DataError) as e:
         read_tatoeba(tmp_path, "de")
     message = str(e.value)
     assert "tatoeba.deu-eng.deu has 3 lines" in message and "tatoeba.deu-eng.eng has 2" in message
-    write(tmp_path / "tatoeba.deu-eng.eng", "Hello.\n\nYes.\n")
+    write(folder / "tatoeba.deu-eng.eng", "Hello.\n\nYes.\n")
     with pytest.raises(DataError, match=r"tatoeba\.deu-eng\.eng:2: empty line"):
         read_tatoeba(tmp_path, "de")
-    write(tmp_path / "tatoeba.deu-eng.eng", "Hello.\r\nThanks.\r\nYes.")  # CRLF, no final newline
+    write(folder / "tatoeba.deu-eng.eng", "Hello.\r\nThanks.\r\nYes.")  # CRLF, no final newline
     assert read_tatoeba(tmp_path, "de") == (["Hallo.", "Danke.", "Ja."],
                                             ["Hello.", "Thanks.", "Yes."])
-    with pytest.raises(DataError, match=r"tatoeba\.fra-eng\.fra: no such file"):
+    with pytest.raises(DataError, match=r"task 'tatoeba' split 'test' \(fr\): no data files; "
+                                        r"tried " + re.escape(f"{folder}/tatoeba.fra-eng.fra + "
+                                                              f"{folder}/tatoeba.fra-eng.eng")):
         read_tatoeba(tmp_path, "fr")
-    with pytest.raises(DataError, match=r"no language 'deu'.*af ar bg"):
+    with pytest.raises(DataError, match=r"task 'tatoeba' split 'test' has no language 'deu'; "
+                                        r"its languages: af ar bg"):
         read_tatoeba(tmp_path, "deu")
 
 
@@ -405,13 +429,15 @@ def test_squad_duplicate_ids_suffix(tmp_path):
 
 
 def test_tatoeba_files_as_pairs():
-    data_dir = shared("tatoeba")
+    data_dir = shared("tatoeba").parent
     result = read_tatoeba_files(*tatoeba_files(data_dir, "zh"), "zh")
-    source, english = read_tatoeba(data_dir, "zh")
+    source, english = (path.read_text(encoding="utf-8").splitlines()
+                       for path in tatoeba_files(data_dir, "zh"))
     assert len(result) == 1000 and result.language == "zh"
     assert result[0] == TranslationPair(source[0], english[0], "tatoeba.cmn-eng.cmn:1")
     assert [p.english for p in result] == english
-    assert result.files == tatoeba_files(data_dir, "zh")
+    assert result.files == tuple(tatoeba_files(data_dir, "zh"))
+    assert files.read_split("tatoeba", data_dir, "test", "zh") == result  # what the layout reads
 
 
 # --------------------------------------------------------------------------- BUCC 2018
@@ -435,44 +461,64 @@ EN = {"en-000000007": "It is raining.", "en-000000009": "The dog sleeps.",
 GOLD = [("de-000000001", "en-000000009"), ("de-000000002", "en-000000007")]
 
 
+def read_bucc(data_dir: pathlib.Path, language: str, split: str):
+    """BUCC 2018 through the layout: ``<data_dir>/bucc2018/<lang>-en.<split>.<ext>`` (XTREME) or
+    ``<data_dir>/bucc2018/<lang>-en/<lang>-en.{sample,training}.<ext>`` (the release)."""
+    return files.read_split("bucc2018", data_dir, split, language)
+
+
 def test_bucc_xtreme_layout(tmp_path):
-    write_bucc(tmp_path, "de-en", "dev", DE, EN, GOLD)
+    bucc = tmp_path / "bucc2018"
+    write_bucc(bucc, "de-en", "dev", DE, EN, GOLD)
     data = read_bucc(tmp_path, "de", "dev")
     assert data.source == DE and list(data.english) == list(EN)
-    assert data.gold == tuple(GOLD) and data.language == "de"
-    assert data.files == tuple(tmp_path / f"de-en.dev.{x}" for x in ("de", "en", "gold"))
+    assert data.gold == tuple(GOLD) and data.language == "de" and data.complete
+    assert data.files == tuple(bucc / f"de-en.dev.{x}" for x in ("de", "en", "gold"))
 
 
 def test_bucc_release_layout_and_test_gold(tmp_path):
-    write_bucc(tmp_path / "de-en", "de-en", "training", DE, EN, GOLD)
+    bucc = tmp_path / "bucc2018"
+    write_bucc(bucc / "de-en", "de-en", "training", DE, EN, GOLD)
     data = read_bucc(tmp_path, "de", "test")  # XTREME's test split = the release's training
-    assert data.gold == tuple(GOLD) and data.files[0] == tmp_path / "de-en" / "de-en.training.de"
+    assert data.gold == tuple(GOLD) and data.files[0] == bucc / "de-en" / "de-en.training.de"
     # XTREME's layout deletes the test gold: the release's files win for test ...
-    write_bucc(tmp_path, "de-en", "test", DE, EN)
+    write_bucc(bucc, "de-en", "test", DE, EN)
     assert read_bucc(tmp_path, "de", "test").files[0].parent.name == "de-en"
-    # ... and alone, XTREME's test has no gold.
-    (tmp_path / "de-en" / "de-en.training.de").unlink()
-    with pytest.raises(DataError, match=r"de-en\.test\.gold: no such file \(XTREME's "
-                                        r"download_data\.sh deletes its test gold; the release "
-                                        r"has it as .*de-en\.training\.gold\); pass require_gold"):
+    # ... and alone, XTREME's test has no gold: an error that names the missing gold, why it
+    # is missing, and where the release has it. (Reading the sentences without gold, the old
+    # require_gold=False, has no counterpart in the layout.)
+    (bucc / "de-en" / "de-en.training.de").unlink()
+    with pytest.raises(DataError, match=r"task 'bucc2018' split 'test' \(de\): no data files; "
+                                        r"tried " + re.escape(
+                                            f"{bucc}/de-en/de-en.training.de + "
+                                            f"{bucc}/de-en/de-en.training.en + "
+                                            f"{bucc}/de-en/de-en.training.gold (BUCC 2018 "
+                                            f"release) [missing: "
+                                            f"bucc2018/de-en/de-en.training.de]; "
+                                            f"{bucc}/de-en.test.de + {bucc}/de-en.test.en + "
+                                            f"{bucc}/de-en.test.gold (XTREME's download) "
+                                            f"[missing: bucc2018/de-en.test.gold; download_data.sh "
+                                            f"deletes XTREME's test gold]") + "$"):
         read_bucc(tmp_path, "de", "test")
-    sentences_only = read_bucc(tmp_path, "de", "test", require_gold=False)
-    assert sentences_only.gold is None and len(sentences_only.files) == 2
 
 
 def test_bucc_candidates_order(tmp_path):
-    dev = bucc_candidates(tmp_path, "zh", "dev")
-    test = bucc_candidates(tmp_path, "zh", "test")
-    assert dev[0][0] == tmp_path / "zh-en.dev.zh"
-    assert dev[1][2] == tmp_path / "zh-en" / "zh-en.sample.gold"
-    assert test[0][1] == tmp_path / "zh-en" / "zh-en.training.en"
-    assert test[1][2] == tmp_path / "zh-en.test.gold"
-    with pytest.raises(DataError, match=r"no language 'ja'; its languages: de fr ru zh"):
-        bucc_candidates(tmp_path, "ja", "dev")
-    with pytest.raises(DataError, match=r"no split 'train'; its splits: dev, test"):
-        bucc_candidates(tmp_path, "de", "train")
-    with pytest.raises(DataError, match=r"de-en dev: no sentence files; expected .*de-en\.dev\.de "
-                                        r"and .*de-en\.dev\.en; .*de-en\.sample\.de and"):
+    dev = files.locations("bucc2018", "dev", "zh")
+    test = files.locations("bucc2018", "test", "zh")
+    assert dev[0].patterns[0] == "bucc2018/zh-en.dev.zh"
+    assert dev[1].patterns[2] == "bucc2018/zh-en/zh-en.sample.gold"
+    assert test[0].patterns[1] == "bucc2018/zh-en/zh-en.training.en"
+    assert test[1].patterns[2] == "bucc2018/zh-en.test.gold"
+    with pytest.raises(DataError, match=r"task 'bucc2018' split 'dev' has no language 'ja'; its "
+                                        r"languages: de fr ru zh"):
+        files.locations("bucc2018", "dev", "ja")
+    with pytest.raises(DataError, match=r"task 'bucc2018' has no split 'train'; its splits: dev, "
+                                        r"test"):
+        files.locations("bucc2018", "train", "de")
+    with pytest.raises(DataError, match=r"task 'bucc2018' split 'dev' \(de\): no data files; "
+                                        r"tried .*bucc2018/de-en\.dev\.de \+ .*bucc2018/"
+                                        r"de-en\.dev\.en \+ .*; .*bucc2018/de-en/de-en\.sample\.de "
+                                        r"\+ "):
         read_bucc(tmp_path, "de", "dev")
 
 
@@ -491,8 +537,9 @@ def test_bucc_candidates_order(tmp_path):
     (DE, EN, "", "dev.gold", r"no gold pairs"),
 ])
 def test_bucc_errors_name_file_and_line(tmp_path, source, english, gold, where, pattern):
-    write_bucc(tmp_path, "de-en", "dev", source, english, gold)
-    with pytest.raises(DataError, match=re.escape(f"{tmp_path}/de-en.{where}") + ".*" + pattern):
+    write_bucc(tmp_path / "bucc2018", "de-en", "dev", source, english, gold)
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path}/bucc2018/de-en.{where}") + ".*"
+                       + pattern):
         read_bucc(tmp_path, "de", "dev")
 
 

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from xstilts_jax import metrics
-from xstilts_jax.tasks.classification import DataError
-from xstilts_jax.tasks.qa import QAFeatures, answers_from_logits, featurize_qa
-from xstilts_jax.tasks.readers import QAExample, read_squad
+from xstilts_jax.tasks.examples import QAExample
+from xstilts_jax.tasks.families.qa import QAFeatures, answers_from_logits, featurize_qa
+from xstilts_jax.tasks.formats.squad import read_squad
+from xstilts_jax.tasks.io import DataError
 
 CONTEXT = "The cat sat on the mat near the red house today."
 LONG_CONTEXT = " ".join(

@@ -10,12 +10,13 @@ import pytest
 
 from conftest import build_tiny_tokenizer
 from xstilts_jax import metrics
-from xstilts_jax.tasks import readers
-from xstilts_jax.tasks.classification import DataError
-from xstilts_jax.tasks.readers import UPOS_TAGS, TaggedSentence
-from xstilts_jax.tasks.tagging import (IGNORE_LABEL, TaggingFeatures, featurize_tagging,
-                                       plan_windows, tags_from_predictions,
-                                       write_tagging_predictions)
+from xstilts_jax.tasks.examples import TaggedSentence
+from xstilts_jax.tasks.families.tagging import (IGNORE_LABEL, TaggingFeatures, featurize_tagging,
+                                                plan_windows, tags_from_predictions,
+                                                write_tagging_predictions)
+from xstilts_jax.tasks.formats import conllu
+from xstilts_jax.tasks.formats.conllu import UPOS_TAGS
+from xstilts_jax.tasks.io import DataError
 
 UDPOS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "udpos"
 UD_FILES = (("en_ewt-ud-dev.conllu", "en"), ("en_ewt-ud-test.conllu", "en"),
@@ -32,7 +33,7 @@ def ud(name: str, lang: str):
     path = UDPOS / name
     if not path.is_file():
         pytest.skip(f"real UD data not present: {path} (the shared data folder is absent)")
-    return readers.read_conllu(path, lang)
+    return conllu.read_conllu(path, lang)
 
 
 def sentence(words, guid="s", tags=None) -> TaggedSentence:

@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 
 from xstilts_jax.tasks import UnknownTaskError, get_task, task_names
-from xstilts_jax.tasks.classification import (MNLI, NLI_LABELS, PAWSX, SKIP_NO_GOLD_LABEL, XNLI,
-                                              DataError, PairExample, featurize_pairs, read_split)
+from xstilts_jax.tasks.catalog.common import NLI_LABELS
+from xstilts_jax.tasks.catalog.intermediate import MNLI
+from xstilts_jax.tasks.catalog.xtreme import PAWSX, XNLI
+from xstilts_jax.tasks.examples import PairExample
+from xstilts_jax.tasks.families.classification import featurize_pairs
+from xstilts_jax.tasks.formats.pairs import SKIP_NO_GOLD_LABEL
+from xstilts_jax.tasks.io import DataError
+from xstilts_jax.tasks.sources.files import read_split
 from xstilts_jax.tokenization import load_tokenizer
 
 # GLUE MNLI headers, as in the GLUE release (train has one annotator label, dev five).
@@ -53,7 +59,7 @@ def test_mnli_glue_tsv_train(tmp_path):
         ('He said "hello and left.', "He stayed.", "contradiction"),  # unbalanced quote
         ("The mat is red.", 'It is "blue".', "neutral"),
     ])
-    result = read_split(MNLI, tmp_path, "train")
+    result = read_split(MNLI, tmp_path, "train", "en")
     assert result.path == tmp_path / "mnli" / "train.tsv"
     assert len(result) == 3 and result.skipped == {}
     first, second, third = result.examples
@@ -69,16 +75,17 @@ def test_mnli_dev_no_gold_label_skipped_and_counted(tmp_path, caplog):
     write_glue(tmp_path / "mnli" / "dev_matched.tsv", DEV_HEADER, [
         ("a", "b", "neutral"), ("c", "d", "-"), ("e", "f", "entailment"), ("g", "h", "-")])
     with caplog.at_level(logging.WARNING):
-        result = read_split(MNLI, tmp_path, "dev_matched")
+        result = read_split(MNLI, tmp_path, "dev_matched", "en")
     assert [e.guid for e in result.examples] == ["mnli/dev_matched.tsv:2", "mnli/dev_matched.tsv:4"]
     assert result.skipped == {SKIP_NO_GOLD_LABEL: 2}
-    assert "skipped 2 lines" in caplog.text and "dev_matched.tsv" in caplog.text
+    path = tmp_path / "mnli" / "dev_matched.tsv"
+    assert f"{path}: skipped 2: {SKIP_NO_GOLD_LABEL}" in caplog.text
 
 
 def test_mnli_tsv_label_column_named_label(tmp_path):
     write(tmp_path / "mnli" / "dev_mismatched.tsv",
           ["index\tsentence1\tsentence2\tlabel", "0\tx y\tz\tneutral", "1\tp\tq\tcontradiction"])
-    result = read_split(MNLI, tmp_path, "dev_mismatched")
+    result = read_split(MNLI, tmp_path, "dev_mismatched", "en")
     assert [(e.text_a, e.text_b, e.label) for e in result.examples] == [
         ("x y", "z", 2), ("p", "q", 0)]
 
@@ -89,7 +96,7 @@ def test_mnli_jsonl(tmp_path):
         jsonl_line("x", "y", "-", "2n"),
         jsonl_line("Der Hund \"bellt.", "Stille.", "contradiction", "3c"),
     ])
-    result = read_split(MNLI, tmp_path, "train")
+    result = read_split(MNLI, tmp_path, "train", "en")
     assert result.path.name == "multinli_1.0_train.jsonl"
     assert [(e.guid, e.text_a, e.label) for e in result.examples] == [
         ("mnli/multinli_1.0_train.jsonl:1", "Le chat.", 1),
@@ -100,7 +107,7 @@ def test_mnli_jsonl(tmp_path):
 def test_mnli_tsv_preferred_over_jsonl(tmp_path):
     write_glue(tmp_path / "mnli" / "train.tsv", TRAIN_HEADER, [("a", "b", "neutral")])
     write(tmp_path / "mnli" / "multinli_1.0_train.jsonl", [jsonl_line("c", "d", "neutral")])
-    assert read_split(MNLI, tmp_path, "train").path.name == "train.tsv"
+    assert read_split(MNLI, tmp_path, "train", "en").path.name == "train.tsv"
 
 
 def test_xnli_xtreme_layout(tmp_path):
@@ -123,10 +130,10 @@ def test_xnli_xtreme_layout(tmp_path):
 
 def test_xnli_train_is_mnli_train(tmp_path):
     write_glue(tmp_path / "mnli" / "train.tsv", TRAIN_HEADER, [("a", "b", "neutral")])
-    assert read_split(XNLI, tmp_path, "train").examples[0].guid == "mnli/train.tsv:2"
+    assert read_split(XNLI, tmp_path, "train", "en").examples[0].guid == "mnli/train.tsv:2"
     write(tmp_path / "xnli" / "train-en.tsv", ["p\th\tentailment"])  # XTREME's own copy wins
     result = read_split(XNLI, tmp_path, "train", "en")
-    assert result.examples == [PairExample("xnli/train-en.tsv:1", "p", "h", 1, "en")]
+    assert result.examples == (PairExample("xnli/train-en.tsv:1", "p", "h", 1, "en"),)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -143,7 +150,7 @@ def test_wrong_column_count(tmp_path):
     with open(train, "a") as f:
         f.write("3\tonly\tthree columns\n")
     expect(rf"{re.escape(str(train))}:3: 3 tab-separated columns, the header has 12",
-           lambda: read_split(MNLI, tmp_path, "train"))
+           lambda: read_split(MNLI, tmp_path, "train", "en"))
     dev = write(tmp_path / "xnli" / "dev-fr.tsv", ["a\tb\tneutral", "a\tb\tneutral\textra"])
     expect(rf"{re.escape(str(dev))}:2: 4 tab-separated columns, expected 3",
            lambda: read_split(XNLI, tmp_path, "dev", "fr"))
@@ -159,33 +166,34 @@ def test_label_outside_label_set(tmp_path):
     jsonl = write(tmp_path / "mnli" / "multinli_1.0_dev_matched.jsonl",
                   [jsonl_line("a", "b", "yes")])
     expect(rf"{re.escape(str(jsonl))}:1: label 'yes' is not one of",
-           lambda: read_split(MNLI, tmp_path, "dev_matched"))
+           lambda: read_split(MNLI, tmp_path, "dev_matched", "en"))
 
 
 def test_missing_header_column(tmp_path):
     path = write(tmp_path / "mnli" / "train.tsv", ["index\tsentence1\thypothesis\tgold_label",
                                                    "0\ta\tb\tneutral"])
     message = expect(rf"{re.escape(str(path))}:1: the header has no column 'sentence2'",
-                     lambda: read_split(MNLI, tmp_path, "train"))
+                     lambda: read_split(MNLI, tmp_path, "train", "en"))
     assert "header: index, sentence1, hypothesis, gold_label" in message
     write(path, ["sentence1\tsentence2\tgenre", "a\tb\tfiction"])
     expect(r":1: the header has no column 'gold_label' or 'label'",
-           lambda: read_split(MNLI, tmp_path, "train"))
+           lambda: read_split(MNLI, tmp_path, "train", "en"))
 
 
 def test_invalid_json_line(tmp_path):
     path = write(tmp_path / "mnli" / "multinli_1.0_train.jsonl",
                  [jsonl_line("a", "b", "neutral"), '{"sentence1": "a", "sentence2": '])
-    expect(rf"{re.escape(str(path))}:2: invalid JSON", lambda: read_split(MNLI, tmp_path, "train"))
+    expect(rf"{re.escape(str(path))}:2: invalid JSON",
+           lambda: read_split(MNLI, tmp_path, "train", "en"))
     write(path, [jsonl_line("a", "b", "neutral"),
                  json.dumps({"sentence1": "a", "gold_label": "x"})])
     expect(rf"{re.escape(str(path))}:2: field 'sentence2' is missing",
-           lambda: read_split(MNLI, tmp_path, "train"))
+           lambda: read_split(MNLI, tmp_path, "train", "en"))
 
 
 def test_empty_split(tmp_path):
     path = write(tmp_path / "mnli" / "dev_matched.tsv", ["\t".join(DEV_HEADER)])
-    read_dev = lambda: read_split(MNLI, tmp_path, "dev_matched")  # noqa: E731
+    read_dev = lambda: read_split(MNLI, tmp_path, "dev_matched", "en")  # noqa: E731
     expect(rf"{re.escape(str(path))}: no examples$", read_dev)
     write_glue(path, DEV_HEADER, [("a", "b", "-")])
     expect(r"no examples \(1 skipped: no gold label", read_dev)
@@ -194,21 +202,24 @@ def test_empty_split(tmp_path):
 
 
 def test_unknown_language_and_split(tmp_path):
-    expect(r"task 'xnli' has no language 'ja'; its languages: ar bg de .* vi zh",
+    expect(r"task 'xnli' split 'test' has no language 'ja'; its languages: ar bg de .* vi zh$",
            lambda: read_split(XNLI, tmp_path, "test", "ja"))
-    expect(r"task 'mnli' has no language 'de'; its languages: en",
+    expect(r"task 'mnli' split 'train' exists only in 'en' \(XTREME trains in English\), not 'de'",
            lambda: read_split(MNLI, tmp_path, "train", "de"))
-    expect(r"task 'xnli' trains only in 'en', not 'de'",
+    expect(r"task 'mnli' split 'dev_matched' has no language 'de'; its languages: en$",
+           lambda: read_split(MNLI, tmp_path, "dev_matched", "de"))
+    expect(r"task 'xnli' split 'train' exists only in 'en' \(XTREME trains in English\), not 'de'",
            lambda: read_split(XNLI, tmp_path, "train", "de"))
-    expect(r"task 'mnli' has no split 'test'; its splits: train, dev_matched, dev_mismatched",
-           lambda: read_split(MNLI, tmp_path, "test"))
+    expect(r"task 'mnli' has no split 'test'; its splits: train, dev_matched, dev_mismatched, "
+           r"translate_train$", lambda: read_split(MNLI, tmp_path, "test", "en"))
 
 
 def test_missing_file(tmp_path):
     expected = re.escape(str(tmp_path / "xnli" / "test-sw.tsv"))
-    expect(rf"task 'xnli' split 'test' \(sw\): no data file; expected {expected}$",
-           lambda: read_split(XNLI, tmp_path, "test", "sw"))
-    message = expect(r"no data file", lambda: read_split(MNLI, tmp_path, "dev_mismatched"))
+    expect(rf"task 'xnli' split 'test' \(sw\): no data files; tried {expected} "
+           rf"\(XTREME's download\)$", lambda: read_split(XNLI, tmp_path, "test", "sw"))
+    message = expect(r"task 'mnli' split 'dev_mismatched' \(en\): no data files; tried ",
+                     lambda: read_split(MNLI, tmp_path, "dev_mismatched", "en"))
     assert str(tmp_path / "mnli" / "dev_mismatched.tsv") in message
     assert str(tmp_path / "mnli" / "multinli_1.0_dev_mismatched.jsonl") in message
 
@@ -226,6 +237,7 @@ def test_invalid_utf8_and_blank_lines(tmp_path):
 
 def test_errors_are_value_errors():
     assert issubclass(DataError, ValueError) and issubclass(UnknownTaskError, ValueError)
+    assert issubclass(UnknownTaskError, DataError)
 
 
 # --------------------------------------------------------------------------- features
@@ -320,7 +332,7 @@ def test_pawsx_registry():
 
 def test_pawsx_release_layout(tmp_path):
     write_paws_release(tmp_path, "en", "train.tsv", PAWS_ROWS)
-    result = read_split(PAWSX, tmp_path, "train")
+    result = read_split(PAWSX, tmp_path, "train", "en")
     assert result.path == tmp_path / "x-final/en/train.tsv" and result.skipped == {}
     assert result.examples[0] == PairExample("x-final/en/train.tsv:2", PAWS_ROWS[0][1],
                                              PAWS_ROWS[0][2], 1, "en")
@@ -335,15 +347,15 @@ def test_pawsx_xtreme_layout_undoes_csv_quoting(tmp_path):
     raw = path.read_bytes()
     assert b'"""" Quoted """" at' not in raw and b'""" Quoted "" at the start ."' in raw
     assert raw.endswith(b"\r\n")
-    xtreme = read_split(PAWSX, tmp_path, "train")
+    xtreme = read_split(PAWSX, tmp_path, "train", "en")
     assert xtreme.path == path and xtreme.examples[0].guid == "pawsx/train-en.tsv:1"
     write_paws_release(tmp_path / "release", "en", "train.tsv", PAWS_ROWS)
-    release = read_split(PAWSX, tmp_path / "release", "train")
+    release = read_split(PAWSX, tmp_path / "release", "train", "en")
     assert ([(e.text_a, e.text_b, e.label) for e in xtreme.examples]
             == [(e.text_a, e.text_b, e.label) for e in release.examples])
     # A file written without quoting (csv.QUOTE_NONE) is read as it is.
     write(path, ['He said " no .\t" Yes " .\t0', '"a "" b"\t"\t1'])
-    examples = read_split(PAWSX, tmp_path, "train").examples
+    examples = read_split(PAWSX, tmp_path, "train", "en").examples
     assert [(e.text_a, e.text_b) for e in examples] == [('He said " no .', '" Yes " .'),
                                                         ('a " b', '"')]
 
@@ -374,8 +386,9 @@ def test_pawsx_placeholder_and_empty_sentences_kept(tmp_path, caplog):
     assert train.examples[1].text_a == train.examples[1].text_b == "" and train.skipped == {}
     assert "and 1 with an empty sentence" in caplog.text
     # In en, translate_train is the training data itself (split "train"), not translations.
-    expect(r"split 'translate_train' \(en\) \(in 'en' it is split 'train', the data it "
-           r"translates\): no data file; expected .*x-final/en/train\.tsv",
+    expect(r"task 'pawsx' split 'translate_train' \(en\) \(in 'en' it is split 'train', the "
+           r"data it translates\): no data files; tried .*x-final/en/train\.tsv \(PAWS-X "
+           r"release\)$",
            lambda: read_split(PAWSX, tmp_path, "translate_train", "en"))
 
 
@@ -389,6 +402,8 @@ def test_pawsx_bad_rows(tmp_path):
     xtreme = write(tmp_path / "pawsx" / "dev-fr.tsv", ["a\tb\t1", "a\tb\t1\t0"])
     expect(rf"{re.escape(str(xtreme))}:2: 4 tab-separated columns, expected 3",
            lambda: read_split(PAWSX, tmp_path, "dev", "fr"))
-    expect(r"task 'pawsx' has no language 'ru'", lambda: read_split(PAWSX, tmp_path, "dev", "ru"))
-    expect(r"task 'pawsx' trains only in 'en', not 'de'",
+    expect(r"task 'pawsx' split 'dev' has no language 'ru'; its languages: de en es fr ja ko zh$",
+           lambda: read_split(PAWSX, tmp_path, "dev", "ru"))
+    expect(r"task 'pawsx' split 'train' exists only in 'en' \(XTREME trains in English\), not "
+           r"'de'",
            lambda: read_split(PAWSX, tmp_path, "train", "de"))

@@ -1,4 +1,5 @@
-"""``data.source = "tfds"``: read_tfds against TFDS builders prepared offline from local files.
+"""``data.source = "tfds"`` (xstilts_jax.tasks.sources.tfds): read_tfds against TFDS builders
+prepared offline from local files.
 
 Each dataset is prepared by the REAL TFDS builder class (its ``_info``, feature specs,
 ``_generate_examples`` and TFDS's own writer, ``file_format="array_record"``, no
@@ -35,9 +36,19 @@ import types
 
 import pytest
 
-from xstilts_jax.data import tfds_source
-from xstilts_jax.data.tfds_source import DataError, read_tfds
-from xstilts_jax.tasks import classification, readers
+from xstilts_jax.tasks import UnknownTaskError, get_task, read
+from xstilts_jax.tasks.catalog.common import NLI_LABELS
+from xstilts_jax.tasks.catalog.intermediate import QQP, SST2
+from xstilts_jax.tasks.catalog.xtreme import PAWSX_LABELS, UD_LANGUAGE_NAMES, UDPOS_LANGUAGES
+from xstilts_jax.tasks.examples import BuccData, MCExample, TranslationPair
+from xstilts_jax.tasks.formats.conllu import UPOS_TAGS, read_conllu
+from xstilts_jax.tasks.formats.pairs import SKIP_NO_GOLD_LABEL
+from xstilts_jax.tasks.formats.squad import read_squad
+from xstilts_jax.tasks.formats.word_tags import PANX_LABELS
+from xstilts_jax.tasks.io import DataError, ReadResult
+from xstilts_jax.tasks.sources import files
+from xstilts_jax.tasks.sources import tfds as tfds_source
+from xstilts_jax.tasks.sources.tfds import read_tfds
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
@@ -257,7 +268,7 @@ def udpos(data_dir):
         # the words; TFDS's own process_example_fn drops '_' tokens as the builder does.
         key = 0
         for filepath in filepaths:
-            for sentence in readers.read_conllu(filepath, "de"):
+            for sentence in read_conllu(filepath, "de"):
                 tokens = [{"form": w, "upos": t} for w, t in zip(sentence.words, sentence.tags)]
                 yield key, process_example_fn(sentence=tokens, example_id=key,
                                               features=self.builder_config.features)
@@ -273,7 +284,8 @@ def udpos(data_dir):
 def tatoeba(data_dir):
     folder = _need(SHARED_DATA / "tatoeba")
     for lang in TATOEBA_LANGS:
-        source, english = readers.tatoeba_files(folder, lang)
+        fmt, (source, english) = files.find_files("tatoeba", folder.parent, "test", lang)
+        assert fmt == "tatoeba"  # LASER's files, line-aligned
         prepare(data_dir, "tatoeba", f"tatoeba_{lang}",
                 {"train": {"source_file": os.fspath(_need(source)),
                            "target_file": os.fspath(_need(english))}})
@@ -301,9 +313,9 @@ def bucc(data_dir, raw_dir):
 
 @pytest.mark.parametrize("lang", XQUAD_LANGS)
 def test_xquad_equals_read_squad(xquad, data_dir, lang):
-    ours = readers.read_squad(xquad[lang], lang)
+    ours = read_squad(xquad[lang], lang)
     got = read_tfds("xquad", "test", lang, data_dir=data_dir)
-    assert isinstance(got, readers.ReadResult) and got.language == lang
+    assert isinstance(got, ReadResult) and got.language == lang
     assert got.path == data_dir / "xquad" / lang / "3.0.0"
     assert len(got) == len(ours) == 1190
     by_id = {e.id: e for e in ours}
@@ -335,6 +347,11 @@ def test_qa_mlqa_squad_tydiqa(qa_small, data_dir):
     ar = read_tfds("tydiqa", "test", "ar", data_dir=data_dir)
     assert [(e.id, e.context, e.answers) for e in ar] == [
         ("arabic-401-0", "دمشق قديمة", (("دمشق", 0),))]
+    # The English dev split is the English test file (validation-en), as in the files layout.
+    for split in ("dev", "test"):
+        en = read_tfds("tydiqa", split, "en", data_dir=data_dir)
+        assert [(e.id, e.context, e.answers) for e in en] == [
+            ("english-301-0", "Rome is old.", (("Rome", 0),))]
 
 
 # --------------------------------------------------------------------------- pairs
@@ -342,18 +359,18 @@ def test_qa_mlqa_squad_tydiqa(qa_small, data_dir):
 
 def test_xnli_labels_by_name(xnli, data_dir):
     names = tfds.builder("xnli", data_dir=os.fspath(data_dir)).info.features["label"].names
-    assert tuple(names) != classification.NLI_LABELS  # the mapping is needed
+    assert tuple(names) != NLI_LABELS  # the mapping is needed
     for split in ("dev", "test"):
         for lang in ("de", "sw", "en"):
             got = read_tfds("xnli", split, lang, data_dir=data_dir)
-            assert isinstance(got, classification.ReadResult)
+            assert isinstance(got, ReadResult)
             assert got.path == data_dir / "xnli" / "1.1.0"
             assert len(got) == len(XNLI_GOLD[split]) and got.skipped == {}
             for e in got.examples:
                 i = int(e.text_a.split()[-1])
                 assert e.text_a == f"{lang} {split} premise {i}"  # stripped
                 assert e.text_b == f"{lang} {split} hypothesis {i}"
-                assert classification.NLI_LABELS[e.label] == XNLI_GOLD[split][i]
+                assert NLI_LABELS[e.label] == XNLI_GOLD[split][i]
                 assert e.language == lang
                 assert e.guid.startswith(f"xnli:{'validation' if split == 'dev' else 'test'}:")
 
@@ -362,23 +379,25 @@ def test_xnli_train_is_multinli(xnli, data_dir):
     rows = [r for r in xnli if r[0] != "-"]
     for task in ("xnli", "mnli"):
         got = read_tfds(task, "train", "en", data_dir=data_dir)
-        assert sorted((e.text_a, e.text_b, classification.NLI_LABELS[e.label])
+        assert sorted((e.text_a, e.text_b, NLI_LABELS[e.label])
                       for e in got.examples) \
             == sorted((s1, s2, gold) for gold, s1, s2 in rows)
-    with pytest.raises(DataError, match="English only"):
+    with pytest.raises(DataError, match=r"task 'xnli' split 'train' exists only in 'en' "
+                                        r"\(XTREME trains in English\), not 'de'"):
         read_tfds("xnli", "train", "de", data_dir=data_dir)
 
 
 def test_pawsx_labels_by_name(pawsx, data_dir):
     for lang in ("en", "de"):
         got = read_tfds("pawsx", "dev", lang, data_dir=data_dir)
-        assert sorted((e.text_a, e.text_b, tfds_source.PAWSX_LABELS[e.label])
+        assert sorted((e.text_a, e.text_b, PAWSX_LABELS[e.label])
                       for e in got.examples) == [
             (f"{lang}:p q", f"{lang}:p q", "1"), (f"{lang}:x y", f"{lang}:y x", "0")]
     train = read_tfds("pawsx", "train", "en", data_dir=data_dir)
-    assert sorted(tfds_source.PAWSX_LABELS[e.label] for e in train.examples) == ["0", "1"]
+    assert sorted(PAWSX_LABELS[e.label] for e in train.examples) == ["0", "1"]
     assert len(read_tfds("pawsx", "test", "de", data_dir=data_dir)) == 1
-    with pytest.raises(DataError, match="English only"):
+    with pytest.raises(DataError, match=r"task 'pawsx' split 'train' exists only in 'en' "
+                                        r"\(XTREME trains in English\), not 'de'"):
         read_tfds("pawsx", "train", "de", data_dir=data_dir)
 
 
@@ -388,15 +407,15 @@ def test_pawsx_labels_by_name(pawsx, data_dir):
 def test_panx_tags_as_strings(panx, data_dir):
     for split, ours in (("train", "train"), ("dev", "validation"), ("test", "test")):
         got = read_tfds("panx", split, "en", data_dir=data_dir)
-        assert isinstance(got, readers.ReadResult) and got.path == data_dir / "wikiann/en/1.0.0"
+        assert isinstance(got, ReadResult) and got.path == data_dir / "wikiann/en/1.0.0"
         want = sorted((tuple(w.split(":", 1)[1] for w, _ in s), tuple(t for _, t in s))
                       for s in panx[ours])
         assert sorted((e.words, e.tags) for e in got) == want
-        assert all(isinstance(t, str) and t in tfds_source.PANX_TAGS for e in got for t in e.tags)
+        assert all(isinstance(t, str) and t in PANX_LABELS for e in got for t in e.tags)
 
 
 def test_udpos_equals_read_conllu(udpos, data_dir):
-    ours = readers.read_conllu(udpos, "de")
+    ours = read_conllu(udpos, "de")
     got = read_tfds("udpos", "test", "de", data_dir=data_dir)
     assert got.path == data_dir / "xtreme_pos" / "xtreme_pos_de" / "1.0.0"
     # xtreme_pos drops tokens whose form or UPOS is '_'.
@@ -405,7 +424,7 @@ def test_udpos_equals_read_conllu(udpos, data_dir):
     want = [s for s in want if s[0]]
     assert len(got) == len(want) > 900
     assert collections.Counter((e.words, e.tags) for e in got) == collections.Counter(want)
-    assert {t for e in got for t in e.tags} <= set(readers.UPOS_TAGS)
+    assert {t for e in got for t in e.tags} <= set(UPOS_TAGS)
 
 
 def test_udpos_tamil_tagalog_configs():
@@ -421,8 +440,12 @@ def test_udpos_tamil_tagalog_configs():
 
 @pytest.mark.parametrize("lang", TATOEBA_LANGS)
 def test_tatoeba_equals_read_tatoeba(tatoeba, data_dir, lang):
-    source, english = read_tfds("tatoeba", "test", lang, data_dir=data_dir)
-    ours_source, ours_english = readers.read_tatoeba(tatoeba, lang)
+    got = read_tfds("tatoeba", "test", lang, data_dir=data_dir)
+    assert isinstance(got, ReadResult) and got.language == lang
+    assert all(isinstance(p, TranslationPair) for p in got)
+    source, english = [p.source for p in got], [p.english for p in got]
+    ours = files.read_split("tatoeba", tatoeba.parent, "test", lang)
+    ours_source, ours_english = [p.source for p in ours], [p.english for p in ours]
     assert len(source) == len(english) == len(ours_source)
     assert sorted(zip(source, english)) == sorted(zip(ours_source, ours_english))
     assert not any(s.endswith("\n") for s in source + english)
@@ -430,9 +453,11 @@ def test_tatoeba_equals_read_tatoeba(tatoeba, data_dir, lang):
 
 def test_bucc_gold_pairs(bucc, data_dir):
     got = read_tfds("bucc2018", "test", "de", data_dir=data_dir)
+    assert isinstance(got, BuccData) and got.language == "de"
     assert sorted(got.gold) == sorted(BUCC_GOLD)
     assert got.source == {k: BUCC_DE[k] for k, _ in BUCC_GOLD}  # gold-paired sentences only
-    assert got.target == {k: BUCC_EN[k] for _, k in BUCC_GOLD}
+    assert got.english == {k: BUCC_EN[k] for _, k in BUCC_GOLD}
+    assert got.complete is False  # not BUCC's whole monolingual pools
 
 
 # --------------------------------------------------------------------------- intermediate tasks
@@ -598,18 +623,19 @@ def multiple_choice_data(data_dir, raw_dir):
 def test_qqp_sst2_glue(glue, data_dir):
     for split, tfds_split in (("train", "train"), ("dev", "validation")):
         qqp = read_tfds("qqp", split, "en", data_dir=data_dir)
-        assert isinstance(qqp, classification.ReadResult)
+        assert isinstance(qqp, ReadResult)
         assert qqp.path == data_dir / "glue" / "qqp" / tfds.builder(
             "glue/qqp", data_dir=os.fspath(data_dir)).version.__str__()
         # glue/qqp dropped the broken row when it prepared: nothing to count here.
-        assert sorted((e.text_a, e.text_b, classification.QQP_LABELS[e.label])
+        assert sorted((e.text_a, e.text_b, QQP.labels[e.label])
                       for e in qqp.examples) == sorted(r[1:] for r in QQP_ROWS[tfds_split])
         assert qqp.skipped == {} and qqp.examples[0].guid.startswith(f"glue/qqp:{tfds_split}:")
         sst2 = read_tfds("sst2", split, "en", data_dir=data_dir)
-        assert sorted((e.text_a, e.text_b, classification.SST2_LABELS[e.label])
+        assert sorted((e.text_a, e.text_b, SST2.labels[e.label])
                       for e in sst2.examples) == sorted(
             (s.strip(), None, y) for s, y in SST2_ROWS[tfds_split])
-    with pytest.raises(DataError, match="no split 'test'"):
+    with pytest.raises(DataError, match=r"task 'qqp' has no split 'test'; its splits: train, "
+                                        r"dev$"):
         tfds_source.tfds_parts("qqp", "test", "en")
 
 
@@ -624,15 +650,15 @@ def test_mnli_reads_glue_when_multi_nli_is_not_prepared(glue_raw, tmp_path):
         got = read_tfds(task, "train", "en", data_dir=tmp_path)
         assert got.path == tmp_path / "glue" / "mnli" / str(
             tfds.builder("glue/mnli", data_dir=os.fspath(tmp_path)).version)
-        assert sorted((e.text_a, e.text_b, classification.NLI_LABELS[e.label])
+        assert sorted((e.text_a, e.text_b, NLI_LABELS[e.label])
                       for e in got.examples) == sorted(rows)
         assert all(e.guid.startswith("glue/mnli:train:") for e in got.examples)
 
 
 def test_snli_no_gold_label_skipped(snli, data_dir):
     got = read_tfds("snli", "train", "en", data_dir=data_dir)
-    assert got.skipped == {classification.SKIP_NO_GOLD_LABEL: 1}
-    assert sorted((e.text_a, e.text_b, classification.NLI_LABELS[e.label])
+    assert got.skipped == {SKIP_NO_GOLD_LABEL: 1}
+    assert sorted((e.text_a, e.text_b, NLI_LABELS[e.label])
                   for e in got.examples) == sorted(
         (a, b, y) for y, a, b in snli["train"] if y != "-")
     assert len(read_tfds("snli", "dev", "en", data_dir=data_dir)) == 1
@@ -647,7 +673,7 @@ def test_anli_rounds_in_order(anli, data_dir):
     assert rounds == ["anli/r1"] * 3 + ["anli/r2"] * 4 + ["anli/r3"] * 5
     want = {(r["context"], r["hypothesis"], ANLI_LABELS[r["label"]])
             for round_ in ("R1", "R2", "R3") for r in anli_rows(round_, "train")}
-    assert {(e.text_a, e.text_b, classification.NLI_LABELS[e.label])
+    assert {(e.text_a, e.text_b, NLI_LABELS[e.label])
             for e in got.examples} == want
     dev = read_tfds("anli", "dev", "en", data_dir=data_dir)
     assert [e.guid.split(":")[:2] for e in dev.examples] == [
@@ -666,7 +692,7 @@ def test_anli_plus_composition(anli, xnli, snli, data_dir):
     snli_n = len([r for r in snli["train"] if r[0] != "-"])
     assert sources == (["anli/r1"] * 3 + ["anli/r2"] * 4 + ["anli/r3"] * 5 + ["multi_nli"] * mnli
                        + ["snli"] * snli_n)
-    assert got.skipped == {classification.SKIP_NO_GOLD_LABEL: 1} and got.path == data_dir
+    assert got.skipped == {SKIP_NO_GOLD_LABEL: 1} and got.path == data_dir
     assert len(got.files) == 5 and len({e.guid for e in got.examples}) == len(got)
     dev = read_tfds("anli_plus", "dev", "en", data_dir=data_dir)
     assert len(dev) == 2 + 3 + 4
@@ -681,10 +707,8 @@ def test_squad_v2_impossible(squad_v2, data_dir):
 
 
 def test_multiple_choice(multiple_choice_data, data_dir):
-    from xstilts_jax.tasks.multiple_choice import MCExample
-
     hs = read_tfds("hellaswag", "dev", "en", data_dir=data_dir)
-    assert isinstance(hs, readers.ReadResult) and all(isinstance(e, MCExample) for e in hs)
+    assert isinstance(hs, ReadResult) and all(isinstance(e, MCExample) for e in hs)
     by_label = sorted(((e.prompt, e.choices, e.label) for e in hs), key=lambda x: x[2])
     # TFDS keeps only ctx (= ctx_a + " " + ctx_b): prompt = ctx, choices = the endings.
     assert by_label == sorted(((r["ctx"], tuple(r["endings"]), r["label"]) for r in HELLASWAG),
@@ -698,9 +722,11 @@ def test_multiple_choice(multiple_choice_data, data_dir):
     assert sorted((e.prompt, e.choices, e.label) for e in cosmos) == sorted(
         (c[1] + " " + c[2], tuple(c[3:7]), int(c[7])) for c in COSMOS)
     assert all(e.guid.startswith("cosmos_qa:validation:") for e in cosmos)
-    with pytest.raises(DataError, match="no split 'test'"):
+    with pytest.raises(DataError, match=r"task 'hellaswag' has no split 'test'; its splits: "
+                                        r"train, dev$"):
         tfds_source.tfds_parts("hellaswag", "test", "en")
-    with pytest.raises(DataError, match="no language 'de'"):
+    with pytest.raises(DataError, match=r"task 'cosmosqa' split 'dev' has no language 'de'; its "
+                                        r"languages: en$"):
         tfds_source.tfds_parts("cosmosqa", "dev", "de")
 
 
@@ -723,18 +749,41 @@ def test_not_prepared_names_builder_and_command(tmp_path):
 
 
 @pytest.mark.parametrize("task,split,lang,match", [
-    ("xquad", "test", "ro", "no language 'ro'"),
-    ("xquad", "dev", "de", "only a test split"),
-    ("tydiqa", "dev", "ar", "no dev split"),
-    ("tatoeba", "train", "de", "only a test split"),
-    ("bucc2018", "train", "de", "no split 'train'"),
-    ("panx", "test", "xx", "no language 'xx'"),
-    ("udpos", "dev", "zz", "no language 'zz'"),
-    ("nope", "test", "en", "unknown task"),
+    ("xquad", "test", "ro", r"task 'xquad' split 'test' has no language 'ro'; its languages: "
+                            r"ar de el en es hi ru th tr vi zh$"),
+    # XQuAD's dev data is SQuAD v1.1 dev, English only; TyDiQA's dev is its English test file.
+    ("xquad", "dev", "de", r"task 'xquad' split 'dev' has no language 'de'; its languages: en$"),
+    ("tydiqa", "dev", "ar", r"task 'tydiqa' split 'dev' has no language 'ar'; its languages: "
+                            r"en$"),
+    ("tatoeba", "train", "de", r"task 'tatoeba' has no split 'train'; its splits: test$"),
+    ("bucc2018", "train", "de", r"task 'bucc2018' has no split 'train'; its splits: dev, test$"),
+    ("panx", "test", "xx", r"task 'panx' split 'test' has no language 'xx'; its languages: "
+                           r"af ar bg"),
+    ("udpos", "dev", "zz", r"task 'udpos' split 'dev' has no language 'zz'; its languages: "
+                           r"af ar bg"),
+    ("nope", "test", "en", r"unknown task 'nope'; known tasks: "),
+    ("ccg", "train", "en", r"task 'ccg' split 'train' is not in TFDS: CCGbank is licensed: not "
+                           r"in TFDS$"),
+    ("commonsenseqa", "dev", "en", r"task 'commonsenseqa' split 'dev' is not in TFDS: TFDS has "
+                                   r"no CommonsenseQA builder$"),
 ])
 def test_mapping_errors(task, split, lang, match):
     with pytest.raises(DataError, match=match):
         tfds_source.tfds_split(task, split, lang)
+
+
+def test_mapping_of_splits_read_as_another():
+    """XQuAD's train/dev are SQuAD v1.1's, TyDiQA's English dev is its English test file."""
+    squad_train = tfds_source.TfdsSplit("squad", "v1.1", "train", "en", "qa")
+    assert tfds_source.tfds_split("xquad", "train", "en") == squad_train
+    assert tfds_source.tfds_split("mlqa", "train", "en") == squad_train
+    assert tfds_source.tfds_split("xquad", "dev", "en") == tfds_source.TfdsSplit(
+        "squad", "v1.1", "validation", "en", "qa")
+    assert tfds_source.tfds_split("tydiqa", "dev", "en") == tfds_source.tfds_split(
+        "tydiqa", "test", "en") == tfds_source.TfdsSplit("tydi_qa", "goldp", "validation-en",
+                                                         "en", "qa")
+    with pytest.raises(UnknownTaskError):
+        tfds_source.tfds_split("nope", "test", "en")
 
 
 def test_missing_split_in_prepared_dataset(xquad, data_dir):
@@ -760,13 +809,13 @@ def test_read_path_never_imports_tensorflow(xquad, xnli, panx, tatoeba, glue, sn
                     attempts.append(name)
                 return None
         sys.meta_path.insert(0, Watch())
-        from xstilts_jax.data.tfds_source import read_tfds
+        from xstilts_jax.tasks.sources.tfds import read_tfds
         d = {os.fspath(data_dir)!r}
         assert len(read_tfds("xquad", "test", "ar", data_dir=d)) == 1190
         assert len(read_tfds("xnli", "dev", "de", data_dir=d)) == 4
         assert len(read_tfds("xnli", "train", "en", data_dir=d)) == 3
         assert len(read_tfds("panx", "test", "en", data_dir=d)) == 3
-        assert len(read_tfds("tatoeba", "test", "de", data_dir=d)[0]) == 1000
+        assert len(read_tfds("tatoeba", "test", "de", data_dir=d)) == 1000
         assert len(read_tfds("qqp", "train", "en", data_dir=d)) == 3
         assert len(read_tfds("sst2", "dev", "en", data_dir=d)) == 1
         assert len(read_tfds("anli_plus", "train", "en", data_dir=d)) == 12 + 3 + 2
@@ -788,20 +837,18 @@ def test_read_path_never_imports_tensorflow(xquad, xnli, panx, tatoeba, glue, sn
 
 
 def test_language_lists_are_the_readers():
-    from xstilts_jax.tasks import readers
-
-    assert tuple(tfds_source.UDPOS_LANGUAGES) == readers.UDPOS_LANGUAGES
-    assert tfds_source.PANX_TAGS == readers.PANX_LABELS
+    # xtreme_pos picks a language by its UD name: one for every UDPOS language.
+    assert tuple(UD_LANGUAGE_NAMES) == UDPOS_LANGUAGES == get_task("udpos").languages
+    # TFDS's tags are checked against the task's labels: the file readers' tag sets.
+    assert get_task("panx").labels == PANX_LABELS
+    assert get_task("udpos").labels == UPOS_TAGS
 
 
 def test_task_registry_reads_tfds_like_files(xquad, data_dir):
-    """``data.source = "tfds"`` in a run: Task.read gives the questions the file layout gives."""
-    from xstilts_jax.tasks import get_task
-
-    task = get_task("xquad")
-    files = task.read(xquad["ar"].parents[1], "test", "ar")  # <shared>/xquad/xquad.ar.json
-    tfds = task.read(None, "test", "ar", source="tfds", tfds_dir=str(data_dir))
-    assert sorted((e.id, e.question, e.context, e.answers) for e in tfds) == \
-        sorted((e.id, e.question, e.context, e.answers) for e in files)
+    """``data.source = "tfds"`` in a run: tasks.read gives the questions the file layout gives."""
+    from_files = read("xquad", xquad["ar"].parents[1], "test", "ar")  # <shared>/xquad/xquad.ar.json
+    from_tfds = read("xquad", None, "test", "ar", source="tfds", tfds_dir=str(data_dir))
+    assert sorted((e.id, e.question, e.context, e.answers) for e in from_tfds) == \
+        sorted((e.id, e.question, e.context, e.answers) for e in from_files)
     with pytest.raises(DataError, match="unknown data source 'hub'"):
-        task.read(None, "test", "ar", source="hub")
+        read("xquad", None, "test", "ar", source="hub")

@@ -215,7 +215,8 @@ TYDIQA = TaskSpec(
     splits=(
         # The release file holds all nine languages (a language's questions: the ids that
         # start with its name); XTREME's preprocessing writes per-language files whose ids
-        # keep only their last part, so they repeat (renamed <id>#2, ...).
+        # keep only their last part, so they repeat (renamed <id>#2, ...). Readable in every
+        # language (TFDS's tydi_qa/goldp train too); a phase trains on English (tasks.read).
         split("train",
               at("tydiqa_multilingual", _TYDIQA_TRAIN + "/tydiqa-goldp-v1.1-train.json",
                  origin=XTREME + " (the release file, moved)"),
@@ -225,6 +226,7 @@ TYDIQA = TaskSpec(
                  origin=XTREME + " (the name scripts/train_qa.sh reads)"),
               at("tydiqa_multilingual", "tydiqa/tydiqa-goldp-v1.1-train.json",
                  origin="TyDiQA-GoldP release"),
+              languages=TYDIQA_LANGUAGES,
               tfds=(TfdsDataset("tydi_qa", "goldp", "train", "tydiqa_train"),)),
         # The English test file, what XTREME's train_qa.sh evaluates on.
         split("dev", *_TYDIQA_TEST, languages=_EN,

@@ -21,6 +21,7 @@ from xstilts_jax.losses import multiple_choice_loss
 from xstilts_jax.models.heads import MultipleChoiceHead
 from xstilts_jax.tasks.examples import MCExample, PairExample
 from xstilts_jax.tasks.families.classification import ClassificationFamily, featurize_pairs
+from xstilts_jax.tasks.formats.choices import UNLABELLED
 from xstilts_jax.tasks.io import DataError
 
 
@@ -111,6 +112,14 @@ class MultipleChoiceFamily(ClassificationFamily):
     def predict(self, features, examples, logits, task, cfg):
         chosen = predictions_from_scores(np.asarray(logits)[:, 0], features.num_choices)
         return [task.labels[i] for i in chosen]
+
+    def score(self, task, examples, predictions, language):
+        # label -1 would index the last choice's name: no accuracy on an unlabelled split.
+        unlabelled = sum(e.label == UNLABELLED for e in examples)
+        if unlabelled:
+            raise ValueError(f"{unlabelled} examples are unlabelled (label {UNLABELLED}): no "
+                             f"accuracy on an unlabelled split")
+        return super().score(task, examples, predictions, language)
 
 
 MULTIPLE_CHOICE = MultipleChoiceFamily("multiple_choice", MultipleChoiceHead, multiple_choice_loss,
