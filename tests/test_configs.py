@@ -8,8 +8,8 @@ import pathlib
 import pytest
 
 from xstilts_jax.config import ConfigError, apply_overrides, load_config_file
-from xstilts_jax.pipeline import phase_tasks
-from xstilts_jax.tasks import get_task
+from xstilts_jax.experiments.phases import phase_tasks
+from xstilts_jax.tasks import get_task, task_names
 from xstilts_jax.tasks.families import FAMILIES
 
 CONFIG = pathlib.Path(__file__).resolve().parents[1] / "configs" / "xtreme.py"
@@ -24,7 +24,7 @@ def test_every_grid_cell_resolves(intermediate):
         config = load_config_file(f"{CONFIG}:{intermediate},{target}")
         assert config.target.task == target
         target_task = get_task(target)
-        assert target_task.test_split and target_task.train  # a zero-shot target
+        assert target_task.test_split and target_task.trainable  # a zero-shot target
         if intermediate == "none":
             assert config.intermediate.task == ""
             continue
@@ -33,7 +33,7 @@ def test_every_grid_cell_resolves(intermediate):
         for name in names:
             if name != "mlm":
                 task = get_task(name)
-                assert task.family in FAMILIES and task.train and task.dev, name
+                assert task.family in FAMILIES and task.trainable, name
         qa = any(get_task(n).family == "qa" for n in names if n != "mlm")
         assert config.intermediate.max_length == (384 if qa else 128)
 
@@ -50,3 +50,21 @@ def test_tiny_and_overrides():
     assert tuple(config.intermediate.train_languages) == ("en", "de")
     with pytest.raises(ConfigError, match="did you mean intermediate.sampling"):
         apply_overrides(config, ["intermediate.samplng=uniform"])
+
+
+def test_grid_lists_come_from_the_catalog():
+    """The configs' task lists are the catalog's: the nine, the targets, QA's lengths."""
+    assert task_names(role="intermediate") == NINE
+    assert set(task_names(role="target")) == set(TARGETS)
+    assert {t for t in task_names() if get_task(t).max_length == 384} == {
+        "squad", "squad_v2", "xquad", "mlqa", "tydiqa"}
+
+
+def test_phase_seeds_default_to_the_top_level_seed():
+    config = load_config_file(f"{CONFIG}:mnli,xnli")
+    assert config.intermediate.seed is None and config.target.seed is None
+    config = apply_overrides(config, ["seed=3", "target.seed=7"])
+    from xstilts_jax.experiments.cell import phase_seed
+
+    assert phase_seed(config, config.intermediate) == 3
+    assert phase_seed(config, config.target) == 7

@@ -14,7 +14,7 @@ from xstilts_jax.data.batching import bucket_lengths
 from xstilts_jax.models.encoder import Encoder
 from xstilts_jax.models.heads import TaskModel
 from xstilts_jax.models.presets import get_preset
-from xstilts_jax.tasks import get_task
+from xstilts_jax.tasks import get_task, read
 from xstilts_jax.tasks.families import FAMILIES
 from xstilts_jax import sharding
 from xstilts_jax.train.loop import PhaseConfig
@@ -36,23 +36,23 @@ def test_task_reads_featurizes_and_trains(name, release_data):
     family = FAMILIES[task.family]
     tokenizer = build_tiny_tokenizer()
     qa = task.family == "qa"
-    cfg = PhaseConfig(name="intermediate", num_labels=family.num_outputs(task.labels),
-                      max_length=96 if qa else 64, buckets=(96,) if qa else (64,), doc_stride=32)
-    train = task.read(release_data, "train")
-    dev = task.read(release_data, "dev")
+    cfg = PhaseConfig(name="intermediate", max_length=96 if qa else 64,
+                      buckets=(96,) if qa else (64,), doc_stride=32)
+    train = read(task, release_data, "train")
+    dev = read(task, release_data, "dev")
     if family.labels_from_data:  # CCG: the label set comes from the training data
         import dataclasses
 
         task = dataclasses.replace(task, labels=family.labels_from(train.examples))
         assert task.labels[-1] == "<unk>" and "N" in task.labels
     assert len(train.examples) > 0 and len(dev.examples) > 0
-    features = family.featurize(tokenizer, train.examples, task.labels, cfg)
+    features = family.featurize(tokenizer, train.examples, task, cfg)
     inputs = family.inputs(features)
     assert inputs.num_examples >= len(train.examples)  # QA: one row per window, at least one a question
 
     config = get_preset("tiny", hidden_dropout=0.0, attention_dropout=0.0)
     rngs = nnx.Rngs(0)
-    head = family.head(config, family.num_outputs(task.labels), rngs=rngs)
+    head = family.head(config, family.num_outputs(task), rngs=rngs)
     graphdef, params_state = nnx.split(TaskModel(Encoder(config, rngs=rngs), head))
     mesh = sharding.make_mesh({"data": 1}, jax.devices()[:1])
     batches = [b.arrays() for b in inputs.batches(
@@ -60,7 +60,7 @@ def test_task_reads_featurizes_and_trains(name, release_data):
                                                                             cfg.buckets),
         order=np.arange(inputs.num_examples))][:3]
     steps = Steps(graphdef, make_optimizer(learning_rate=2e-3, total_steps=100, warmup_ratio=0.0),
-                  mesh, loss_fn=family.loss(task.labels))
+                  mesh, loss_fn=family.loss(task))
     shardings = steps.shardings(params_state)
     state = steps.create_state(nnx.to_pure_dict(params_state), shardings)
     train_step = steps.jit_train_step(shardings, steps.batch_shardings(batches[0]))

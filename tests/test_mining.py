@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from xstilts_jax import metrics, mining
-from xstilts_jax.tasks.readers import BuccData, read_bucc_files
+from xstilts_jax.tasks.examples import BuccData
+from xstilts_jax.tasks.formats.bucc import read_bucc_files
 
 
 def brute_knn(queries, keys, k, *, normalize=True):

@@ -13,8 +13,9 @@ import pytest
 
 from conftest import build_tiny_tokenizer, write_nli_data
 from xstilts_jax.cli import main
-from xstilts_jax.data.mlm import MultilingualMlmData, read_text_corpus, tokenize_text
-from xstilts_jax.tasks.classification import DataError
+from xstilts_jax.data.mlm import MultilingualMlmData, tokenize_text
+from xstilts_jax.tasks.formats.text import read_text_corpus
+from xstilts_jax.tasks.io import DataError
 from xstilts_jax.train.multitask import task_probabilities
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -136,7 +137,7 @@ def test_mnli_plus_mlm_mixture_end_to_end(tmp_path, tiny_checkpoints, capsys):
     # the MLM is trained and evaluated, but the best checkpoint follows the task (MNLI) alone
     assert evals and all(r["dev_average"] == r["mnli/dev_accuracy"] and "mlm/dev_mlm_accuracy" in r
                          for r in evals)
-    from xstilts_jax.pipeline import load_phase_model
+    from xstilts_jax.experiments import load_phase_model
 
     model, _ = load_phase_model(workdir / "intermediate")
     assert set(model.heads) == {"mnli", "mlm"}

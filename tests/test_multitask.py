@@ -20,9 +20,8 @@ from xstilts_jax.models.heads import ClassificationHead, MultipleChoiceHead, Mul
 from xstilts_jax.models.presets import get_preset
 from xstilts_jax import sharding
 from xstilts_jax.train.multitask import BLOCK, MultiTaskData, TaskSampler, task_probabilities
-from xstilts_jax.train.optimizer import make_optimizer
 from xstilts_jax.losses import classification_loss, multiple_choice_loss, span_loss
-from xstilts_jax.train.steps import Steps
+from xstilts_jax.train.program import build_program
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SIZES = {"mnli": 392_702, "squad_v2": 130_319, "hellaswag": 39_905, "sst2": 67_349}
@@ -84,7 +83,7 @@ class _FakeTask:
     """A member whose batch says which stream position it was asked for."""
 
     def __init__(self, name):
-        self.name, self.loss_fn, self.asked = name, None, []
+        self.name, self.asked = name, []
 
     def num_train_examples(self):
         return 10
@@ -93,7 +92,7 @@ class _FakeTask:
         self.asked.append(micro_step)
         return {"position": np.asarray(micro_step)}
 
-    def evaluate(self, eval_step, params, mesh):
+    def evaluate(self, eval_step, params, feed):
         return {"dev_accuracy": {"a": 50.0, "b": 70.0, "c": 90.0}[self.name], "dev_loss": 1.0}
 
 
@@ -152,20 +151,15 @@ def _mixture_losses(mesh_shape, devices, tasks):
         "mc": MultipleChoiceHead(config, 4, rngs=rngs)})
     losses = {"nli": classification_loss, "qa": span_loss,
               "mc": functools.partial(multiple_choice_loss, num_choices=4)}
-    graphdef, params_state = nnx.split(model)
-    mesh = sharding.make_mesh(mesh_shape, devices)
-    steps = Steps(graphdef, make_optimizer(learning_rate=1e-3, total_steps=len(tasks)), mesh,
-                  dropout_seed=1)
-    shardings = steps.shardings(params_state)
-    state = steps.create_state(nnx.to_pure_dict(params_state), shardings)
+    program = build_program(model, losses, mesh=sharding.make_mesh(mesh_shape, devices),
+                            learning_rate=1e-3, total_updates=len(tasks), dropout_seed=1)
+    state = program.initial_state()
     rng = np.random.default_rng(0)
-    out, jitted = [], {}
+    out = []
     for task in tasks:
         batch = _batch(rng, task)
-        if task not in jitted:
-            task_steps = steps.for_task(task, losses[task])
-            jitted[task] = task_steps.jit_train_step(shardings, task_steps.batch_shardings(batch))
-        state, metrics = jitted[task](state, sharding.global_batch(batch, mesh))
+        train_step = program.jitted(task, batch)[0]
+        state, metrics = train_step(state, sharding.global_batch(batch, program.mesh))
         out.append(float(metrics["loss"]))
     return np.array(out), state
 
@@ -239,7 +233,7 @@ def test_three_task_mixture_then_xnli_resumes_bit_identical(tmp_path, tiny_check
         [r["hellaswag/dev_accuracy"], r["squad_v2/dev_f1"], r["ccg/dev_accuracy"]])) for r in evals)
     assert len((resumed / "predictions" / "xnli" / "test-de.tsv").read_text().splitlines()) == 40
     # The mixture's phase loads back (its CCG labels from labels.json), heads for all three.
-    from xstilts_jax.pipeline import load_phase_model
+    from xstilts_jax.experiments import load_phase_model
 
     labels = json.loads((resumed / "intermediate" / "labels.json").read_text())
     assert labels["ccg"][-1] == "<unk>" and "N" in labels["ccg"]

@@ -101,7 +101,8 @@ def test_target_task_end_to_end(task, tmp_path, tiny_checkpoints, capsys):
     # WORKDIR/target` embeds with): bit-identical to the ones the run evaluated.
     from flax import nnx
 
-    from xstilts_jax.pipeline import load_phase_model, params_sha256
+    from xstilts_jax.experiments import load_phase_model
+    from xstilts_jax.experiments.rundir import params_sha256
 
     model, _ = load_phase_model(workdir / "target")
     assert params_sha256(nnx.to_pure_dict(nnx.state(model))) == results["target_params_sha256"]

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from xstilts_jax.synthetic import (
+from xstilts_jax.demo.synthetic import (
     BOS_ID, EOS_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, Entity, Form, Meaning, SyntheticConfig,
     make_world)
 
