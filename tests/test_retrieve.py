@@ -124,7 +124,7 @@ def test_real_tatoeba_flax_equals_torch_reference(e5_dir, tmp_path):
 
     from xstilts_jax.models.pretrained import load_encoder
     from xstilts_jax.retrieve import retrieve
-    from xstilts_jax.tasks import get_task
+    from xstilts_jax.tasks import get_task, read
     from xstilts_jax.tokenization import load_tokenizer
 
     encoder, _ = load_encoder(e5_dir)
@@ -148,7 +148,7 @@ def test_real_tatoeba_flax_equals_torch_reference(e5_dir, tmp_path):
 
     task = get_task("tatoeba")
     for lang in REAL_LANGUAGES:
-        pairs = task.read(SHARED, "test", lang)
+        pairs = read(task, SHARED, "test", lang)
         source = torch_embed([p.source for p in pairs])
         english = torch_embed([p.english for p in pairs])
         predicted = np.argmax(english @ source.T, axis=1)  # en -> xx, first index on ties

@@ -852,3 +852,32 @@ def test_task_registry_reads_tfds_like_files(xquad, data_dir):
         sorted((e.id, e.question, e.context, e.answers) for e in from_files)
     with pytest.raises(DataError, match="unknown data source 'hub'"):
         read("xquad", None, "test", "ar", source="hub")
+
+
+def test_retrieval_reads_through_the_source(tatoeba, data_dir, monkeypatch):
+    """``retrieve`` reads through the one read, so the TFDS source applies to it: from TFDS it
+    embeds exactly the pairs the files give (in TFDS's record order)."""
+    import numpy as np
+
+    from xstilts_jax import retrieve as retrieve_module
+
+    def embedded_pairs(**source):
+        seen = []
+
+        def fake_embed(encoder, tokenizer, sentences, **kwargs):
+            seen.append(list(sentences))
+            rng = np.random.default_rng(len(seen))
+            x = rng.normal(size=(len(sentences), 8)).astype(np.float32)
+            return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+        monkeypatch.setattr(retrieve_module, "embed_sentences", fake_embed)
+        lang = TATOEBA_LANGS[0]
+        result = retrieve_module.retrieve("tatoeba", None, None, languages=(lang,), layer=1,
+                                          **source)
+        assert set(result["per_language"]) == {lang}
+        source_side, english_side = seen
+        return sorted(zip(source_side, english_side))
+
+    files = embedded_pairs(data_dir=tatoeba.parent)
+    from_tfds = embedded_pairs(data_dir=None, source="tfds", tfds_dir=str(data_dir))
+    assert from_tfds == files and len(files) > 100

@@ -30,7 +30,7 @@ def _write(path: pathlib.Path, lines: Sequence[str]) -> None:
         path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
 
 
-def retrieve(task: str, encoder, tokenizer, data_dir, *, languages: Sequence[str] = (),
+def retrieve(task: str, encoder, tokenizer, data_dir=None, *, languages: Sequence[str] = (),
              layer: int, pool: str = "mean", max_length: int = 512, batch_size: int = 32,
              mesh=None, direction: str = "en2xx", output_dir=None, progress: bool = False,
              knn=None, source: str = "files", tfds_dir: str | None = None) -> dict:
@@ -63,8 +63,10 @@ def retrieve(task: str, encoder, tokenizer, data_dir, *, languages: Sequence[str
     for lang in languages:
         if task == "tatoeba":
             pairs = read("test", lang)
-            source, english = embed(p.source for p in pairs), embed(p.english for p in pairs)
-            predicted = mining.tatoeba_search(source, english, direction=direction, knn=knn)
+            source_vectors = embed(p.source for p in pairs)
+            english_vectors = embed(p.english for p in pairs)
+            predicted = mining.tatoeba_search(source_vectors, english_vectors,
+                                              direction=direction, knn=knn)
             lines = mining.tatoeba_lines(predicted)
             # LASER's files are line-aligned: the gold of line i is i (either direction).
             per_language[lang] = metrics.accuracy([str(i) for i in range(len(lines))], lines)
