@@ -40,6 +40,7 @@ DEFAULT_RULES: tuple[tuple[str, Any], ...] = (
     ("types", None),
     ("norm", None),
     ("classes", None),
+    ("layers", None),
     # Activations: the batch over the data axes, embed replicated (all-gathered FSDP weights
     # meet whole hidden vectors), heads / FFN hidden / vocabulary logits over tensor.
     ("act_batch", ("data", "fsdp")),
@@ -138,8 +139,11 @@ def shardings_from_metadata(abstract_state, mesh: Mesh, rules=DEFAULT_RULES):
 
 
 def batch_sharding(mesh: Mesh, ndim: int, rules=DEFAULT_RULES) -> NamedSharding:
-    """Leading (batch) dimension over the data axes, the rest replicated."""
-    batch_axes = tuple(a for a in (dict(rules).get("batch") or ()) if mesh.shape[a] > 1)
+    """Leading (batch) dimension over the mesh axes the ``batch`` rule names (one axis or a
+    tuple), the rest replicated."""
+    target = dict(rules).get("batch")
+    batch_axes = tuple(a for a in ((target,) if isinstance(target, str) else target or ())
+                       if mesh.shape[a] > 1)
     lead = batch_axes[0] if len(batch_axes) == 1 else (batch_axes or None)
     return NamedSharding(mesh, PartitionSpec(lead, *([None] * (ndim - 1))))
 

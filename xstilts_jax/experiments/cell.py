@@ -227,8 +227,8 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True,
     if unknown:
         raise ConfigError(f"eval.languages: {unknown} are not languages of {target_task.name} "
                           f"({', '.join(target_task.languages)})")
-    mesh = make_mesh(dict(config.mesh.shape))
     try:
+        mesh = make_mesh(dict(config.mesh.shape))
         rules = rules_table(config.mesh.rules)
     except ValueError as e:
         raise ConfigError(str(e)) from None
