@@ -115,3 +115,32 @@ def test_embeddings_sharded_over_8_devices_equal_one_device(tiny_checkpoints):
         mesh = make_mesh(shape, jax.devices()[:8])
         got = embed_sentences(encoder, tokenizer, sentences, layer=2, batch_size=4, mesh=mesh)
         np.testing.assert_allclose(got, one, atol=1e-5, rtol=0, err_msg=str(shape))
+
+
+def test_embedding_runs_only_the_blocks_below_its_layer(tiny_checkpoints):
+    """The blocks are one scan, which XLA cannot cut short: the embedding pass must ask for
+    only the blocks it reads (layer 1 of 2 scans one block, layer 0 none)."""
+    import jax
+    from flax import nnx
+
+    from xstilts_jax.embed import _embed_batch
+    from xstilts_jax.models.pretrained import load_encoder
+
+    def scan_lengths(jaxpr):
+        jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+        found = []
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "scan":
+                found.append(eqn.params["length"])
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, (tuple, list)) else (value,):
+                    if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
+                        found += scan_lengths(sub)
+        return found
+
+    encoder, _ = load_encoder(tiny_checkpoints("xlmr"))
+    graphdef, state = nnx.split(encoder)
+    ids = np.zeros((2, 8), np.int32)
+    for layer, scans in ((0, []), (1, [1]), (2, [2])):
+        traced = _embed_batch.trace(graphdef, state, ids, np.ones_like(ids), layer=layer, pool="mean")
+        assert scan_lengths(traced.jaxpr) == scans, layer

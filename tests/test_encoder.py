@@ -1,14 +1,16 @@
-"""Encoder structure: presets with the real shapes, logical axis names on every parameter."""
+"""Encoder structure: presets with the real shapes, logical axis names on every parameter, the
+scanned blocks (same init and numerics as separate blocks, truncation, remat)."""
 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
 from xstilts_jax.models.axes import LOGICAL_AXES
-from xstilts_jax.models.encoder import Encoder
+from xstilts_jax.models.encoder import REMAT_POLICIES, Embeddings, Encoder, EncoderLayer
 from xstilts_jax.models.presets import PRESETS, get_preset
 
 
@@ -31,10 +33,15 @@ def test_every_param_has_logical_axes(name):
         axes = variable.get_metadata().get("out_sharding")
         assert axes is not None and len(axes) == len(variable.shape)
         assert set(axes) <= set(LOGICAL_AXES)
-    # Attention kernels are per head, so tensor parallelism can split 'heads'.
-    attention = params["layers"][0]["attention"]
-    assert attention["query_kernel"].get_metadata()["out_sharding"] == ("embed", "heads", "kv")
-    assert attention["out_kernel"].get_metadata()["out_sharding"] == ("heads", "kv", "embed")
+    # Attention kernels are per head, so tensor parallelism can split 'heads'; the blocks'
+    # parameters are stacked on a leading 'layers' axis (one entry per block).
+    attention = params["layers"]["attention"]
+    assert attention["query_kernel"].get_metadata()["out_sharding"] == (
+        "layers", "embed", "heads", "kv")
+    assert attention["out_kernel"].get_metadata()["out_sharding"] == ("layers", "heads", "kv", "embed")
+    for variable in jax.tree.leaves(params["layers"], is_leaf=lambda x: isinstance(x, nnx.Variable)):
+        assert variable.shape[0] == config.num_layers
+        assert variable.get_metadata()["out_sharding"][0] == "layers"
 
 
 def test_state_is_parameters_only():
@@ -51,3 +58,126 @@ def test_unknown_preset():
 
 def test_preset_overrides():
     assert get_preset("tiny", dtype="bfloat16").compute_dtype == np.dtype("bfloat16")
+    assert get_preset("xlmr-large", remat="dots_saveable").remat == "dots_saveable"
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match=r"remat must be one of 'none', 'full', "
+                                         r"'dots_saveable', got 'all'"):
+        get_preset("tiny", remat="all")
+    with pytest.raises(ValueError, match="num_layers must be at least 1, got 0"):
+        get_preset("tiny", num_layers=0)
+
+
+# --------------------------------------------------------------------------- scanned blocks
+
+
+def _unrolled(config, ids, mask, dropout_rng=None, seed=0):
+    """The encoder as it was before its blocks were stacked: separate modules, one Python loop
+    over them, one dropout stream through the whole pass. The reference for the scan."""
+    rngs = nnx.Rngs(seed)
+    with nnx.use_eager_sharding(False):
+        embeddings = Embeddings(config, rngs=rngs)
+        layers = [EncoderLayer(config, rngs=rngs) for _ in range(config.num_layers)]
+    drop = None if dropout_rng is None else nnx.Rngs(dropout=dropout_rng)
+    x = embeddings(ids, np.zeros_like(ids), rngs=drop)
+    bias = np.where(mask[:, None, None, :] > 0, 0.0, np.finfo(np.float32).min).astype(np.float32)
+    hidden = [x]
+    for layer in layers:
+        x = layer(x, bias, rngs=drop)
+        hidden.append(x)
+    return layers, hidden
+
+
+def _batch(seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(3, 1000, size=(3, 12))
+    mask = np.ones_like(ids)
+    mask[1, 7:] = 0
+    return np.where(mask > 0, ids, 1), mask
+
+
+@pytest.mark.parametrize("pre_ln", [False, True])
+def test_stacked_blocks_initialise_and_run_as_separate_blocks(pre_ln):
+    """Same random parameters as separate blocks built in a loop (a from-scratch run starts
+    where it did before), the same hidden states, and with dropout the same masks: the
+    stream continues from block to block as over unrolled blocks."""
+    config = get_preset("tiny", pre_layer_norm=pre_ln)
+    ids, mask = _batch()
+    encoder = Encoder(config, rngs=nnx.Rngs(0))
+    layers, reference = _unrolled(config, ids, mask)
+    stacked = dict(nnx.to_flat_state(nnx.state(encoder.layers)))
+    for i, layer in enumerate(layers):
+        for path, variable in nnx.to_flat_state(nnx.state(layer)):
+            np.testing.assert_array_equal(np.asarray(stacked[path][...][i]), variable[...],
+                                          err_msg=f"layer {i} {path}")
+    out = encoder(ids, mask)
+    # The last entry of a pre-LN model is the final LayerNorm's output (HF): not compared here.
+    for i in range(config.num_layers if pre_ln else config.num_layers + 1):
+        np.testing.assert_allclose(out.hidden_states[i], reference[i], atol=1e-6, rtol=0)
+    key = jax.random.key(3)
+    _, dropped = _unrolled(config, ids, mask, dropout_rng=key)
+    got = encoder(ids, mask, dropout_rng=key).hidden_states
+    for i in range(config.num_layers if pre_ln else config.num_layers + 1):
+        np.testing.assert_allclose(got[i], dropped[i], atol=1e-6, rtol=0, err_msg=f"layer {i}")
+    assert np.abs(np.asarray(got[1]) - np.asarray(out.hidden_states[1])).max() > 0.01  # dropout on
+
+
+def _scan_lengths(jaxpr) -> list[int]:
+    """Lengths of every scan in a (closed) jaxpr, nested ones included."""
+    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "scan":
+            found.append(eqn.params["length"])
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
+                    found += _scan_lengths(sub)
+    return found
+
+
+def test_num_layers_runs_only_the_first_blocks():
+    config = get_preset("tiny", pre_layer_norm=True)
+    encoder = Encoder(config, rngs=nnx.Rngs(1))
+    ids, mask = _batch()
+    full = encoder(ids, mask)
+    one = encoder(ids, mask, num_layers=1)
+    assert len(one.hidden_states) == 2
+    np.testing.assert_allclose(one.hidden_states[1], full.hidden_states[1], atol=1e-6, rtol=0)
+    # The final LayerNorm belongs to the last block's output only (HF's rule).
+    np.testing.assert_array_equal(one.last_hidden_state, one.hidden_states[1])
+    zero = encoder(ids, mask, num_layers=0)
+    np.testing.assert_array_equal(zero.hidden_states[0], full.hidden_states[0])
+    graphdef, state = nnx.split(encoder)
+    for depth, scans in ((None, [2]), (2, [2]), (1, [1]), (0, [])):
+        jaxpr = jax.make_jaxpr(lambda s: nnx.merge(graphdef, s)(ids, mask, num_layers=depth))(state)
+        assert _scan_lengths(jaxpr) == scans, depth
+    with pytest.raises(ValueError, match=r"num_layers must be in 0\.\.2, got 3"):
+        encoder(ids, mask, num_layers=3)
+
+
+def test_remat_policies_give_the_same_gradients():
+    """Remat changes what the backward pass recomputes, never its values."""
+    ids, mask = _batch(1)
+    results = {}
+    for remat in REMAT_POLICIES:
+        graphdef, state = nnx.split(Encoder(get_preset("tiny", remat=remat), rngs=nnx.Rngs(2)))
+
+        def loss(s):
+            out = nnx.merge(graphdef, s)(ids, mask, dropout_rng=jax.random.key(0))
+            return jnp.sum(jnp.sin(out.last_hidden_state))
+
+        text = str(jax.make_jaxpr(loss)(state))
+        assert ("remat2[" in text) == (remat != "none")  # jax.checkpoint's primitive
+        assert ("DotsSaveable" in text) == (remat == "dots_saveable")
+        results[remat] = jax.jit(jax.value_and_grad(loss))(state)
+    for remat in ("full", "dots_saveable"):
+        np.testing.assert_allclose(results[remat][0], results["none"][0], rtol=1e-6)
+        # Recomputed products round differently: equal to float32 precision of each tensor.
+        # (The key bias's gradient is zero up to rounding, softmax being shift-invariant.)
+        got, want = (dict(nnx.to_flat_state(results[r][1])) for r in (remat, "none"))
+        for path in want:
+            if path[-1] != "key_bias":
+                a, b = np.asarray(got[path][...]), np.asarray(want[path][...])
+                assert np.abs(a - b).max() <= 1e-5 * np.abs(b).max(), (remat, path)

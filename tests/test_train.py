@@ -72,16 +72,16 @@ def test_eight_devices_train_like_one():
     assert one[-1] < one[0]  # it trains
     np.testing.assert_allclose(data_parallel, one, atol=1e-5, rtol=0)
     np.testing.assert_allclose(fsdp, one, atol=1e-5, rtol=0)
-    kernel = state.params["encoder"]["layers"][0]["ffn"]["in_kernel"]
-    assert kernel.sharding.spec == jax.sharding.PartitionSpec("fsdp", None)  # really sharded
+    kernel = state.params["encoder"]["layers"]["ffn"]["in_kernel"]  # [layers, embed, mlp]
+    assert kernel.sharding.spec == jax.sharding.PartitionSpec(None, "fsdp", None)  # really sharded
 
 
 def test_logical_rules_place_parameters():
     mesh = sharding.make_mesh({"data": 2, "fsdp": 2, "tensor": 2})
     abstract = nnx.state(nnx.eval_shape(_tiny_model))
     shardings = sharding.shardings_from_metadata(abstract, mesh)
-    attention = shardings["encoder"]["layers"][0]["attention"]
-    assert attention["query_kernel"].spec == jax.sharding.PartitionSpec("fsdp", "tensor", None)
+    attention = shardings["encoder"]["layers"]["attention"]
+    assert attention["query_kernel"].spec == jax.sharding.PartitionSpec(None, "fsdp", "tensor", None)
     assert shardings["encoder"]["embeddings"]["word"].spec == jax.sharding.PartitionSpec("tensor", "fsdp")
     # 3 classes do not divide over anything: replicated, not an error.
     assert shardings["head"]["out_kernel"].spec == jax.sharding.PartitionSpec("tensor", None)
@@ -97,7 +97,7 @@ def test_mesh_errors():
 def test_optimizer_decay_mask_and_schedule():
     params = nnx.to_pure_dict(nnx.state(_tiny_model()))
     mask = decay_mask(params)
-    layer = mask["encoder"]["layers"][0]
+    layer = mask["encoder"]["layers"]
     assert layer["ffn"]["in_kernel"] and mask["encoder"]["embeddings"]["word"]
     assert not layer["ffn"]["in_bias"] and not layer["attention_norm"]["scale"]
     assert not mask["head"]["out_bias"]

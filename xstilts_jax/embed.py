@@ -41,12 +41,12 @@ def pool_hidden(hidden: jax.Array, attention_mask: jax.Array, pool: Pooling) -> 
 def _embed_batch(graphdef, state, input_ids, attention_mask, *, layer: int, pool: Pooling,
                  mesh=None):
     encoder = nnx.merge(graphdef, state)
+    # Only the blocks below `layer` run: the blocks are one scan, which XLA would not cut short.
     if mesh is None:
-        out = encoder(input_ids, attention_mask)
+        out = encoder(input_ids, attention_mask, num_layers=layer)
     else:  # activations placed by the same rules as in training (batch over data x fsdp)
         with sharding.activation_sharding(mesh):
-            out = encoder(input_ids, attention_mask)
-    # Layers above `layer` feed nothing returned here, so XLA drops them from the program.
+            out = encoder(input_ids, attention_mask, num_layers=layer)
     return pool_hidden(out.hidden_states[layer], attention_mask, pool)
 
 

@@ -8,8 +8,9 @@ placed differently: ``embed`` is fsdp-sharded in the weights but whole in the hi
 # Parameters.
 VOCAB, EMBED, HEADS, KV, MLP, POSITIONS, TYPES, NORM, CLASSES = (
     "vocab", "embed", "heads", "kv", "mlp", "positions", "types", "norm", "classes")
+LAYERS = "layers"  # the leading axis of the blocks' parameters, stacked for scan
 HEAD_HIDDEN = MLP  # a head's inner dense is sharded like the FFN's inner dimension
-LOGICAL_AXES = (VOCAB, EMBED, HEADS, KV, MLP, POSITIONS, TYPES, NORM)  # backbone parameters
+LOGICAL_AXES = (VOCAB, EMBED, HEADS, KV, MLP, POSITIONS, TYPES, NORM, LAYERS)  # backbone parameters
 
 # Activations.
 ACT_BATCH, ACT_LENGTH, ACT_EMBED, ACT_HEADS, ACT_KV, ACT_MLP, ACT_VOCAB = (

@@ -15,11 +15,16 @@ act_length, act_embed, act_heads, act_mlp``), pinned with sharding constraints o
 train or eval step is traced under ``sharding.activation_sharding``; without a mesh they are
 no-ops and the numerics are unchanged. Every hidden state is returned because retrieval reads
 a middle layer.
+
+The blocks' parameters are stacked on a leading ``layers`` axis and run by ``jax.lax.scan``:
+XLA compiles one block instead of N (xlmr-large's train step compiles several times faster),
+and ``EncoderConfig.remat`` chooses what the backward pass recomputes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Literal, NamedTuple
 
 import jax
@@ -27,10 +32,16 @@ import jax.numpy as jnp
 from flax import nnx
 
 from xstilts_jax.models.axes import (ACT_BATCH, ACT_EMBED, ACT_HEADS, ACT_KV, ACT_LENGTH, ACT_MLP,
-                                     EMBED, HEADS, HIDDEN, KV, MLP, NORM, POSITIONS, TYPES, VOCAB)
+                                     EMBED, HEADS, HIDDEN, KV, LAYERS, MLP, NORM, POSITIONS, TYPES,
+                                     VOCAB)
+from xstilts_jax.models.backbone import first_token
 from xstilts_jax.sharding import activation_mesh, constrain
 
 PositionStyle = Literal["absolute", "roberta"]
+# What the backward pass of a block recomputes instead of keeping from the forward pass:
+# "none" keeps every activation, "full" keeps only each block's input (recomputes the block),
+# "dots_saveable" keeps the matrix products' outputs (jax.checkpoint_policies.dots_saveable).
+REMAT_POLICIES = ("none", "full", "dots_saveable")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +65,14 @@ class EncoderConfig:
     attention_dropout: float = 0.1
     initializer_range: float = 0.02
     dtype: str = "float32"  # compute dtype; parameters are always float32 (master weights)
+    remat: str = "none"  # one of REMAT_POLICIES: activation memory traded for recomputation
 
     def __post_init__(self):
+        if self.num_layers < 1:
+            raise ValueError(f"num_layers must be at least 1, got {self.num_layers}")
+        if self.remat not in REMAT_POLICIES:
+            raise ValueError(f"remat must be one of {', '.join(map(repr, REMAT_POLICIES))}, "
+                             f"got {self.remat!r}")
         if self.hidden_size % self.num_heads:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
@@ -85,15 +102,17 @@ class EncoderOutput(NamedTuple):
     hidden_states: tuple[jax.Array, ...]  # num_layers + 1 entries, like HF's hidden_states
 
 
-def _dense_init(config: EncoderConfig, axes: tuple[str, ...]):
+# Initialisers that name the parameter's logical axes; the heads build theirs with them too.
+def dense_init(config, axes: tuple[str, ...]):
+    """N(0, initializer_range), as HF initialises every kernel and embedding."""
     return nnx.with_partitioning(nnx.initializers.normal(config.initializer_range), axes)
 
 
-def _zeros(axes: tuple[str, ...]):
+def zeros_init(axes: tuple[str, ...]):
     return nnx.with_partitioning(nnx.initializers.zeros_init(), axes)
 
 
-def _ones(axes: tuple[str, ...]):
+def ones_init(axes: tuple[str, ...]):
     return nnx.with_partitioning(nnx.initializers.ones_init(), axes)
 
 
@@ -102,8 +121,8 @@ class LayerNorm(nnx.Module):
 
     def __init__(self, size: int, eps: float):
         self.eps = eps
-        self.scale = nnx.Param(_ones((NORM,))(jax.random.key(0), (size,), jnp.float32))
-        self.bias = nnx.Param(_zeros((NORM,))(jax.random.key(0), (size,), jnp.float32))
+        self.scale = nnx.Param(ones_init((NORM,))(jax.random.key(0), (size,), jnp.float32))
+        self.bias = nnx.Param(zeros_init((NORM,))(jax.random.key(0), (size,), jnp.float32))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         dtype = x.dtype
@@ -159,15 +178,15 @@ class SelfAttention(nnx.Module):
     def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
         self.config = config
         h, n, d = config.hidden_size, config.num_heads, config.head_dim
-        qkv_kernel = _dense_init(config, (EMBED, HEADS, KV))
+        qkv_kernel = dense_init(config, (EMBED, HEADS, KV))
         self.query_kernel = nnx.Param(qkv_kernel(rngs.params(), (h, n, d)))
         self.key_kernel = nnx.Param(qkv_kernel(rngs.params(), (h, n, d)))
         self.value_kernel = nnx.Param(qkv_kernel(rngs.params(), (h, n, d)))
-        self.query_bias = nnx.Param(_zeros((HEADS, KV))(rngs.params(), (n, d)))
-        self.key_bias = nnx.Param(_zeros((HEADS, KV))(rngs.params(), (n, d)))
-        self.value_bias = nnx.Param(_zeros((HEADS, KV))(rngs.params(), (n, d)))
-        self.out_kernel = nnx.Param(_dense_init(config, (HEADS, KV, EMBED))(rngs.params(), (n, d, h)))
-        self.out_bias = nnx.Param(_zeros((EMBED,))(rngs.params(), (h,)))
+        self.query_bias = nnx.Param(zeros_init((HEADS, KV))(rngs.params(), (n, d)))
+        self.key_bias = nnx.Param(zeros_init((HEADS, KV))(rngs.params(), (n, d)))
+        self.value_bias = nnx.Param(zeros_init((HEADS, KV))(rngs.params(), (n, d)))
+        self.out_kernel = nnx.Param(dense_init(config, (HEADS, KV, EMBED))(rngs.params(), (n, d, h)))
+        self.out_bias = nnx.Param(zeros_init((EMBED,))(rngs.params(), (h,)))
         self.dropout = nnx.Dropout(config.attention_dropout)
 
     def __call__(self, x: jax.Array, mask_bias: jax.Array, *, rngs: nnx.Rngs | None) -> jax.Array:
@@ -235,10 +254,10 @@ def _ffn_batch_chunks(shape: tuple[int, ...]) -> int:
 class FeedForward(nnx.Module):
     def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
         h, f = config.hidden_size, config.intermediate_size
-        self.in_kernel = nnx.Param(_dense_init(config, (EMBED, MLP))(rngs.params(), (h, f)))
-        self.in_bias = nnx.Param(_zeros((MLP,))(rngs.params(), (f,)))
-        self.out_kernel = nnx.Param(_dense_init(config, (MLP, EMBED))(rngs.params(), (f, h)))
-        self.out_bias = nnx.Param(_zeros((EMBED,))(rngs.params(), (h,)))
+        self.in_kernel = nnx.Param(dense_init(config, (EMBED, MLP))(rngs.params(), (h, f)))
+        self.in_bias = nnx.Param(zeros_init((MLP,))(rngs.params(), (f,)))
+        self.out_kernel = nnx.Param(dense_init(config, (MLP, EMBED))(rngs.params(), (f, h)))
+        self.out_bias = nnx.Param(zeros_init((EMBED,))(rngs.params(), (h,)))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         dtype = x.dtype
@@ -276,8 +295,43 @@ class EncoderLayer(nnx.Module):
         return self.ffn_norm(x + drop(self.ffn(x)))
 
 
+def _stack_layers(layers: list[EncoderLayer]) -> EncoderLayer:
+    """One EncoderLayer whose parameters are the given layers' stacked on a leading axis.
+
+    The layers are initialised one by one, exactly as separate modules would be (the same
+    random draws in the same order), and only then stacked; their logical names gain the
+    leading ``layers`` axis, which the rules table leaves replicated.
+    """
+    graphdef, first = nnx.split(layers[0])
+    states = [first] + [nnx.state(layer) for layer in layers[1:]]
+
+    def stack(*variables):
+        stacked = variables[0].replace(jnp.stack([v[...] for v in variables]))
+        stacked.set_metadata(out_sharding=(LAYERS, *variables[0].get_metadata()["out_sharding"]))
+        return stacked
+
+    return nnx.merge(graphdef, jax.tree.map(stack, *states,
+                                            is_leaf=lambda x: isinstance(x, nnx.Variable)))
+
+
+@functools.lru_cache(maxsize=None)
+def _layer_graphdef(config: EncoderConfig):
+    """The graph of one (unstacked) block, which the scan body fills with one layer's slice."""
+    with nnx.use_eager_sharding(False):
+        return nnx.graphdef(nnx.eval_shape(lambda: EncoderLayer(config, rngs=nnx.Rngs(0))))
+
+
+def _remat(body, policy: str):
+    if policy == "none":
+        return body
+    # prevent_cse=False: inside scan the loop already keeps XLA from merging the recomputation
+    # into the forward pass (JAX's advice for checkpoint under scan).
+    saveable = jax.checkpoint_policies.dots_saveable if policy == "dots_saveable" else None
+    return jax.checkpoint(body, prevent_cse=False, policy=saveable)
+
+
 class Encoder(nnx.Module):
-    """Embeddings + N transformer blocks; returns every hidden state."""
+    """Embeddings + N transformer blocks; returns every hidden state. A ``Backbone``."""
 
     def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
         self.config = config
@@ -285,19 +339,28 @@ class Encoder(nnx.Module):
         # (jit out_shardings from the rules table), so flax must not shard eagerly here.
         with nnx.use_eager_sharding(False):
             self.embeddings = Embeddings(config, rngs=rngs)
-            self.layers = nnx.List(
+            # Every block's parameters on a leading "layers" axis, run by one scan.
+            self.layers = _stack_layers(
                 [EncoderLayer(config, rngs=rngs) for _ in range(config.num_layers)])
             self.final_norm = (LayerNorm(config.hidden_size, config.layer_norm_eps)
                                if config.pre_layer_norm else None)
 
     def __call__(self, input_ids: jax.Array, attention_mask: jax.Array | None = None,
                  token_type_ids: jax.Array | None = None, *,
-                 dropout_rng: jax.Array | None = None) -> EncoderOutput:
+                 dropout_rng: jax.Array | None = None,
+                 num_layers: int | None = None) -> EncoderOutput:
         """input_ids, attention_mask, token_type_ids: int [B, S]; mask 1 = real token, 0 = pad.
 
         Dropout is on iff ``dropout_rng`` is given. The key is an argument, not module state,
         so the train step can fold it per step and the model's state is its parameters alone.
+        ``num_layers=k`` runs only the first k blocks (retrieval reads a middle layer): the
+        output is then HF's first k+1 hidden states, and a pre-LN model's final LayerNorm is
+        applied only when every block runs.
         """
+        cfg = self.config
+        depth = cfg.num_layers if num_layers is None else num_layers
+        if not 0 <= depth <= cfg.num_layers:
+            raise ValueError(f"num_layers must be in 0..{cfg.num_layers}, got {num_layers}")
         rngs = None if dropout_rng is None else nnx.Rngs(dropout=dropout_rng)
         if attention_mask is None:
             attention_mask = jnp.ones_like(input_ids)
@@ -308,11 +371,45 @@ class Encoder(nnx.Module):
         mask_bias = jnp.where(attention_mask[:, None, None, :] > 0, 0.0,
                               jnp.finfo(jnp.float32).min).astype(jnp.float32)
         hidden_states = [x]
-        for layer in self.layers:
-            x = constrain(layer(x, mask_bias, rngs=rngs), HIDDEN)
-            hidden_states.append(x)
-        if self.final_norm is not None:
+        if depth:
+            x, outputs = self._blocks(x, mask_bias, rngs, dropout_rng, depth)
+            hidden_states += [outputs[i] for i in range(depth)]
+        if self.final_norm is not None and depth == cfg.num_layers:
             # HF reports the final LayerNorm's output as the last hidden state.
             x = self.final_norm(x)
             hidden_states[-1] = x
         return EncoderOutput(last_hidden_state=x, hidden_states=tuple(hidden_states))
+
+    def _blocks(self, x, mask_bias, rngs, dropout_rng, depth: int):
+        """The first ``depth`` blocks by one scan: (last output, every output [depth, B, S, H])."""
+        graphdef = _layer_graphdef(self.config)
+        params = nnx.to_pure_dict(nnx.state(self.layers))
+        if depth < self.config.num_layers:
+            params = jax.tree.map(lambda a: a[:depth], params)
+
+        def block(carry, layer_params):
+            x, count = carry
+            layer_rngs = None
+            if dropout_rng is not None:
+                # The dropout stream continues from block to block exactly as over unrolled
+                # blocks: each block starts at the count where the previous one stopped.
+                layer_rngs = nnx.Rngs(dropout=dropout_rng)
+                layer_rngs.dropout.count[...] = count
+            y = nnx.merge(graphdef, layer_params)(x, mask_bias, rngs=layer_rngs)
+            y = constrain(y, HIDDEN)
+            if layer_rngs is not None:
+                count = layer_rngs.dropout.count[...]
+            return (y, count), y
+
+        count = rngs.dropout.count[...] if rngs is not None else jnp.zeros((), jnp.uint32)
+        (x, _), outputs = jax.lax.scan(_remat(block, self.config.remat), (x, count), params)
+        return x, outputs
+
+    def pool(self, hidden: jax.Array, attention_mask: jax.Array | None = None) -> jax.Array:
+        """[B, S, H] -> [B, H]: the first token (``<s>`` / ``[CLS]``), whatever the mask."""
+        del attention_mask
+        return first_token(hidden)
+
+    def output_embedding(self) -> jax.Array:
+        """The word embeddings [vocab, H], which the masked-LM head's output is tied to."""
+        return self.embeddings.word[...]

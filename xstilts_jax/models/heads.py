@@ -1,11 +1,14 @@
-"""Task heads on top of the shared encoder, and the model that carries them.
+"""Task heads on top of a backbone (``models/backbone.py``), and the models that carry them.
 
-A head maps the encoder's last hidden state (and the batch) to logits. Adding a task family
-means adding a head class and registering it in ``HEADS``; the trainer only calls
-``TaskModel(batch) -> logits`` and the task's loss. Heads compute in the encoder's dtype (their
-weights stay float32, cast at use) and return float32 logits for a float32 loss. The logits
-leave their product in the compute dtype, as in HF's bf16 models: a float32 result type would
-make JAX run the backward products, the biggest of the model for MLM, in float32.
+A head maps the backbone's last hidden state, the attention mask and the backbone itself (for
+its pooling rule and its tied output embeddings) to logits; the trainer only calls
+``TaskModel(batch) -> logits`` and the task's loss. Which head a task family uses is chosen by
+its ``Family.head`` in ``tasks/families.py``. Heads read only ``hidden_size``,
+``hidden_dropout``, ``initializer_range``, ``layer_norm_eps`` and ``vocab_size`` from the
+config, so they fit any backbone. Heads compute in the backbone's dtype (their weights stay
+float32, cast at use) and return float32 logits for a float32 loss. The logits leave their
+product in the compute dtype, as in HF's bf16 models: a float32 result type would make JAX
+run the backward products, the biggest of the model for MLM, in float32.
 """
 
 from __future__ import annotations
@@ -16,20 +19,21 @@ from flax import nnx
 
 from xstilts_jax.models.axes import (ACT_BATCH, ACT_EMBED, ACT_LENGTH, ACT_VOCAB, CLASSES, EMBED,
                                      HEAD_HIDDEN, VOCAB)
-from xstilts_jax.models.encoder import Encoder, EncoderConfig, LayerNorm, _dense_init, _zeros
+from xstilts_jax.models.backbone import Backbone, BackboneConfig
+from xstilts_jax.models.encoder import LayerNorm, dense_init, zeros_init
 from xstilts_jax.sharding import constrain
 
 
-
-def _dense_params(config: EncoderConfig, rngs: nnx.Rngs, d_in: int, d_out: int, axes: tuple[str, str]):
+def _dense_params(config: BackboneConfig, rngs: nnx.Rngs, d_in: int, d_out: int, axes: tuple[str, str]):
     """(kernel [d_in, d_out], zero bias [d_out]) with logical axis names, as the encoder's."""
-    kernel = nnx.Param(_dense_init(config, axes)(rngs.params(), (d_in, d_out)))
-    bias = nnx.Param(_zeros(axes[1:])(rngs.params(), (d_out,)))
+    kernel = nnx.Param(dense_init(config, axes)(rngs.params(), (d_in, d_out)))
+    bias = nnx.Param(zeros_init(axes[1:])(rngs.params(), (d_out,)))
     return kernel, bias
 
 
 class ClassificationHead(nnx.Module):
-    """Sentence(-pair) classification on the first token (``<s>``), RoBERTa/XTREME style.
+    """Sentence(-pair) classification on the backbone's pooled token (an encoder's ``<s>``),
+    RoBERTa/XTREME style.
 
     dropout -> dense(h, h) -> tanh -> dropout -> dense(h, classes), as HF's
     ``RobertaClassificationHead`` used by XTREME's XNLI/PAWS-X baselines. For BERT the
@@ -37,7 +41,7 @@ class ClassificationHead(nnx.Module):
     fresh in every phase).
     """
 
-    def __init__(self, config: EncoderConfig, num_labels: int, *, rngs: nnx.Rngs,
+    def __init__(self, config: BackboneConfig, num_labels: int, *, rngs: nnx.Rngs,
                  dropout: float | None = None):
         h = config.hidden_size
         with nnx.use_eager_sharding(False):
@@ -47,10 +51,10 @@ class ClassificationHead(nnx.Module):
         self.dropout = nnx.Dropout(config.hidden_dropout if dropout is None else dropout)
         self.num_labels = num_labels
 
-    def __call__(self, hidden: jax.Array, encoder: Encoder, *, rngs: nnx.Rngs | None) -> jax.Array:
-        del encoder  # only the MLM head reads the encoder (its tied word embeddings)
+    def __call__(self, hidden: jax.Array, backbone: Backbone, attention_mask=None, *,
+                 rngs: nnx.Rngs | None) -> jax.Array:
         dtype = hidden.dtype
-        x = constrain(hidden[:, 0], (ACT_BATCH, ACT_EMBED))
+        x = constrain(backbone.pool(hidden, attention_mask), (ACT_BATCH, ACT_EMBED))
         x = self.dropout(x, deterministic=rngs is None, rngs=rngs)
         x = jnp.tanh(x @ self.dense_kernel[...].astype(dtype) + self.dense_bias[...].astype(dtype))
         x = self.dropout(x, deterministic=rngs is None, rngs=rngs)
@@ -60,23 +64,24 @@ class ClassificationHead(nnx.Module):
 class MaskedLMHead(nnx.Module):
     """RoBERTa's LM head: dense -> GELU -> LayerNorm -> logits over the vocabulary.
 
-    The output projection is tied to the encoder's word embeddings (as in XLM-R), plus its own
-    bias; logits for every position, float32 [B, S, vocab].
+    The output projection is tied to the backbone's output embeddings (the word embeddings, as
+    in XLM-R), plus its own bias; logits for every position, float32 [B, S, vocab].
     """
 
-    def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
+    def __init__(self, config: BackboneConfig, *, rngs: nnx.Rngs):
         h = config.hidden_size
         with nnx.use_eager_sharding(False):
             self.dense_kernel, self.dense_bias = _dense_params(config, rngs, h, h, (EMBED, HEAD_HIDDEN))
             self.norm = LayerNorm(h, config.layer_norm_eps)
-            self.out_bias = nnx.Param(_zeros((VOCAB,))(rngs.params(), (config.vocab_size,)))
+            self.out_bias = nnx.Param(zeros_init((VOCAB,))(rngs.params(), (config.vocab_size,)))
 
-    def __call__(self, hidden: jax.Array, encoder: Encoder, *, rngs: nnx.Rngs | None) -> jax.Array:
-        del rngs  # RoBERTa's LM head has no dropout
+    def __call__(self, hidden: jax.Array, backbone: Backbone, attention_mask=None, *,
+                 rngs: nnx.Rngs | None) -> jax.Array:
+        del attention_mask, rngs  # every position is scored; RoBERTa's LM head has no dropout
         dtype = hidden.dtype
         x = hidden @ self.dense_kernel[...].astype(dtype) + self.dense_bias[...].astype(dtype)
         x = self.norm(jax.nn.gelu(x, approximate=False))
-        logits = x @ encoder.embeddings.word[...].astype(dtype).T
+        logits = x @ backbone.output_embedding().astype(dtype).T
         return constrain(logits, (ACT_BATCH, ACT_LENGTH, ACT_VOCAB)).astype(jnp.float32) + \
             self.out_bias[...]
 
@@ -88,7 +93,7 @@ class TaggingHead(nnx.Module):
     the first sub-token of each word is trained and read (the features mark which).
     """
 
-    def __init__(self, config: EncoderConfig, num_labels: int, *, rngs: nnx.Rngs,
+    def __init__(self, config: BackboneConfig, num_labels: int, *, rngs: nnx.Rngs,
                  dropout: float | None = None):
         with nnx.use_eager_sharding(False):
             self.out_kernel, self.out_bias = _dense_params(config, rngs, config.hidden_size,
@@ -96,8 +101,9 @@ class TaggingHead(nnx.Module):
         self.dropout = nnx.Dropout(config.hidden_dropout if dropout is None else dropout)
         self.num_labels = num_labels
 
-    def __call__(self, hidden: jax.Array, encoder: Encoder, *, rngs: nnx.Rngs | None) -> jax.Array:
-        del encoder
+    def __call__(self, hidden: jax.Array, backbone: Backbone | None, attention_mask=None, *,
+                 rngs: nnx.Rngs | None) -> jax.Array:
+        del backbone, attention_mask  # every position is scored; the loss reads the labelled ones
         x = self.dropout(hidden, deterministic=rngs is None, rngs=rngs)
         logits = x @ self.out_kernel[...].astype(hidden.dtype)
         return logits.astype(jnp.float32) + self.out_bias[...]
@@ -110,7 +116,7 @@ class SpanHead(nnx.Module):
     the loss and in post-processing, so bucket padding never changes a prediction.
     """
 
-    def __init__(self, config: EncoderConfig, num_labels: int = 2, *, rngs: nnx.Rngs,
+    def __init__(self, config: BackboneConfig, num_labels: int = 2, *, rngs: nnx.Rngs,
                  dropout: float | None = None):
         del dropout
         if num_labels != 2:
@@ -120,8 +126,9 @@ class SpanHead(nnx.Module):
                                                            (EMBED, CLASSES))
         self.num_labels = 2
 
-    def __call__(self, hidden: jax.Array, encoder: Encoder, *, rngs: nnx.Rngs | None) -> jax.Array:
-        del encoder, rngs
+    def __call__(self, hidden: jax.Array, backbone: Backbone | None, attention_mask=None, *,
+                 rngs: nnx.Rngs | None) -> jax.Array:
+        del backbone, attention_mask, rngs  # padded positions are masked in the loss
         logits = hidden @ self.out_kernel[...].astype(hidden.dtype)
         return logits.astype(jnp.float32) + self.out_bias[...]
 
@@ -133,7 +140,7 @@ class MultipleChoiceHead(ClassificationHead):
     reshaped to [B, choices]). ``num_labels`` is the number of choices, used by the loss only.
     """
 
-    def __init__(self, config: EncoderConfig, num_labels: int, *, rngs: nnx.Rngs,
+    def __init__(self, config: BackboneConfig, num_labels: int, *, rngs: nnx.Rngs,
                  dropout: float | None = None):
         if num_labels < 2:
             raise ValueError(f"a multiple-choice head needs at least 2 choices, not {num_labels}")
@@ -141,14 +148,11 @@ class MultipleChoiceHead(ClassificationHead):
         self.num_choices = num_labels
 
 
-HEADS = {"classification": ClassificationHead, "mlm": MaskedLMHead, "tagging": TaggingHead,
-         "qa": SpanHead, "multiple_choice": MultipleChoiceHead}
-
-
 class TaskModel(nnx.Module):
-    """The shared encoder plus one head; phases swap the head and keep the encoder."""
+    """The shared backbone (attribute ``encoder``) plus one head; phases swap the head and keep
+    the backbone."""
 
-    def __init__(self, encoder: Encoder, head: nnx.Module):
+    def __init__(self, encoder: Backbone, head: nnx.Module):
         self.encoder = encoder
         self.head = head
 
@@ -166,14 +170,14 @@ class TaskModel(nnx.Module):
         head = self._head(task)  # before the encoder: a wrong name fails before any compute
         hidden = self.encoder(input_ids, attention_mask, token_type_ids,
                               dropout_rng=enc_rng).last_hidden_state
-        return head(hidden, self.encoder, rngs=head_rngs)
+        return head(hidden, self.encoder, attention_mask, rngs=head_rngs)
 
 
 class MultiTaskModel(TaskModel):
     """The shared encoder and one head per task (multi-task intermediate training): a call
     names its task, and only that head runs (the others get zero gradients)."""
 
-    def __init__(self, encoder: Encoder, heads: dict[str, nnx.Module]):
+    def __init__(self, encoder: Backbone, heads: dict[str, nnx.Module]):
         if not heads:
             raise ValueError("a multi-task model needs at least one head")
         self.encoder = encoder

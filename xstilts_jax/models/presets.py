@@ -32,7 +32,8 @@ PRESETS: dict[str, EncoderConfig] = {
 
 
 def get_preset(name: str, **overrides) -> EncoderConfig:
-    """The preset's config, with dataclass fields overridden (e.g. dtype="bfloat16")."""
+    """The preset's config, with dataclass fields overridden (e.g. ``dtype="bfloat16"``,
+    ``remat="dots_saveable"``)."""
     try:
         config = PRESETS[name]
     except KeyError:

@@ -1,4 +1,4 @@
-"""Hugging Face checkpoints in: config.json + safetensors / pytorch_model.bin -> Encoder.
+"""Hugging Face checkpoints in (config.json + safetensors / pytorch_model.bin -> Encoder) and out.
 
 Supports BERT (``bert``), XLM-R (``xlm-roberta``, ``roberta``) and XLM-R XL/XXL
 (``xlm-roberta-xl``), from a local directory, a named offline model
@@ -6,6 +6,10 @@ Supports BERT (``bert``), XLM-R (``xlm-roberta``, ``roberta``) and XLM-R XL/XXL
 the checkpoint is accounted for: encoder tensors are converted, known task-head tensors
 (pooler, LM head, classifiers) are skipped *and reported*, anything else is an error, as is
 any encoder tensor that is missing or mis-shaped.
+
+Checkpoints out: ``save_hf_checkpoint`` writes an Encoder (one trained or pretrained here) as
+an ordinary HF directory that this loader and ``transformers`` both read. The blocks' tensors
+(``encoder.layer.<i>.*``) are slices of the Encoder's stacked per-block parameters.
 """
 
 from __future__ import annotations
@@ -197,42 +201,59 @@ def read_weights(model_dir: pathlib.Path) -> tuple[dict[str, np.ndarray], pathli
         "or a sharded *.index.json)")
 
 
-def _hf_to_encoder_names(config: EncoderConfig) -> dict[str, tuple[tuple, Callable]]:
-    """HF tensor name -> (path in the Encoder's param state, transform from torch layout)."""
-    n, d, h = config.num_heads, config.head_dim, config.hidden_size
-    same = lambda w: w  # noqa: E731
-    transpose = lambda w: w.T  # noqa: E731
-    to_heads_in = lambda w: w.T.reshape(h, n, d)  # [n*d, h] -> [h, n, d]  # noqa: E731
-    to_heads_bias = lambda b: b.reshape(n, d)  # noqa: E731
-    to_heads_out = lambda w: w.T.reshape(n, d, h)  # [h, n*d] -> [n, d, h]  # noqa: E731
+@dataclasses.dataclass(frozen=True)
+class _Slot:
+    """Where one HF tensor lives in the Encoder's parameters, and how its layout maps."""
 
-    m: dict[str, tuple[tuple, Callable]] = {
-        "embeddings.word_embeddings.weight": (("embeddings", "word"), same),
-        "embeddings.position_embeddings.weight": (("embeddings", "position"), same),
-        "embeddings.token_type_embeddings.weight": (("embeddings", "token_type"), same),
+    path: tuple[str, ...]  # in the Encoder's param state
+    layer: int | None  # index on the blocks' stacked "layers" axis; None outside the blocks
+    to_ours: Callable[[np.ndarray], np.ndarray]  # torch layout -> ours
+    to_hf: Callable[[np.ndarray], np.ndarray]  # ours -> torch layout
+
+
+def _hf_to_encoder_names(config: EncoderConfig) -> dict[str, _Slot]:
+    """HF tensor name -> its slot in the Encoder (the blocks' tensors share stacked params)."""
+    n, d, h = config.num_heads, config.head_dim, config.hidden_size
+    same = (lambda w: w, lambda w: w)
+    transpose = (lambda w: w.T, lambda w: w.T)
+    heads_in = (lambda w: w.T.reshape(h, n, d),  # [n*d, h] -> [h, n, d]
+                lambda w: w.reshape(h, n * d).T)
+    heads_bias = (lambda b: b.reshape(n, d), lambda b: b.reshape(n * d))
+    heads_out = (lambda w: w.T.reshape(n, d, h),  # [h, n*d] -> [n, d, h]
+                 lambda w: w.reshape(n * d, h).T)
+
+    m: dict[str, _Slot] = {
+        "embeddings.word_embeddings.weight": _Slot(("embeddings", "word"), None, *same),
+        "embeddings.position_embeddings.weight": _Slot(("embeddings", "position"), None, *same),
+        "embeddings.token_type_embeddings.weight": _Slot(("embeddings", "token_type"), None,
+                                                         *same),
     }
     if config.pre_layer_norm:
-        m["encoder.LayerNorm.weight"] = (("final_norm", "scale"), same)
-        m["encoder.LayerNorm.bias"] = (("final_norm", "bias"), same)
+        m["encoder.LayerNorm.weight"] = _Slot(("final_norm", "scale"), None, *same)
+        m["encoder.LayerNorm.bias"] = _Slot(("final_norm", "bias"), None, *same)
     else:
-        m["embeddings.LayerNorm.weight"] = (("embeddings", "norm", "scale"), same)
-        m["embeddings.LayerNorm.bias"] = (("embeddings", "norm", "bias"), same)
+        m["embeddings.LayerNorm.weight"] = _Slot(("embeddings", "norm", "scale"), None, *same)
+        m["embeddings.LayerNorm.bias"] = _Slot(("embeddings", "norm", "bias"), None, *same)
+    attn_ln = "attention.self_attn_layer_norm" if config.pre_layer_norm else "attention.output.LayerNorm"
+    ffn_ln = "LayerNorm" if config.pre_layer_norm else "output.LayerNorm"
     for i in range(config.num_layers):
-        hf, ours = f"encoder.layer.{i}.", ("layers", i)
+        hf = f"encoder.layer.{i}."
+
+        def slot(*path, layout):
+            return _Slot(("layers", *path), i, *layout)
+
         for proj in ("query", "key", "value"):
-            m[f"{hf}attention.self.{proj}.weight"] = ((*ours, "attention", f"{proj}_kernel"), to_heads_in)
-            m[f"{hf}attention.self.{proj}.bias"] = ((*ours, "attention", f"{proj}_bias"), to_heads_bias)
-        m[f"{hf}attention.output.dense.weight"] = ((*ours, "attention", "out_kernel"), to_heads_out)
-        m[f"{hf}attention.output.dense.bias"] = ((*ours, "attention", "out_bias"), same)
-        m[f"{hf}intermediate.dense.weight"] = ((*ours, "ffn", "in_kernel"), transpose)
-        m[f"{hf}intermediate.dense.bias"] = ((*ours, "ffn", "in_bias"), same)
-        m[f"{hf}output.dense.weight"] = ((*ours, "ffn", "out_kernel"), transpose)
-        m[f"{hf}output.dense.bias"] = ((*ours, "ffn", "out_bias"), same)
-        attn_ln = "attention.self_attn_layer_norm" if config.pre_layer_norm else "attention.output.LayerNorm"
-        ffn_ln = "LayerNorm" if config.pre_layer_norm else "output.LayerNorm"
+            m[f"{hf}attention.self.{proj}.weight"] = slot("attention", f"{proj}_kernel", layout=heads_in)
+            m[f"{hf}attention.self.{proj}.bias"] = slot("attention", f"{proj}_bias", layout=heads_bias)
+        m[f"{hf}attention.output.dense.weight"] = slot("attention", "out_kernel", layout=heads_out)
+        m[f"{hf}attention.output.dense.bias"] = slot("attention", "out_bias", layout=same)
+        m[f"{hf}intermediate.dense.weight"] = slot("ffn", "in_kernel", layout=transpose)
+        m[f"{hf}intermediate.dense.bias"] = slot("ffn", "in_bias", layout=same)
+        m[f"{hf}output.dense.weight"] = slot("ffn", "out_kernel", layout=transpose)
+        m[f"{hf}output.dense.bias"] = slot("ffn", "out_bias", layout=same)
         for torch_name, ours_name in (("weight", "scale"), ("bias", "bias")):
-            m[f"{hf}{attn_ln}.{torch_name}"] = ((*ours, "attention_norm", ours_name), same)
-            m[f"{hf}{ffn_ln}.{torch_name}"] = ((*ours, "ffn_norm", ours_name), same)
+            m[f"{hf}{attn_ln}.{torch_name}"] = slot("attention_norm", ours_name, layout=same)
+            m[f"{hf}{ffn_ln}.{torch_name}"] = slot("ffn_norm", ours_name, layout=same)
     return m
 
 
@@ -263,20 +284,26 @@ def encoder_from_tensors(config: EncoderConfig, tensors: Mapping[str, np.ndarray
                      and (k.startswith(_HEAD_PREFIXES) or k.endswith(_BUFFER_SUFFIXES)))
     unexpected = sorted(k for k in tensors if k not in names and k not in skipped)
     wrong_shape, values = [], {}
-    for hf_name, (path, transform) in names.items():
+    for hf_name, slot in names.items():
         if hf_name not in tensors:
             continue
-        want = flat[path].shape
+        shape = flat[slot.path].shape
+        want = shape if slot.layer is None else shape[1:]  # one block's slice of the stack
         array = np.asarray(tensors[hf_name])
         try:
-            value = transform(array)
+            value = slot.to_ours(array)
         except ValueError:
             value = None
         if value is None or value.shape != want:
             wrong_shape.append(f"{hf_name}: got {tuple(array.shape)}, expected "
                                f"{_torch_shape(hf_name, want)} for this config")
             continue
-        values[path] = value
+        if slot.layer is None:
+            values[slot.path] = value
+        else:  # the blocks' tensors are written into their stacked parameter, layer by layer
+            if slot.path not in values:
+                values[slot.path] = np.empty(shape, np.float32)
+            values[slot.path][slot.layer] = value
     problems = []
     if missing:
         problems.append(f"missing tensors ({len(missing)}): {', '.join(missing)}")
@@ -318,7 +345,7 @@ def load_encoder(name_or_path: str | os.PathLike, **config_overrides) -> tuple[E
     """Encoder with the weights of an HF checkpoint (directory, offline name or hub id).
 
     ``config_overrides`` replace EncoderConfig fields (e.g. ``dtype="bfloat16"``,
-    ``hidden_dropout=0.0``); shapes come from the checkpoint.
+    ``hidden_dropout=0.0``, ``remat="full"``); shapes come from the checkpoint.
     """
     model_dir = resolve_model_dir(name_or_path)
     hf = read_hf_config(model_dir)
@@ -328,6 +355,74 @@ def load_encoder(name_or_path: str | os.PathLike, **config_overrides) -> tuple[E
     encoder, loaded, skipped = encoder_from_tensors(config, tensors, source=str(weights_file),
                                                     prefix=prefix)
     return encoder, LoadReport(model_dir, weights_file, loaded, skipped)
+
+
+# --------------------------------------------------------------------------- checkpoints out
+
+# (position_style, pre_layer_norm) -> (model_type, architecture) of the HF model that computes
+# exactly what the Encoder does.
+_EXPORT_TYPES = {
+    ("absolute", False): ("bert", "BertModel"),
+    ("roberta", False): ("xlm-roberta", "XLMRobertaModel"),
+    ("roberta", True): ("xlm-roberta-xl", "XLMRobertaXLModel"),
+}
+
+
+def hf_config_dict(config: EncoderConfig) -> dict[str, Any]:
+    """The HF ``config.json`` of an encoder: ``encoder_config_from_hf`` of it gives ``config``
+    back (up to ``dtype`` and ``remat``, which are run-time choices, not the checkpoint's)."""
+    key = (config.position_style, config.pre_layer_norm)
+    if key not in _EXPORT_TYPES:
+        raise CheckpointError(
+            f"no Hugging Face model has {'pre' if config.pre_layer_norm else 'post'}-LN blocks "
+            f"with {config.position_style} positions; cannot export {_describe(config)}")
+    model_type, architecture = _EXPORT_TYPES[key]
+    return {
+        "architectures": [architecture], "model_type": model_type,
+        "vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_layers, "num_attention_heads": config.num_heads,
+        "intermediate_size": config.intermediate_size, "hidden_act": "gelu",
+        "hidden_dropout_prob": config.hidden_dropout,
+        "attention_probs_dropout_prob": config.attention_dropout,
+        "max_position_embeddings": config.max_position_embeddings,
+        "type_vocab_size": config.type_vocab_size,
+        "initializer_range": config.initializer_range, "layer_norm_eps": config.layer_norm_eps,
+        "pad_token_id": config.pad_token_id, "position_embedding_type": "absolute",
+        "dtype": "float32",
+    }
+
+
+def save_hf_checkpoint(encoder: Encoder, directory: str | os.PathLike, *,
+                       tokenizer=None) -> pathlib.Path:
+    """Write ``encoder`` as an ordinary Hugging Face checkpoint directory.
+
+    ``config.json`` (``hf_config_dict``) and ``model.safetensors`` with HF's tensor names and
+    torch layouts, float32; plus the tokenizer's files when one is given
+    (``tokenizer.save_pretrained``). ``load_encoder(directory)`` reads back the same
+    parameters bit for bit, and ``transformers.AutoModel.from_pretrained(directory)`` is the
+    same model (its pooler, which the Encoder does not have, starts random). The parameters
+    are gathered to this host: call it where they are fully addressable (process 0 after
+    ``multihost_utils.process_allgather`` on a pod).
+    """
+    import safetensors.numpy
+
+    config = encoder.config
+    hf_config = hf_config_dict(config)
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    params = {path: np.asarray(variable[...], np.float32)
+              for path, variable in nnx.to_flat_state(nnx.state(encoder, nnx.Param))}
+    tensors = {}
+    for hf_name, slot in _hf_to_encoder_names(config).items():
+        value = params[slot.path] if slot.layer is None else params[slot.path][slot.layer]
+        tensors[hf_name] = np.ascontiguousarray(slot.to_hf(value))
+    # format=pt: transformers refuses safetensors files without it.
+    safetensors.numpy.save_file(tensors, directory / "model.safetensors",
+                                metadata={"format": "pt"})
+    (directory / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n")
+    if tokenizer is not None:
+        tokenizer.save_pretrained(directory)
+    return directory
 
 
 # The masked-LM head's tensors: (RoBERTa / XLM-R names, BERT names) -> our MaskedLMHead's.
