@@ -14,7 +14,8 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
 
 # Words of the tiny tokenizer's vocabulary (plus every single letter, so nothing is <unk>).
 _WORDS = ("the cat dog sat on mat a is big small red blue house tree der die das katze hund "
@@ -157,3 +158,13 @@ def xlmr_tokenizer(tmp_path_factory):
     (directory / "tokenizer_config.json").write_text(json.dumps(offline._TOKENIZER_CONFIG))
     (directory / "special_tokens_map.json").write_text(json.dumps(offline._SPECIAL_TOKENS_MAP))
     return load_tokenizer(directory)
+
+
+def run_xstilts(args, cache_dir):
+    """The CLI in a fresh process (SIGKILL must end a whole process), on one CPU device."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XLA_FLAGS": "", "XSTILTS_CACHE": str(cache_dir)}
+    return subprocess.run([sys.executable, "-m", "xstilts_jax.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=600)

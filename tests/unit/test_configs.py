@@ -7,12 +7,13 @@ import pathlib
 
 import pytest
 
+from conftest import REPO
 from xstilts_jax.config import ConfigError, apply_overrides, load_config_file
 from xstilts_jax.experiments.phases import phase_tasks
 from xstilts_jax.tasks import get_task, task_names
 from xstilts_jax.tasks.families import FAMILIES
 
-CONFIG = pathlib.Path(__file__).resolve().parents[1] / "configs" / "xtreme.py"
+CONFIG = REPO / "configs" / "xtreme.py"
 NINE = ("anli_plus", "ccg", "commonsenseqa", "cosmosqa", "hellaswag", "mnli", "qqp", "squad_v2",
         "sst2")
 TARGETS = ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa")

@@ -11,6 +11,7 @@ import re
 
 import pytest
 
+from conftest import SHARED_DATA
 from xstilts_jax.tasks import UnknownTaskError, get_task, task_names
 from xstilts_jax.tasks.catalog.xtreme import TATOEBA_LANGUAGES
 from xstilts_jax.tasks.examples import BuccData, TaggedSentence, TranslationPair
@@ -18,7 +19,7 @@ from xstilts_jax.tasks.formats.conllu import SKIP_NO_TEXT
 from xstilts_jax.tasks.io import DataError
 from xstilts_jax.tasks.sources import files
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 # The tasks the old file layout (tasks/layout.py) held; every task has a layout now.
 LAYOUT_TASKS = ("udpos", "panx", "squad", "xquad", "mlqa", "tydiqa", "bucc2018", "tatoeba",
                 "squad_v2", "ccg", "hellaswag", "cosmosqa", "commonsenseqa")

@@ -61,6 +61,7 @@ def _tiny(config, checkpoint, data):
     return config
 
 
+@pytest.mark.slow
 def test_a_new_pair_task_is_one_spec(tmp_path, tiny_checkpoints, toy_task):
     """A sentence-pair task with its own file layout: declaring its spec is all it takes to
     read, train, evaluate zero-shot and write XTREME-format predictions through run_cell."""
@@ -78,6 +79,7 @@ def test_a_new_pair_task_is_one_spec(tmp_path, tiny_checkpoints, toy_task):
     assert result.phases["target"].dev_metric == "accuracy"
 
 
+@pytest.mark.slow
 def test_phase_seeds_are_recorded_and_vary_the_target_alone(tmp_path, tiny_checkpoints):
     """Target seeds vary on one intermediate phase: with a shared phases folder, two cells
     that differ in target.seed train their intermediate once (one key, one directory) and

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import pathlib
 
-from conftest import write_nli_data
+import pytest
+
+from conftest import REPO, write_nli_data
 from xstilts_jax.cli import main
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _run(data, workdir, checkpoint, *extra):
@@ -20,6 +21,7 @@ def _run(data, workdir, checkpoint, *extra):
                  "--config.intermediate.num_steps=6", "--config.target.num_steps=4", *extra])
 
 
+@pytest.mark.slow
 def test_mnli_with_its_translations(tmp_path, tiny_checkpoints, capsys):
     data = write_nli_data(tmp_path / "data", train=60, languages=("en", "de"))
     folder = data / "XNLI-MT-1.0" / "multinli"

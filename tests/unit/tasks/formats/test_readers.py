@@ -14,6 +14,7 @@ import re
 
 import pytest
 
+from conftest import SHARED_DATA
 from xstilts_jax.tasks.catalog.xtreme import (BUCC_LANGUAGES, MLQA_LANGUAGES, PANX_LANGUAGES,
                                               TATOEBA_LANGUAGES, TYDIQA_LANGUAGE_NAMES,
                                               TYDIQA_LANGUAGES, UDPOS_LANGUAGES, XQUAD_LANGUAGES)
@@ -28,7 +29,7 @@ from xstilts_jax.tasks.formats.word_tags import PANX_LABELS, read_panx_raw, read
 from xstilts_jax.tasks.io import DataError
 from xstilts_jax.tasks.sources import files
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 XQUAD_FILES = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")  # + ro
 TATOEBA_SHORT = {"jv": 205, "te": 234, "ta": 307, "sw": 390, "th": 548, "kk": 575, "ml": 687,
                  "ka": 746}  # the data README's counts; every other language has 1000

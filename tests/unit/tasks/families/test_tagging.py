@@ -8,7 +8,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from conftest import build_tiny_tokenizer
+from conftest import SHARED_DATA, build_tiny_tokenizer
 from xstilts_jax import metrics
 from xstilts_jax.tasks.examples import TaggedSentence
 from xstilts_jax.tasks.families.tagging import (IGNORE_LABEL, TaggingFeatures, featurize_tagging,
@@ -18,7 +18,7 @@ from xstilts_jax.tasks.formats import conllu
 from xstilts_jax.tasks.formats.conllu import UPOS_TAGS
 from xstilts_jax.tasks.io import DataError
 
-UDPOS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "udpos"
+UDPOS = SHARED_DATA / "udpos"
 UD_FILES = (("en_ewt-ud-dev.conllu", "en"), ("en_ewt-ud-test.conllu", "en"),
             ("de_gsd-ud-test.conllu", "de"))
 TAGS = ("A", "B", "C", "D")

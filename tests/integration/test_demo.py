@@ -25,6 +25,7 @@ def demo_run(tmp_path_factory):
     return workdir, results
 
 
+@pytest.mark.slow
 def test_demo_writes_both_arms_for_every_language(demo_run):
     workdir, results = demo_run
     assert json.loads((workdir / "results.json").read_text()) == json.loads(json.dumps(results))
@@ -45,6 +46,7 @@ def test_demo_writes_both_arms_for_every_language(demo_run):
     assert 0 <= results["arms"]["xstilts"]["intermediate_dev_accuracy"] <= 100
 
 
+@pytest.mark.slow
 def test_demo_cells_are_run_cell_cells_sharing_the_intermediate_phase(demo_run):
     """Each arm x seed is a cell of ``run_cell`` (config.json, a typed results.json); only the
     X-STILTs cells have an intermediate phase, and they share one (one key, trained once)."""
@@ -89,6 +91,7 @@ def test_demo_only_duplicates_are_gone():
         importlib.import_module("xstilts_jax.pipeline")
 
 
+@pytest.mark.slow
 def test_paired_gain_and_table(demo_run):
     _, results = demo_run
     direct, stilts = results["arms"]["direct"]["runs"], results["arms"]["xstilts"]["runs"]

@@ -36,6 +36,7 @@ import types
 
 import pytest
 
+from conftest import REPO, SHARED_DATA
 from xstilts_jax.tasks import UnknownTaskError, get_task, read
 from xstilts_jax.tasks.catalog.common import NLI_LABELS
 from xstilts_jax.tasks.catalog.intermediate import QQP, SST2
@@ -52,7 +53,6 @@ from xstilts_jax.tasks.sources.tfds import read_tfds
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
-SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 XQUAD_LANGS = ("ar", "de")
 TATOEBA_LANGS = ("de", "sw")
 
@@ -832,7 +832,7 @@ def test_read_path_never_imports_tensorflow(xquad, xnli, panx, tatoeba, glue, sn
         print("ok")
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            cwd=pathlib.Path(__file__).resolve().parents[1], timeout=120)
+                            cwd=REPO, timeout=120)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
 
 

@@ -7,11 +7,12 @@ import pathlib
 
 import pytest
 
+from conftest import SHARED_DATA
 from xstilts_jax.cli import main
 from xstilts_jax.metrics import (TASKS, ScoreError, bucc_f1, get_entities, mlqa_normalize_answer,
                                  score_all, score_task, squad_normalize_answer, tagging_f1)
 
-MOCK = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "xtreme_mock"
+MOCK = SHARED_DATA / "xtreme_mock"
 needs_mock = pytest.mark.skipif(not (MOCK / "expected_scores.json").is_file(),
                                 reason=f"XTREME mock oracle not found at {MOCK}")
 

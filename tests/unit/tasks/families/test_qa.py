@@ -21,6 +21,7 @@ import pathlib
 import numpy as np
 import pytest
 
+from conftest import SHARED_DATA
 from xstilts_jax import metrics
 from xstilts_jax.tasks.examples import QAExample
 from xstilts_jax.tasks.families.qa import (QAFeatures, answers_from_logits, featurize_qa,
@@ -28,7 +29,7 @@ from xstilts_jax.tasks.families.qa import (QAFeatures, answers_from_logits, feat
 from xstilts_jax.tasks.formats.squad import read_squad
 from xstilts_jax.tasks.io import DataError
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 XQUAD_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
 MAX_ANSWER_LENGTH = 30  # XTREME's
 

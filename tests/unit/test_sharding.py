@@ -81,6 +81,7 @@ def _float_dtypes(tree) -> set[str]:
     return {str(x.dtype) for x in jax.tree.leaves(tree) if jax.numpy.issubdtype(x.dtype, np.floating)}
 
 
+@pytest.mark.slow
 def test_bfloat16_trains_with_float32_master_weights():
     losses, state, steps = _one_device("bfloat16")
     reference, _, _ = _one_device("float32")

@@ -1,6 +1,6 @@
 """Two processes of 4 CPU devices each train like one device, each feeding only its own rows.
 
-The test launches this file twice as a script (``python tests/test_multihost.py ID PORT
+The test launches this file twice as a script (``python tests/integration/test_multihost.py ID PORT
 PARAMS``): ``jax.distributed`` with gloo CPU collectives joins the processes into one
 8-device data mesh, and every process passes ``sharding.global_batch`` only its rows of
 each global batch, as hosts of a real multi-host run do. The test process initialises the
@@ -19,6 +19,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 from flax import nnx
 
 from xstilts_jax.models.encoder import Encoder
@@ -28,7 +29,9 @@ from xstilts_jax import sharding
 from xstilts_jax.train.optimizer import make_optimizer
 from xstilts_jax.train.steps import Steps
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+# Not conftest's: this file also runs as a worker script, which must not import conftest (it
+# sets 8 devices for the test process).
+REPO = pathlib.Path(__file__).resolve().parents[2]
 PROCESSES, LOCAL_DEVICES, BATCH, STEPS = 2, 4, 16, 10
 
 
@@ -103,6 +106,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one_device(tmp_path):
     graphdef, params_state = nnx.split(_model())
     params_file = tmp_path / "params.npz"

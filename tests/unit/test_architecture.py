@@ -14,7 +14,9 @@ import pathlib
 
 import pytest
 
-PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "xstilts_jax"
+from conftest import REPO
+
+PACKAGE = REPO / "xstilts_jax"
 ROOT = "xstilts_jax"
 
 

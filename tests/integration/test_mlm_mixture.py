@@ -11,14 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import build_tiny_tokenizer, write_nli_data
+from conftest import REPO, build_tiny_tokenizer, write_nli_data
 from xstilts_jax.cli import main
 from xstilts_jax.data.mlm import MultilingualMlmData, tokenize_text
 from xstilts_jax.tasks.formats.text import read_text_corpus
 from xstilts_jax.tasks.io import DataError
 from xstilts_jax.train.multitask import task_probabilities
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 TEXT = {"en": "the cat sat on the mat", "de": "der hund ist groß", "fr": "le chat est petit"}
 
 
@@ -113,6 +112,7 @@ def test_checkpoint_mlm_head_equals_torch(tiny_checkpoints):
     assert load_mlm_head(tiny_checkpoints("xlmr"), encoder.config) is None  # encoder only
 
 
+@pytest.mark.slow
 def test_mnli_plus_mlm_mixture_end_to_end(tmp_path, tiny_checkpoints, capsys):
     data = write_nli_data(tmp_path / "data", languages=("en", "de"))
     write_text(data)

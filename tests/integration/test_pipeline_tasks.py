@@ -10,67 +10,13 @@ import pathlib
 import numpy as np
 import pytest
 
+from release_fixtures import write_qa, write_udpos
+from conftest import REPO
 from xstilts_jax import metrics
 from xstilts_jax.cli import main
 from xstilts_jax.models.heads import SpanHead, TaggingHead
 from xstilts_jax.models.encoder import EncoderConfig
 from xstilts_jax.losses import span_loss, token_classification_loss
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-WORDS = "the cat dog sat on mat a is big small red blue house tree".split()
-# A learnable word -> tag rule for the toy UDPOS data.
-TAG_OF = {w: ("DET" if w in ("the", "a") else "NOUN" if w in ("cat", "dog", "mat", "house", "tree")
-              else "ADJ" if w in ("big", "small", "red", "blue") else "VERB" if w in ("sat", "is")
-              else "ADP") for w in WORDS}
-
-
-def _sentences(rng, n):
-    return [list(rng.choice(WORDS, rng.integers(3, 12))) for _ in range(n)]
-
-
-def write_udpos(root: pathlib.Path, languages=("en", "de")) -> pathlib.Path:
-    rng = np.random.default_rng(0)
-    (root / "udpos").mkdir(parents=True)
-    labels = root / "labels" / "udpos"
-    labels.mkdir(parents=True)
-    splits = [("train", "en", 200), ("dev", "en", 30)] + [("test", lang, 25) for lang in languages]
-    for split, lang, n in splits:
-        text = "".join("".join(f"{w}\t{TAG_OF[w]}\n" for w in s) + "\n" for s in _sentences(rng, n))
-        (root / "udpos" / f"{split}-{lang}.tsv").write_text(text)
-        if split == "test":  # the scorer's label file: tags only
-            (labels / f"test-{lang}.tsv").write_text(
-                "\n".join("\n".join(line.split("\t")[1] for line in block.splitlines()) + "\n"
-                          for block in text.strip("\n").split("\n\n")) + "\n")
-    return root
-
-
-def _squad(rng, n, prefix):
-    articles = []
-    for p in range(n):
-        words = list(rng.choice(WORDS, 30))
-        answer_at = int(rng.integers(0, 26))
-        context = " ".join(words)
-        start = len(" ".join(words[:answer_at])) + (1 if answer_at else 0)
-        answer = " ".join(words[answer_at:answer_at + 2])
-        question = " ".join(words[answer_at:answer_at + 2][::-1] + ["is", "what"])
-        articles.append({"title": f"t{p}", "paragraphs": [{"context": context, "qas": [
-            {"id": f"{prefix}{p}", "question": question,
-             "answers": [{"text": answer, "answer_start": start}]}]}]})
-    return {"version": "1.1", "data": articles}
-
-
-def write_qa(root: pathlib.Path, languages=("en", "de")) -> pathlib.Path:
-    rng = np.random.default_rng(1)
-    for folder in ("squad", "xquad", "labels/xquad"):
-        (root / folder).mkdir(parents=True)
-    (root / "squad" / "train-v1.1.json").write_text(json.dumps(_squad(rng, 120, "tr")))
-    (root / "squad" / "dev-v1.1.json").write_text(json.dumps(_squad(rng, 20, "dv")))
-    for lang in languages:
-        text = json.dumps(_squad(rng, 15, f"{lang}-"))
-        (root / "xquad" / f"xquad.{lang}.json").write_text(text)
-        (root / "labels" / "xquad" / f"test-{lang}.json").write_text(text)
-    return root
-
 
 def _run(config_arg, checkpoint, data, workdir, *extra):
     return main(["run", "--config", f"{REPO / 'configs' / 'xtreme.py'}:{config_arg}",
@@ -79,6 +25,7 @@ def _run(config_arg, checkpoint, data, workdir, *extra):
                  *extra])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["udpos", "xquad"])
 def test_target_task_end_to_end(task, tmp_path, tiny_checkpoints, capsys):
     data = (write_udpos if task == "udpos" else write_qa)(tmp_path / "data")
@@ -158,6 +105,7 @@ def test_token_losses_ignore_padding_and_unlabelled_tokens():
                                          rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["tagging", "qa"])
 def test_token_heads_train_the_same_on_8_devices(family):
     """5 steps of the tagging / span train step, dropout on: 1 device vs fsdp=2 x data=4 and
