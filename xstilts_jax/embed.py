@@ -17,6 +17,7 @@ from flax import nnx
 from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths, token_batches
 from xstilts_jax.models.encoder import Encoder
 from xstilts_jax import sharding
+from xstilts_jax.progress import Progress
 
 Pooling = Literal["mean", "cls"]
 
@@ -79,11 +80,8 @@ def embed_token_ids(encoder: Encoder, token_ids: Sequence[Sequence[int]], *, pad
     out = np.zeros((len(token_ids), encoder.config.hidden_size), dtype=np.float32)
     batches = token_batches(token_ids, batch_size=batch_size, pad_id=pad_id,
                             buckets=bucket_lengths(max_length, buckets))
-    if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, total=-(-len(token_ids) // batch_size), desc="embed", unit="batch")
-    for batch in batches:
+    bar = Progress(-(-len(token_ids) // batch_size), desc="embed", unit="batch", enabled=progress)
+    for done, batch in enumerate(batches, 1):
         ids, mask = batch.input_ids, batch.attention_mask
         if mesh is not None:
             placed = sharding.feed({"input_ids": ids, "attention_mask": mask}, mesh)
@@ -91,6 +89,8 @@ def embed_token_ids(encoder: Encoder, token_ids: Sequence[Sequence[int]], *, pad
         pooled = _embed_batch(graphdef, state, ids, mask, layer=layer, pool=pool, mesh=mesh)
         real = batch.example_index >= 0
         out[batch.example_index[real]] = np.asarray(pooled)[real]
+        bar.update(done)
+    bar.close()
     return out
 
 
