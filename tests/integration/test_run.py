@@ -74,3 +74,8 @@ def test_run_config_errors(tmp_path, tiny_checkpoints, nli_data, capsys):
     assert "--config.seed=abc: not a valid int" in capsys.readouterr().err
     assert main(_run_args(checkpoint, nli_data, tmp_path / "d", "--config.target.task=xnly")) == 2
     assert "unknown task 'xnly'" in capsys.readouterr().err
+    assert main(_run_args(checkpoint, nli_data, tmp_path / "e", "--config.model.remat=all")) == 2
+    assert "model.remat 'all': expected one of none, full, dots_saveable" in capsys.readouterr().err
+    assert main(_run_args(checkpoint, nli_data, tmp_path / "f",
+                          "--config.mesh.rules=(('embed', 'model'),)")) == 2
+    assert "'model' is not a mesh axis" in capsys.readouterr().err

@@ -26,6 +26,7 @@ from xstilts_jax.experiments.phases import (MLM_TASK, encoder_of, multilingual_m
 from xstilts_jax.experiments.rundir import (LABELS_FILE, PHASE_FILE, RESULTS_FILE, as_json,
                                             check_resume, params_sha256, phase_key,
                                             write_json_atomic)
+from xstilts_jax.models.encoder import REMAT_POLICIES
 from xstilts_jax.models.pretrained import load_encoder
 from xstilts_jax.sharding import make_mesh, rules_table
 from xstilts_jax.tasks import TaskSpec, get_task, read
@@ -227,6 +228,9 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True,
     if unknown:
         raise ConfigError(f"eval.languages: {unknown} are not languages of {target_task.name} "
                           f"({', '.join(target_task.languages)})")
+    remat = config.model.get("remat", "none")
+    if remat not in REMAT_POLICIES:
+        raise ConfigError(f"model.remat {remat!r}: expected one of {', '.join(REMAT_POLICIES)}")
     try:
         mesh = make_mesh(dict(config.mesh.shape))
         rules = rules_table(config.mesh.rules)
@@ -234,7 +238,8 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True,
         raise ConfigError(str(e)) from None
     encoder, report = load_encoder(config.model.name, dtype=config.model.dtype,
                                    hidden_dropout=config.model.hidden_dropout,
-                                   attention_dropout=config.model.attention_dropout)
+                                   attention_dropout=config.model.attention_dropout,
+                                   remat=remat)
     tokenizer = load_tokenizer(report.path)
     pad_id = tokenizer.pad_token_id
     result = CellResult(model=str(config.model.name), seed=config.seed)

@@ -53,7 +53,10 @@ def cell_config(intermediate: str = "mnli", target: str = "xnli", *,
     config.seed = 0
     config.model = ml_collections.ConfigDict(dict(
         name="FacebookAI/xlm-roberta-base",  # a checkpoint directory, offline name or hub id
-        dtype="float32", hidden_dropout=0.1, attention_dropout=0.1))
+        dtype="float32", hidden_dropout=0.1, attention_dropout=0.1,
+        # What the backward pass recomputes: "none", "full" (each block) or "dots_saveable"
+        # (keeps the matrix products); memory against compute, same results.
+        remat="none"))
     config.data = ml_collections.ConfigDict(dict(
         source="files",  # "files": XTREME's download/ folder; "tfds": prepared TFDS datasets
         dir="data",  # XTREME's download/ folder (mnli/ and squad/ beside xnli/, ...)
