@@ -53,6 +53,11 @@ def test_target_task_end_to_end(task, tmp_path, tiny_checkpoints, capsys):
 
     model, _ = load_phase_model(workdir / "target")
     assert params_sha256(nnx.to_pure_dict(nnx.state(model))) == results["target_params_sha256"]
+    from xstilts_jax.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"not a trained phase \(expected .*ckpt/best and "
+                                          r".*phase\.json\)"):
+        load_phase_model(workdir)  # the cell, not a phase
     if task == "udpos":
         from test_retrieve import write_tatoeba
 

@@ -20,7 +20,7 @@ from flax import nnx
 
 from xstilts_jax.config import ConfigError
 from xstilts_jax.data.mlm import MultilingualMlmData, tokenize_text
-from xstilts_jax.experiments.rundir import CONFIG_FILE, LABELS_FILE, PHASE_FILE, is_phase_dir
+from xstilts_jax.experiments.rundir import LABELS_FILE, PHASE_FILE, is_phase_dir
 from xstilts_jax.losses import mlm_loss
 from xstilts_jax.models.heads import MaskedLMHead, MultiTaskModel, TaskModel
 from xstilts_jax.models.pretrained import load_encoder, load_mlm_head
@@ -180,22 +180,6 @@ def multilingual_mlm(mlm_config, data_dir, tokenizer, encoder, model_dir,
     return data, head, mlm_loss, report
 
 
-def _phase_description(phase_dir: pathlib.Path) -> tuple[dict, dict, pathlib.Path]:
-    """(model section, phase section, file it came from): ``phase.json``, or for runs written
-    before it existed, the cell's ``config.json`` and the phase's name."""
-    path = phase_dir / PHASE_FILE
-    if path.is_file():
-        identity = json.loads(path.read_text())
-        return identity["model"], identity["section"], path
-    path = phase_dir.parent / CONFIG_FILE
-    config = json.loads(path.read_text())
-    section = config.get(phase_dir.name)
-    if not isinstance(section, dict) or not section.get("task"):
-        raise ConfigError(f"{path}: no trained phase {phase_dir.name!r} (its phases: "
-                          f"intermediate, target)")
-    return config["model"], section, path
-
-
 def load_phase_model(phase_dir, *, dtype: str | None = None):
     """(TaskModel or MultiTaskModel with the phase's best parameters, the tokenizer's
     directory) of a trained phase, e.g. ``runs/mnli-xnli/intermediate``: its encoder is the
@@ -203,8 +187,10 @@ def load_phase_model(phase_dir, *, dtype: str | None = None):
     phase_dir = pathlib.Path(phase_dir)
     if not is_phase_dir(phase_dir):
         raise ConfigError(f"{phase_dir}: not a trained phase (expected {phase_dir / 'ckpt' / 'best'} "
-                          f"and {phase_dir / PHASE_FILE} or {phase_dir.parent / CONFIG_FILE})")
-    model_config, section, described_in = _phase_description(phase_dir)
+                          f"and {phase_dir / PHASE_FILE})")
+    described_in = phase_dir / PHASE_FILE
+    identity = json.loads(described_in.read_text())
+    model_config, section = identity["model"], identity["section"]
     names = phase_tasks(section["task"])
     tasks = [get_task(t) for t in names if t != MLM_TASK]
     labels_path = phase_dir / LABELS_FILE

@@ -87,11 +87,9 @@ def params_sha256(params) -> str:
 
 
 def is_phase_dir(path: str | os.PathLike) -> bool:
-    """A trained phase (``ckpt/best``) that says what it is (``phase.json``, or the
-    ``config.json`` of the cell directory it sits in, as runs wrote it before phase.json)."""
+    """A trained phase: a best checkpoint (``ckpt/best``) and what it is (``phase.json``)."""
     path = pathlib.Path(path)
-    return (path / "ckpt" / "best").is_dir() and (
-        (path / PHASE_FILE).is_file() or (path.parent / CONFIG_FILE).is_file())
+    return (path / "ckpt" / "best").is_dir() and (path / PHASE_FILE).is_file()
 
 
 __all__ = ["CONFIG_FILE", "LABELS_FILE", "PHASE_FILE", "RESULTS_FILE", "as_json", "check_resume",
