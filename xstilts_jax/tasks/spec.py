@@ -19,7 +19,7 @@ from typing import Mapping
 
 from xstilts_jax.tasks.io import DataError
 
-FAMILIES = ("classification", "tagging", "qa", "multiple_choice", "supertagging", "retrieval")
+FAMILY_NAMES = ("classification", "tagging", "qa", "multiple_choice", "supertagging", "retrieval")
 ROLES = ("target", "intermediate", "retrieval", "extra", "demo")
 XTREME_GROUPS = ("classification", "tagging", "qa", "retrieval")
 # XTREME's official metric per kind (``metrics.py``): what a task's predictions are scored by.
@@ -136,8 +136,8 @@ class TaskSpec:
         object.__setattr__(self, "placeholders", types.MappingProxyType(
             {k: types.MappingProxyType(dict(v)) for k, v in self.placeholders.items()}))
         problems = []
-        if self.family not in FAMILIES:
-            problems.append(f"family {self.family!r} is not one of {', '.join(FAMILIES)}")
+        if self.family not in FAMILY_NAMES:
+            problems.append(f"family {self.family!r} is not one of {', '.join(FAMILY_NAMES)}")
         problems += [f"role {r!r} is not one of {', '.join(ROLES)}" for r in self.roles
                      if r not in ROLES]
         if self.xtreme_group is not None and self.xtreme_group not in XTREME_GROUPS:
@@ -209,5 +209,5 @@ class TaskSpec:
         return text.format(lang=language, **values)
 
 
-__all__ = ["FAMILIES", "METRICS", "ROLES", "XTREME_GROUPS", "Location", "Split", "TaskSpec",
+__all__ = ["FAMILY_NAMES", "METRICS", "ROLES", "XTREME_GROUPS", "Location", "Split", "TaskSpec",
            "TfdsDataset", "at", "split"]
