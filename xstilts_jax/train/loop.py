@@ -240,7 +240,7 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses,
                 dev_metrics = data.evaluate(eval_step, state.params, program.feed)
                 writer.write(update, "eval", dev_metrics)
                 score = next(iter(dev_metrics.values()))
-                bar.note(f"dev {next(iter(dev_metrics))} {score:.2f}")
+                bar.note(f"{next(iter(dev_metrics))} {score:.2f}")
                 if score > loop["best_dev"]:
                     loop.update(best_dev=score, best_step=update, bad_evals=0)
                     checkpoints.save_best(update, state, loop)
