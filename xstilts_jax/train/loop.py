@@ -183,8 +183,10 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses,
     multitask = None not in program.losses
 
     def steps_for(task: str | None):
-        sample = data.train_batch(0) if task is None else data.sample_batch(task)
-        return program.jitted(task, sample)
+        """(train step, eval step) of ``task``, jitted on its first use with the shardings of
+        a sample batch (made only then: making one can cost a whole epoch's batching)."""
+        return program.jitted(task, lambda: data.train_batch(0) if task is None
+                              else data.sample_batch(task))
 
     if multitask:
         def eval_step(task: str):

@@ -51,11 +51,15 @@ class Program:
         return Steps(self.graphdef, self.tx, self.mesh, loss_fn=self.losses[task],
                      rules=self.rules, dropout_seed=self.dropout_seed, task=task)
 
-    def jitted(self, task: str | None, sample_batch: Mapping[str, Any]):
-        """(train step, eval step) of ``task``, jitted with ``sample_batch``'s shardings (an
-        array dict or ShapeDtypeStructs: only shapes are read)."""
+    def jitted(self, task: str | None,
+               sample_batch: Mapping[str, Any] | Callable[[], Mapping[str, Any]]):
+        """(train step, eval step) of ``task``, jitted on first use with the shardings of
+        ``sample_batch``: a batch (arrays or ShapeDtypeStructs: only shapes are read), or a
+        function making one, called only then."""
         if task not in self._steps:
             steps = self.steps(task)
+            if callable(sample_batch):
+                sample_batch = sample_batch()
             batch_shardings = steps.batch_shardings(sample_batch)
             self._steps[task] = (steps.jit_train_step(self.shardings, batch_shardings),
                                  steps.jit_eval_step(self.shardings.params, batch_shardings))
