@@ -121,3 +121,31 @@ def test_grad_accumulation_equals_big_batch():
 
 
 # --------------------------------------------------------------------------- end to end
+
+
+def test_run_phase_makes_each_batch_once(tmp_path):
+    """The loop asks its data for each micro-batch once, plus one sample batch when the step is
+    first jitted: a step never rebuilds batches (an epoch of them, for SupervisedData)."""
+    from xstilts_jax.data.inputs import ModelInputs
+    from xstilts_jax.losses import classification_loss
+    from xstilts_jax.train.loop import PhaseConfig, SupervisedData, run_phase
+
+    rng = np.random.default_rng(0)
+    rows = [[0, *rng.integers(5, 900, 6), 2] for _ in range(12)]
+    inputs = ModelInputs(rows, [[0] * len(r) for r in rows],
+                         {"labels": rng.integers(0, 3, 12).astype(np.int32)})
+    cfg = PhaseConfig(name="p", batch_size=4, num_steps=7, eval_every=7, max_length=16,
+                      buckets=(16,))
+
+    class Counting(SupervisedData):
+        asked: list[int] = []
+
+        def train_batch(self, micro_step):
+            self.asked.append(micro_step)
+            return super().train_batch(micro_step)
+
+    data = Counting(inputs, inputs, cfg, 1, dev_metrics=lambda logits: {"dev_x": 1.0})
+    run_phase(cfg, _tiny_model(), data, losses=classification_loss, phase_dir=tmp_path / "p",
+              mesh=sharding.make_mesh({"data": 1}, jax.devices()[:1]), progress=False,
+              tensorboard=False)
+    assert data.asked == [0, *range(7)]  # 7 steps over 3 batches an epoch: epochs 0, 1, 2
