@@ -168,3 +168,18 @@ def run_xstilts(args, cache_dir):
     env = {**os.environ, "XLA_FLAGS": "", "XSTILTS_CACHE": str(cache_dir)}
     return subprocess.run([sys.executable, "-m", "xstilts_jax.cli", *args], capture_output=True,
                           text=True, env=env, timeout=600)
+
+
+def scan_lengths(jaxpr) -> list[int]:
+    """Lengths of every scan in a (closed) jaxpr, nested ones included: how many encoder
+    blocks a traced program runs."""
+    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "scan":
+            found.append(eqn.params["length"])
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
+                    found += scan_lengths(sub)
+    return found

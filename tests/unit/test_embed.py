@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import torch_model
+from conftest import scan_lengths, torch_model
 from xstilts_jax.cli import main
 from xstilts_jax.data.batching import bucket_lengths, token_batches
 
@@ -125,18 +125,6 @@ def test_embedding_runs_only_the_blocks_below_its_layer(tiny_checkpoints):
 
     from xstilts_jax.embed import _embed_batch
     from xstilts_jax.models.pretrained import load_encoder
-
-    def scan_lengths(jaxpr):
-        jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
-        found = []
-        for eqn in jaxpr.eqns:
-            if eqn.primitive.name == "scan":
-                found.append(eqn.params["length"])
-            for value in eqn.params.values():
-                for sub in value if isinstance(value, (tuple, list)) else (value,):
-                    if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
-                        found += scan_lengths(sub)
-        return found
 
     encoder, _ = load_encoder(tiny_checkpoints("xlmr"))
     graphdef, state = nnx.split(encoder)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from conftest import scan_lengths
 from xstilts_jax.models.axes import LOGICAL_AXES
 from xstilts_jax.models.encoder import REMAT_POLICIES, Embeddings, Encoder, EncoderLayer
 from xstilts_jax.models.presets import PRESETS, get_preset
@@ -123,20 +124,6 @@ def test_stacked_blocks_initialise_and_run_as_separate_blocks(pre_ln):
     assert np.abs(np.asarray(got[1]) - np.asarray(out.hidden_states[1])).max() > 0.01  # dropout on
 
 
-def _scan_lengths(jaxpr) -> list[int]:
-    """Lengths of every scan in a (closed) jaxpr, nested ones included."""
-    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
-    found = []
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "scan":
-            found.append(eqn.params["length"])
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (tuple, list)) else (value,):
-                if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
-                    found += _scan_lengths(sub)
-    return found
-
-
 def test_num_layers_runs_only_the_first_blocks():
     config = get_preset("tiny", pre_layer_norm=True)
     encoder = Encoder(config, rngs=nnx.Rngs(1))
@@ -152,7 +139,7 @@ def test_num_layers_runs_only_the_first_blocks():
     graphdef, state = nnx.split(encoder)
     for depth, scans in ((None, [2]), (2, [2]), (1, [1]), (0, [])):
         jaxpr = jax.make_jaxpr(lambda s: nnx.merge(graphdef, s)(ids, mask, num_layers=depth))(state)
-        assert _scan_lengths(jaxpr) == scans, depth
+        assert scan_lengths(jaxpr) == scans, depth
     with pytest.raises(ValueError, match=r"num_layers must be in 0\.\.2, got 3"):
         encoder(ids, mask, num_layers=3)
 
