@@ -227,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Embed both sides of every language, find neighbours with the exact "
                     "blockwise kernel, mine (BUCC: ratio margin, threshold chosen on dev) or "
                     "retrieve (Tatoeba: 1-NN), write XTREME-format predictions and print scores.")
-    retrieve.add_argument("task", choices=("tatoeba", "bucc2018"))
+    from xstilts_jax.tasks import task_names  # the catalog's (pure Python, no JAX)
+
+    retrieve.add_argument("task", choices=task_names(role="retrieval"))
     retrieve.add_argument("--data", metavar="DIR",
                           help="XTREME's download/ folder (tatoeba/, bucc2018/) or the releases")
     retrieve.add_argument("--source", choices=("files", "tfds"), default="files",

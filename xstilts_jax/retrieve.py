@@ -16,12 +16,12 @@ import numpy as np
 
 from xstilts_jax import metrics, mining
 from xstilts_jax.embed import embed_sentences
-from xstilts_jax.tasks import DataError, get_task, read_split
+from xstilts_jax.tasks import DataError, get_task, read_split, task_names
 from xstilts_jax.sharding import is_primary_host
 
 log = logging.getLogger(__name__)
 
-RETRIEVAL_TASKS = ("tatoeba", "bucc2018")
+RETRIEVAL_TASKS = task_names(role="retrieval")  # from the catalog: bucc2018, tatoeba
 
 
 def _write(path: pathlib.Path, lines: Sequence[str]) -> None:

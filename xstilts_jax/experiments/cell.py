@@ -30,7 +30,7 @@ from xstilts_jax.models.encoder import REMAT_POLICIES
 from xstilts_jax.models.pretrained import load_encoder
 from xstilts_jax.sharding import make_mesh, rules_table
 from xstilts_jax.tasks import TaskSpec, get_task, read
-from xstilts_jax.tasks.families import FAMILIES, Featurized
+from xstilts_jax.tasks.families import FAMILIES, Featurized, featurize
 from xstilts_jax.tokenization import load_tokenizer
 from xstilts_jax.train.loop import PhaseConfig
 from xstilts_jax.train.multitask import task_probabilities
@@ -41,6 +41,11 @@ SCHEMA_VERSION = 1  # of results.json; bumped when a field changes meaning
 PHASES = ("intermediate", "target")
 # Model settings that change how a phase is computed, not what it computes.
 _NOT_IDENTITY = ("remat",)
+
+
+def _set_fields(record) -> dict:
+    """A record's fields as JSON, those left None out (they do not apply to it)."""
+    return {k: v for k, v in dataclasses.asdict(record).items() if v is not None}
 
 
 @dataclasses.dataclass
@@ -54,7 +59,7 @@ class DataRecord:
     rows: int | None = None
 
     def to_json(self) -> dict:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        return _set_fields(self)
 
 
 @dataclasses.dataclass
@@ -75,7 +80,7 @@ class PhaseRecord:
     mlm: dict | None = None
 
     def to_json(self) -> dict:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        return _set_fields(self)
 
 
 @dataclasses.dataclass
@@ -157,10 +162,9 @@ class _Data:
                    language: str | None = None, read_result=None) -> Featurized:
         language = language or task.train_language
         read_result = read_result or self.read(task, split, language)
-        examples = read_result.examples
-        features = FAMILIES[task.family].featurize(self.tokenizer, examples, task, cfg)
-        self.record(task, split, language, read_result, features)
-        return Featurized(task, language, examples, features)
+        result = featurize(self.tokenizer, task, language, read_result.examples, cfg)
+        self.record(task, split, language, read_result, result.features)
+        return result
 
     def training_set(self, task: TaskSpec, section, cfg: PhaseConfig,
                      read_result=None) -> Featurized:
@@ -183,10 +187,10 @@ class _Data:
                     else self.read(task, split, lang))
             examples.extend(part.examples)
             self.record(task, split, lang, part, None)
-        features = FAMILIES[task.family].featurize(self.tokenizer, examples, task, cfg)
+        result = featurize(self.tokenizer, task, "+".join(languages), examples, cfg)
         self.result.data[f"{task.name}/train/{'+'.join(languages)}"] = DataRecord(
-            examples=len(examples), rows=len(features.input_ids))
-        return Featurized(task, "+".join(languages), examples, features)
+            examples=len(examples), rows=len(result.features.input_ids))
+        return result
 
 
 def _phase_tasks(name: str, section) -> tuple[tuple[str, ...], list[TaskSpec]]:

@@ -125,14 +125,18 @@ def resolve(task: TaskSpec | str, split: str, language: str) -> tuple[TaskSpec, 
     return task, split
 
 
-def parts(task: TaskSpec | str, split: str, language: str) -> tuple[tuple[Location, ...], ...]:
-    """The candidate locations of each part of ``task``'s ``split`` in ``language``, in the
-    order tried, placeholders filled in."""
-    task = as_task(task)
-    owner, name = resolve(task, split, language)
+def _filled_parts(owner: TaskSpec, name: str,
+                  language: str) -> tuple[tuple[Location, ...], ...]:
+    """The locations of each part of ``owner``'s own split ``name``, placeholders filled."""
     return tuple(tuple(Location(tuple(owner.fill(p, language) for p in loc.patterns), loc.format,
                                 owner.fill(loc.origin, language), loc.note) for loc in part)
                  for part in owner.split(name).parts)
+
+
+def parts(task: TaskSpec | str, split: str, language: str) -> tuple[tuple[Location, ...], ...]:
+    """The candidate locations of each part of ``task``'s ``split`` in ``language``, in the
+    order tried, placeholders filled in."""
+    return _filled_parts(*resolve(task, split, language), language)
 
 
 def locations(task: TaskSpec | str, split: str, language: str) -> tuple[Location, ...]:
@@ -172,10 +176,13 @@ def find_parts(task: TaskSpec | str, data_dir: str | os.PathLike, split: str,
     """(location, files) of the first candidate present, for every part; a DataError listing
     every location tried (and which files of a partly present one are missing) when a part
     has none."""
-    task = as_task(task)
-    data_dir = pathlib.Path(data_dir)
-    all_parts = parts(task, split, language)
+    return _locate(as_task(task), pathlib.Path(data_dir), split, language)[2]
+
+
+def _locate(task: TaskSpec, data_dir: pathlib.Path, split: str, language: str):
+    """(owner spec, its split, (location, files) of every part): see :func:`find_parts`."""
     owner, read_as = resolve(task, split, language)
+    all_parts = _filled_parts(owner, read_as, language)
     found = []
     for k, candidates in enumerate(all_parts, 1):
         result = _first_present(candidates, data_dir)
@@ -188,7 +195,7 @@ def find_parts(task: TaskSpec | str, data_dir: str | os.PathLike, split: str,
             raise DataError(f"task {task.name!r} split {split!r} ({language}){alias}: no data "
                             f"files{which}; tried " + "; ".join(result))
         found.append(result)
-    return found
+    return owner, read_as, found
 
 
 def find_files(task: TaskSpec | str, data_dir: str | os.PathLike, split: str,
@@ -209,9 +216,9 @@ def read_split(task: TaskSpec | str, data_dir: str | os.PathLike, split: str,
     each read by its format's reader and the parts concatenated in order."""
     task = as_task(task)
     data_dir = pathlib.Path(data_dir)
-    owner, read_as = resolve(task, split, language)
+    owner, read_as, found = _locate(task, data_dir, split, language)
     results = []
-    for location, paths in find_parts(task, data_dir, split, language):
+    for location, paths in found:
         log.info("%s %s (%s): reading %s", task.name, split, language,
                  ", ".join(map(str, paths)))
         reader = FORMATS.get(location.format)
@@ -223,7 +230,7 @@ def read_split(task: TaskSpec | str, data_dir: str | os.PathLike, split: str,
         log.info("%s %s (%s): %s", task.name, split, language,
                  " + ".join(f"{len(r)} ({r.path.relative_to(data_dir).as_posix()})"
                             for r in results))
-    result = combine(results) if len(results) > 1 else results[0]
+    result = combine(results)
     if isinstance(result, ReadResult):
         keys = [getattr(e, "guid", None) or getattr(e, "id") for e in result]
         if len(set(keys)) != len(keys):

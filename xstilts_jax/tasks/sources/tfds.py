@@ -561,7 +561,7 @@ def read_tfds(task: TaskSpec | str, split: str, language: str, *,
     opened = [open_first(candidates, data_dir) for candidates in tfds_parts(task, split, language)]
     options = {"mismatches": mismatches, "allow_unanswered": allow_unanswered}
     results = [_READERS[where.reader](owner, where, source, options) for where, source in opened]
-    return combine(results) if len(results) > 1 else results[0]
+    return combine(results)
 
 
 __all__ = ["NotPreparedError", "TfdsSplit", "open_first", "open_split", "prepare_hint",
