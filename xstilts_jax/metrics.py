@@ -24,7 +24,9 @@ from typing import Callable, Iterable, Sequence
 
 from xstilts_jax.tasks.registry import get_task, xtreme_groups
 
-__all__ = ["GROUP2TASK", "TASK_METRICS", "TASKS", "ScoreError", "accuracy", "bucc_f1",
+__all__ = ["GROUP2TASK", "STAT_KINDS", "TASK_METRICS", "TASKS", "ScoreError", "accuracy",
+           "accuracy_example_stats", "bucc_f1", "qa_example_stats", "score_from_stats",
+           "tagging_example_stats",
            "get_entities", "mlqa_em_f1", "mlqa_normalize_answer", "score_all", "score_task",
            "squad_em_f1", "squad_normalize_answer", "squad_v2_em_f1", "tagging_f1", "task_score"]
 
@@ -213,6 +215,19 @@ def tagging_f1(labels: Sequence[Sequence[str]], predictions: Sequence[Sequence[s
     return _prf(len(gold & pred), len(pred), len(gold))
 
 
+def tagging_example_stats(labels: Sequence[Sequence[str]],
+                          predictions: Sequence[Sequence[str]]) -> list[tuple[int, int, int]]:
+    """Per sentence: (correct chunks, predicted chunks, gold chunks). Chunks never cross a
+    sentence, so their sums give :func:`tagging_f1` exactly."""
+    if len(labels) != len(predictions):
+        raise ValueError(f"{len(predictions)} predicted sentences for {len(labels)}")
+    stats = []
+    for gold_tags, pred_tags in zip(labels, predictions):
+        gold, pred = set(get_entities(list(gold_tags))), set(get_entities(list(pred_tags)))
+        stats.append((len(gold & pred), len(pred), len(gold)))
+    return stats
+
+
 # --------------------------------------------------------------------------- QA
 
 def squad_normalize_answer(s: str) -> str:
@@ -276,25 +291,34 @@ def _token_f1(prediction_tokens: list[str], gold_tokens: list[str]) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def _qa_em_f1(articles: list[dict], predictions: dict[str, str],
-              normalize: Callable[[str], str]) -> dict[str, float]:
-    """Max-over-gold-answers EM and token F1, averaged over every gold question (missing: 0)."""
-    total, exact_match, f1 = 0, 0.0, 0.0
+def qa_example_stats(articles: list[dict], predictions: dict[str, str],
+                     normalize: Callable[[str], str]) -> list[tuple[float, float]]:
+    """Per gold question, in order: (exact match, token F1) in [0, 1], max over its gold
+    answers; an unanswered question scores (0, 0), as in the official scripts."""
+    stats = []
     for article in articles:
         for paragraph in article["paragraphs"]:
             for qa in paragraph["qas"]:
-                total += 1
                 if qa["id"] not in predictions:
-                    continue  # unanswered: scores 0, as in the official scripts
+                    stats.append((0.0, 0.0))
+                    continue
                 prediction = normalize(predictions[qa["id"]])
                 golds = [normalize(answer["text"]) for answer in qa["answers"]]
                 if not golds:
                     raise ValueError(f"question {qa['id']!r} has no gold answers")
-                exact_match += max(float(prediction == g) for g in golds)
-                f1 += max(_token_f1(prediction.split(), g.split()) for g in golds)
-    if total == 0:
+                stats.append((max(float(prediction == g) for g in golds),
+                              max(_token_f1(prediction.split(), g.split()) for g in golds)))
+    return stats
+
+
+def _qa_em_f1(articles: list[dict], predictions: dict[str, str],
+              normalize: Callable[[str], str]) -> dict[str, float]:
+    """Max-over-gold-answers EM and token F1, averaged over every gold question (missing: 0)."""
+    stats = qa_example_stats(articles, predictions, normalize)
+    if not stats:
         raise ValueError("no questions")
-    return {"exact_match": 100.0 * exact_match / total, "f1": 100.0 * f1 / total}
+    return {"exact_match": 100.0 * sum(s[0] for s in stats) / len(stats),
+            "f1": 100.0 * sum(s[1] for s in stats) / len(stats)}
 
 
 def squad_em_f1(articles: list[dict], predictions: dict[str, str]) -> dict[str, float]:
@@ -430,6 +454,38 @@ def _check_sentences(gold: list[list[str]], pred: list[list[str]], label_file: p
                          f"but their tokens differ{where}")
     if not gold:
         raise ScoreError(f"{label_file}: no sentences (the file is empty)")
+
+
+# --------------------------------------------------------------------------- per example
+
+# A language's score as a function of sums over its examples, so that a bootstrap can resample
+# examples and rescore without the texts: kind -> what each example's row holds.
+STAT_KINDS = {
+    "accuracy": ("correct",),  # 0 or 1; score = 100 * mean
+    "em_f1": ("exact_match", "f1"),  # in [0, 1]; score = 100 * (mean EM + mean F1) / 2
+    "prf": ("correct", "predicted", "gold"),  # chunk counts; score = micro F1 of the sums
+}
+
+
+def accuracy_example_stats(labels: Sequence[str], predictions: Sequence[str]) -> list[tuple[int]]:
+    """Per example: (1 if the prediction equals the label else 0,)."""
+    if len(labels) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions for {len(labels)} labels")
+    return [(int(p == g),) for p, g in zip(predictions, labels)]
+
+
+def score_from_stats(kind: str, sums: Sequence[float], n: float) -> float:
+    """XTREME's one number for a language (accuracy, F1, or (EM + F1) / 2) from the sums of
+    its examples' ``kind`` rows over ``n`` examples (resampled sums work the same)."""
+    if kind not in STAT_KINDS:
+        raise ValueError(f"unknown statistics kind {kind!r}: expected one of {', '.join(STAT_KINDS)}")
+    if len(sums) != len(STAT_KINDS[kind]):
+        raise ValueError(f"{kind}: expected {len(STAT_KINDS[kind])} sums, got {len(sums)}")
+    if kind == "prf":
+        return _prf(*sums)["f1"]
+    if n <= 0:
+        raise ValueError("no examples")
+    return 100.0 * sum(sums) / (len(sums) * n)
 
 
 # --------------------------------------------------------------------------- tasks, summary

@@ -47,6 +47,9 @@ class Featurized:
     def score(self, predictions) -> dict[str, float]:
         return self.family.score(self.task, self.examples, predictions, self.language)
 
+    def example_stats(self, predictions) -> tuple[str, list[tuple]]:
+        return self.family.example_stats(self.task, self.examples, predictions, self.language)
+
 
 def featurize(tokenizer, task: TaskSpec, language: str, examples: Sequence,
               cfg: FeatureOptions) -> Featurized:

@@ -73,6 +73,13 @@ class Family:
     def write(self, path: pathlib.Path, predictions) -> None:
         raise NotImplementedError
 
+    def example_stats(self, task: TaskSpec, examples: Sequence, predictions,
+                      language: str) -> tuple[str, list[tuple]]:
+        """(kind, a row per example) of ``metrics.STAT_KINDS``: sums of the rows give
+        :meth:`task_score` of :meth:`score` (``metrics.score_from_stats``), so a bootstrap
+        can resample examples without the texts. Target families define it."""
+        raise NotImplementedError(f"{self.name} tasks have no per-example statistics")
+
     def labels_from(self, examples: Sequence) -> tuple[str, ...]:
         """A task whose label set comes from its training data (``labels == ()`` in a family
         that defines this): that label set."""

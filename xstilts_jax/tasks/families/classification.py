@@ -97,6 +97,10 @@ class ClassificationFamily(Family):
     def score(self, task, examples, predictions, language):
         return metrics.accuracy([task.labels[e.label] for e in examples], predictions)
 
+    def example_stats(self, task, examples, predictions, language):
+        return "accuracy", metrics.accuracy_example_stats([task.labels[e.label] for e in examples],
+                                                          predictions)
+
     def write(self, path, predictions):
         path.write_text("".join(f"{p}\n" for p in predictions), encoding="utf-8")
 

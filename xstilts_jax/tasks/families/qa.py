@@ -499,17 +499,32 @@ class QAFamily(Family):
                                    version_2_with_negative=task.qa_version == "2.0")
 
     def score(self, task, examples, predictions, language):
-        articles = [{"paragraphs": [{"qas": [
-            {"id": e.id, "answers": [{"text": text} for text, _ in e.answers]}
-            for e in examples]}]}]
+        articles = _articles(examples)
         if task.qa_version == "2.0":
             return metrics.squad_v2_em_f1(articles, predictions)
         if task.answer_normalization == "mlqa":
             return metrics.mlqa_em_f1(articles, predictions, language)
         return metrics.squad_em_f1(articles, predictions)
 
+    def example_stats(self, task, examples, predictions, language):
+        if task.qa_version == "2.0":
+            raise NotImplementedError(f"{task.name}: no per-example statistics for SQuAD 2.0")
+        if task.answer_normalization == "mlqa":
+            def normalize(s):
+                return metrics.mlqa_normalize_answer(s, language)
+        else:
+            normalize = metrics.squad_normalize_answer
+        return "em_f1", metrics.qa_example_stats(_articles(examples), predictions, normalize)
+
     def write(self, path, predictions):
         write_qa_predictions(path, predictions)
+
+
+def _articles(examples) -> list[dict]:
+    """The gold questions in SQuAD's JSON shape, as the official scorers read them."""
+    return [{"paragraphs": [{"qas": [
+        {"id": e.id, "answers": [{"text": text} for text, _ in e.answers]}
+        for e in examples]}]}]
 
 
 QA = QAFamily("qa", SpanHead, span_loss, "json", "f1")

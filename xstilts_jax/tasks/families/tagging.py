@@ -442,6 +442,9 @@ class TaggingFamily(Family):
     def score(self, task, examples, predictions, language):
         return metrics.tagging_f1([list(e.tags) for e in examples], predictions)
 
+    def example_stats(self, task, examples, predictions, language):
+        return "prf", metrics.tagging_example_stats([list(e.tags) for e in examples], predictions)
+
     def write(self, path, predictions):
         write_tagging_predictions(path, predictions)
 
