@@ -8,8 +8,16 @@ import sys
 import time
 
 
+PREEMPTED_EXIT = 143  # 128 + SIGTERM: saved, resume by running the same command
+
+
 class CliError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
+
+
+# A phase stopped on a preemption notice after saving a checkpoint (train.loop.Preempted):
+# 128 + SIGTERM, as a shell reports a process SIGTERM ended. Re-running the command resumes.
+EXIT_PREEMPTED = 143
 
 
 def read_sentences(path: pathlib.Path) -> list[str]:
@@ -134,6 +142,44 @@ def cmd_demo(args: argparse.Namespace) -> None:
     results = run_demo(args.workdir, seed=args.seed, progress=not args.quiet)
     print(format_table(results))
     print(f"({results['seconds']:.0f} s; results: {pathlib.Path(args.workdir) / 'results.json'})")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from xstilts_jax.experiments.store import Store
+    from xstilts_jax.experiments.sweep import (format_plan, load_sweep, make_plan, run_sweep,
+                                               status_table)
+
+    if args.status:
+        print(status_table(args.status))
+        return 0
+    if not args.workdir:
+        raise CliError("--workdir DIR is required (or --status DIR)")
+    if args.reindex:
+        count = Store(args.workdir).reindex()
+        print(f"store rebuilt from {count} finished cells: {Store(args.workdir).scores_path}")
+        return 0
+    if not args.config:
+        raise CliError("--config FILE.py:NAME is required")
+    spec = load_sweep(args.config)
+    print(format_plan(make_plan(spec, args.workdir)))
+    if args.dry_run:
+        return 0
+    enable_compilation_cache()
+    summary = run_sweep(spec, args.workdir, retry_degenerate=args.retry_degenerate,
+                        progress=not args.quiet, backend=args.backend)
+    print(summary.format())
+    print(f"store: {Store(args.workdir).scores_path}; report: xstilts report {args.workdir}")
+    if summary.preempted:
+        return PREEMPTED_EXIT
+    return 1 if summary.failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from xstilts_jax.report import write_report
+
+    report = write_report(args.run_dir, args.output, bootstrap=args.bootstrap, seed=args.seed)
+    print(report.text)
+    print(f"report: {report.out_dir}")
 
 
 def format_zero_shot(zero_shot: dict) -> str:
@@ -266,6 +312,39 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
 
+    sweep = commands.add_parser(
+        "sweep", help="run a grid of cells (models x intermediates x targets x seeds) from a "
+                      "sweep config, sharing phases; resumable",
+        description="Expand configs/sweep.py:NAME, print the plan, and run every cell not done "
+                    "yet: each intermediate phase once for all its targets. Failed cells are "
+                    "recorded and the rest go on (exit status 1 when any failed).")
+    sweep.add_argument("--config", help="configs/sweep.py:NAME (paper, scale, demo, ...)")
+    sweep.add_argument("--workdir", help="the sweep's run directory (created; reused to resume)")
+    sweep.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    sweep.add_argument("--status", metavar="DIR", help="print the state of every cell of DIR")
+    sweep.add_argument("--reindex", action="store_true",
+                       help="rebuild DIR/store from the cells' results")
+    sweep.add_argument("--retry-degenerate", type=int, default=0, metavar="N",
+                       help="retrain a phase whose dev score stayed at chance with the next "
+                            "seed, up to N times (both runs are kept, the first flagged)")
+    sweep.add_argument("--backend", choices=("local", "ray"), default="local",
+                       help="run cells in this process (default) or as tasks on a Ray "
+                            "cluster (pip install 'xstilts_jax[ray]')")
+    sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sweep.set_defaults(func=cmd_sweep)
+
+    report = commands.add_parser(
+        "report", help="tables, gains with bootstrap CIs, and gain-vs-size plots of a sweep",
+        description="From DIR/store alone: the paper's tables per model, the XTREME score, "
+                    "the gain of each intermediate task over direct fine-tuning with 95 %% "
+                    "bootstrap CIs (seeds and test examples resampled), and gain vs parameters.")
+    report.add_argument("run_dir", metavar="DIR", help="a sweep's run directory")
+    report.add_argument("-o", "--output", default=None, metavar="OUT",
+                        help="where summary.md, index.html and the PNGs go (default DIR/report)")
+    report.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates")
+    report.add_argument("--seed", type=int, default=0, help="the bootstrap's seed")
+    report.set_defaults(func=cmd_report)
+
     score = commands.add_parser(
         "score", help="XTREME metrics of prediction files, as the official XTREME scorer",
         description="Score DIR/<task>/test-<lang>.{tsv,json} predictions against the labels "
@@ -297,15 +376,18 @@ def main(argv: list[str] | None = None) -> int:
     from xstilts_jax.models.pretrained import CheckpointError
     from xstilts_jax.tasks import DataError, UnknownTaskError
     from xstilts_jax.tokenization import TokenizerError
-    from xstilts_jax.train.loop import TrainingError
+    from xstilts_jax.train.loop import Preempted, TrainingError
 
     try:
-        args.func(args)
+        status = args.func(args)
+    except Preempted as e:
+        print(f"xstilts {args.command}: {e}", file=sys.stderr)
+        return EXIT_PREEMPTED
     except (CliError, CheckpointError, TokenizerError, ConfigError, DataError,
             UnknownTaskError, TrainingError, ScoreError) as e:
         print(f"xstilts {args.command}: error: {e}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1  # of results.json; bumped when a field changes meaning
 PHASES = ("intermediate", "target")
+PHASE_RECORD_FILE = "record.json"  # in a phase's directory once it is trained: its PhaseRecord
+STATS_DIR = "stats"  # per-example statistics of the zero-shot tests (bootstrap CIs)
 # Model settings that change how a phase is computed, not what it computes.
 _NOT_IDENTITY = ("remat",)
 
@@ -140,6 +142,21 @@ def phase_identity(config, section, *, seed: int, previous: str | None) -> dict:
             "mlm": as_json(config.mlm.to_dict()) if with_mlm else None}
 
 
+def cell_phases(config) -> list[tuple[str, Any, int, dict, str]]:
+    """The cell's phases in order, as ``(name, section, seed, identity, key)``: what each is
+    and its content key, computed from the config alone (a sweep plans with these)."""
+    phases, previous = [], None
+    for name in PHASES:
+        section = config[name]
+        if not section.task:
+            continue
+        seed = phase_seed(config, section)
+        identity = phase_identity(config, section, seed=seed, previous=previous)
+        previous = phase_key(identity)
+        phases.append((name, section, seed, identity, previous))
+    return phases
+
+
 class _Data:
     """Reads and featurizes the cell's splits, recording each in the result (never a split
     dropped or cut silently: what a reader skipped and what featurization made are kept)."""
@@ -211,17 +228,25 @@ def _phase_tasks(name: str, section) -> tuple[tuple[str, ...], list[TaskSpec]]:
     return names, tasks
 
 
-def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True,
-             phases_dir: str | os.PathLike | None = None) -> CellResult:
+def run_cell(config, workdir: str | os.PathLike | None, *, progress: bool = True,
+             phases_dir: str | os.PathLike | None = None,
+             stop_after: str | None = None) -> CellResult:
     """Run (or resume) one (model, intermediate, target, seeds) cell from a config.
 
     ``phases_dir``: where phases live by content key, shared with other cells (default: in
-    ``workdir`` by name). Returns the cell's :class:`CellResult`."""
+    ``workdir`` by name). ``stop_after="intermediate"`` trains (or finds) that phase in
+    ``phases_dir`` and returns, evaluating nothing and writing no cell (``workdir`` None): a
+    sweep trains a row's shared phase this way before its targets. Returns the cell's
+    :class:`CellResult`."""
+    if stop_after is not None and (stop_after not in PHASES or phases_dir is None):
+        raise ValueError(f"stop_after={stop_after!r} needs a phase name of {PHASES} and a "
+                         f"phases_dir")
     if config.distributed:
         jax.distributed.initialize()
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    check_resume(workdir, config.to_dict())
+    if stop_after is None:
+        workdir = pathlib.Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        check_resume(workdir, config.to_dict())
 
     target_task = get_task(config.target.task)
     if target_task.test_split is None or not target_task.trainable:
@@ -249,13 +274,8 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True,
     result = CellResult(model=str(config.model.name), seed=config.seed)
     data = _Data(config, tokenizer, result)
 
-    previous = None
-    phases = [(name, config[name]) for name in PHASES if config[name].task]
-    for name, section in phases:
+    for name, section, seed, identity, key in cell_phases(config):
         names, tasks = _phase_tasks(name, section)
-        seed = phase_seed(config, section)
-        identity = phase_identity(config, section, seed=seed, previous=previous)
-        key = phase_key(identity)
         phase_dir = (pathlib.Path(phases_dir) / key if phases_dir is not None
                      else workdir / name)
         check_resume(phase_dir, {"key": key, **identity}, file=PHASE_FILE, what="phase")
@@ -303,15 +323,19 @@ def run_cell(config, workdir: str | os.PathLike, *, progress: bool = True,
                                  phase.best_step, phase.steps_done, phase.stopped_early,
                                  train_rows=sizes, probabilities=probabilities, mlm=mlm_report)
         result.phases[name] = record
-        encoder, previous = encoder_of(phase), key
+        write_json_atomic(phase_dir / PHASE_RECORD_FILE, record.to_json())
+        if name == stop_after:
+            return result
+        encoder = encoder_of(phase)
     test_sets = {lang: data.featurized(target_task, "test", cfg, lang) for lang in languages}
     result.zero_shot[target_task.name] = evaluate_zero_shot(
-        phase, test_sets, cfg=cfg, pad_id=pad_id, predictions_dir=workdir / "predictions")
+        phase, test_sets, cfg=cfg, pad_id=pad_id, predictions_dir=workdir / "predictions",
+        stats_dir=workdir / STATS_DIR)
     if config.debug.params_checksum:
         result.target_params_sha256 = params_sha256(phase.params)
     write_json_atomic(workdir / RESULTS_FILE, result.to_json())
     return result
 
 
-__all__ = ["SCHEMA_VERSION", "CellResult", "DataRecord", "PhaseRecord", "phase_identity",
+__all__ = ["PHASE_RECORD_FILE", "SCHEMA_VERSION", "STATS_DIR", "CellResult", "cell_phases", "DataRecord", "PhaseRecord", "phase_identity",
            "phase_seed", "run_cell"]

@@ -14,11 +14,27 @@ cell's scores appended to the run directory's store.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import json
+import logging
+import os
+import pathlib
+import socket
+import traceback
 from typing import Any, Callable
 
 import ml_collections
 
-from xstilts_jax.experiments.defaults import cell_config
+from xstilts_jax.config import ConfigError
+from xstilts_jax.experiments.cell import PHASE_RECORD_FILE, cell_phases, run_cell
+from xstilts_jax.experiments.defaults import ALL_NINE, cell_config
+from xstilts_jax.experiments.rundir import (RESULTS_FILE, as_json, phase_key,
+                                            write_json_atomic)
+from xstilts_jax.experiments.store import (CELL_FILE, Store, cell_rows, cell_stats,
+                                           write_cell_record)
+from xstilts_jax.tasks import get_task
+
+log = logging.getLogger(__name__)
 
 NONE = "none"  # the intermediate "task" of direct fine-tuning
 
@@ -62,6 +78,493 @@ class SweepSpec:
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     base: Callable[[str, str], ml_collections.ConfigDict] = cell_config
     resources: dict[str, float] = dataclasses.field(default_factory=lambda: {"CPU": 1})
+    # A phase whose best dev score stays within this many points of chance is degenerate.
+    degenerate_margin: float = 2.0
 
 
-__all__ = ["NONE", "ModelSpec", "SweepSpec"]
+
+SWEEP_FILE = "sweep.json"
+STATES = ("done", "running", "failed", "pending")
+
+
+@dataclasses.dataclass
+class Cell:
+    """One cell of the expanded grid: its config, and the content keys of its phases."""
+
+    name: str
+    model: ModelSpec
+    intermediate: str  # the axis value: "none", a task, "a+b", "all9"
+    target: str
+    intermediate_seed: int | None
+    target_seed: int
+    config: ml_collections.ConfigDict
+    phase_keys: dict[str, str]
+    retry_of: str | None = None
+
+    @property
+    def config_hash(self) -> str:
+        return phase_key({k: v for k, v in as_json(self.config.to_dict()).items()
+                          if k != "debug"})
+
+    def describe(self, sweep: str) -> dict:
+        """What ``cell.json`` records of the cell (the store's rows are built from it)."""
+        return {"name": self.name, "sweep": sweep, "model": self.model.name,
+                "model_path": self.model.path, "parameters": self.model.parameters,
+                "pretrain_languages": (None if self.model.languages is None
+                                       else list(self.model.languages)),
+                "intermediate": self.intermediate, "target": self.target,
+                "intermediate_seed": self.intermediate_seed, "target_seed": self.target_seed,
+                "phase_keys": self.phase_keys, "config_hash": self.config_hash,
+                "retry_of": self.retry_of}
+
+
+def load_sweep(spec: str) -> SweepSpec:
+    """``path/to/file.py:NAME`` -> the :class:`SweepSpec` its ``get_sweep(NAME)`` returns."""
+    path_text, _, arg = spec.partition(":")
+    path = pathlib.Path(path_text)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such sweep config file")
+    module_spec = importlib.util.spec_from_file_location(f"xstilts_sweep_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as e:
+        raise ConfigError(f"{path}: cannot load: {type(e).__name__}: {e}") from e
+    if not hasattr(module, "get_sweep"):
+        raise ConfigError(f"{path}: no get_sweep(arg) function")
+    try:
+        sweep = module.get_sweep(arg) if arg else module.get_sweep()
+    except (KeyError, ValueError) as e:
+        raise ConfigError(f"{path}:get_sweep({arg!r}): {e}") from e
+    if not isinstance(sweep, SweepSpec):
+        raise ConfigError(f"{path}:get_sweep({arg!r}) returned {type(sweep).__name__}, "
+                          f"expected a SweepSpec")
+    return sweep
+
+
+def _safe(text: str) -> str:
+    """A name usable as one path component."""
+    return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in text)
+
+
+def _intermediate_task(intermediate: str) -> str:
+    return "+".join(ALL_NINE) if intermediate == "all9" else intermediate
+
+
+def set_fields(config: ml_collections.ConfigDict, fields: dict[str, Any], *, where: str) -> None:
+    """Set dotted ``fields`` (``{"target.num_steps": 20}``) on ``config``; unknown keys are
+    refused, naming ``where`` they came from."""
+    for key, value in fields.items():
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            if part not in node:
+                raise ConfigError(f"{where}: unknown config key {key!r}")
+            node = node[part]
+        if leaf not in node:
+            raise ConfigError(f"{where}: unknown config key {key!r}")
+        with node.ignore_type():
+            node[leaf] = value
+
+
+def make_cell(spec: SweepSpec, model: ModelSpec, intermediate: str, target: str,
+              intermediate_seed: int | None, target_seed: int, *,
+              retry_of: str | None = None) -> Cell:
+    """One cell's config (base, then the model's and the sweep's overrides, then the
+    model path and the seeds) and its phase keys."""
+    config = spec.base(intermediate, target)
+    set_fields(config, model.overrides, where=f"model {model.name!r} overrides")
+    set_fields(config, spec.overrides, where=f"sweep {spec.name!r} overrides")
+    config.model.name = model.path
+    if intermediate != NONE:
+        config.intermediate.seed = intermediate_seed
+    config.target.seed = target_seed
+    keys = {name: key for name, _, _, _, key in cell_phases(config)}
+    seeds = (f"t{target_seed}" if intermediate == NONE
+             else f"i{intermediate_seed}-t{target_seed}")
+    label = intermediate if len(intermediate) <= 40 else f"mix{len(intermediate.split('+'))}-" \
+        + phase_key({"task": intermediate})[:8]
+    name = "--".join(_safe(x) for x in (model.name, label, target, seeds))
+    return Cell(name=name, model=model, intermediate=intermediate, target=target,
+                intermediate_seed=None if intermediate == NONE else intermediate_seed,
+                target_seed=target_seed, config=config, phase_keys=keys, retry_of=retry_of)
+
+
+def expand(spec: SweepSpec) -> list[Cell]:
+    """Every cell of the grid, rows of one shared intermediate phase together; the axes are
+    checked (known tasks, distinct names, at least one value each)."""
+    for axis in ("models", "intermediates", "targets", "target_seeds"):
+        values = getattr(spec, axis)
+        if not values:
+            raise ConfigError(f"sweep {spec.name!r}: the {axis} axis is empty")
+    if any(i != NONE for i in spec.intermediates) and not spec.intermediate_seeds:
+        raise ConfigError(f"sweep {spec.name!r}: the intermediate_seeds axis is empty")
+    names = [m.name for m in spec.models]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"sweep {spec.name!r}: model names repeat: {names}")
+    for target in spec.targets:
+        try:
+            get_task(target)
+        except ValueError as e:
+            raise ConfigError(f"sweep {spec.name!r}: target {target!r}: {e}") from None
+    cells = []
+    for model in spec.models:
+        for intermediate in spec.intermediates:
+            seeds = [None] if intermediate == NONE else spec.intermediate_seeds
+            for intermediate_seed in seeds:
+                for target in spec.targets:
+                    for target_seed in spec.target_seeds:
+                        cells.append(make_cell(spec, model, intermediate, target,
+                                               intermediate_seed, target_seed))
+    return cells
+
+
+# --------------------------------------------------------------------------- state
+
+def phase_done(run_dir: pathlib.Path, key: str) -> bool:
+    """A phase is trained once its record is written (after its best checkpoint)."""
+    return (run_dir / "phases" / key / PHASE_RECORD_FILE).is_file()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cell_state(run_dir: pathlib.Path, name: str) -> dict:
+    """``{"state": done | running | failed | pending, ...}`` of a cell from its ``cell.json``;
+    a cell left "running" by a process that is gone (killed) is pending again."""
+    path = run_dir / "cells" / name / CELL_FILE
+    if not path.is_file():
+        return {"state": "pending"}
+    record = json.loads(path.read_text())
+    state = record.get("state", "pending")
+    if state == "done" and not (run_dir / "cells" / name / RESULTS_FILE).is_file():
+        state = "pending"
+    if state == "running":
+        here = record.get("host") == socket.gethostname()
+        if here and not _pid_alive(int(record.get("pid", -1))):
+            state = "pending"
+            record["note"] = "interrupted"
+    record["state"] = state
+    return record
+
+
+@dataclasses.dataclass
+class Plan:
+    """The expanded sweep against what its run directory already holds."""
+
+    spec: SweepSpec
+    cells: list[Cell]
+    phases: dict[str, dict]  # key -> {"phase", "task", "model", "seed", "cells": [names]}
+    states: dict[str, dict]  # cell name -> cell_state
+    phases_done: set[str]
+
+    def to_json(self) -> dict:
+        return {"name": self.spec.name,
+                "cells": [{**c.describe(self.spec.name)} for c in self.cells],
+                "phases": self.phases}
+
+
+def make_plan(spec: SweepSpec, run_dir: str | os.PathLike, cells: list[Cell] | None = None) -> Plan:
+    run_dir = pathlib.Path(run_dir)
+    cells = expand(spec) if cells is None else cells
+    phases: dict[str, dict] = {}
+    for cell in cells:
+        for phase, key in cell.phase_keys.items():
+            section = cell.config[phase]
+            entry = phases.setdefault(key, {
+                "phase": phase, "task": cell.intermediate if phase == "intermediate"
+                else cell.target, "model": cell.model.name, "seed": section.seed, "cells": []})
+            entry["cells"].append(cell.name)
+    return Plan(spec, cells, phases, {c.name: cell_state(run_dir, c.name) for c in cells},
+                {k for k in phases if phase_done(run_dir, k)})
+
+
+def format_plan(plan: Plan) -> str:
+    counts = {s: sum(st["state"] == s for st in plan.states.values()) for s in STATES}
+    by_phase = {p: sum(v["phase"] == p for v in plan.phases.values())
+                for p in ("intermediate", "target")}
+    done_by_phase = {p: sum(v["phase"] == p and k in plan.phases_done
+                            for k, v in plan.phases.items()) for p in by_phase}
+    spec = plan.spec
+    lines = [f"sweep {spec.name}: {len(plan.cells)} cells = {len(spec.models)} models x "
+             f"{len(spec.intermediates)} intermediates x {len(spec.targets)} targets x seeds "
+             f"(intermediate {list(spec.intermediate_seeds)}, target {list(spec.target_seeds)})",
+             f"  distinct phases: {by_phase['intermediate']} intermediate "
+             f"({done_by_phase['intermediate']} trained), {by_phase['target']} target "
+             f"({done_by_phase['target']} trained); without sharing: "
+             f"{sum(1 for c in plan.cells if 'intermediate' in c.phase_keys)} intermediate",
+             "  cells: " + ", ".join(f"{counts[s]} {s}" for s in STATES)]
+    for model in spec.models:
+        size = f"{model.parameters:,} parameters" if model.parameters else "size unknown"
+        lines.append(f"  model {model.name}: {model.path} ({size})")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- running
+
+def chance_level(task_name: str) -> float | None:
+    """The dev score of a constant prediction, where the task has one (classification and
+    multiple choice: 100 / classes); None for mixtures, tagging and QA."""
+    if "+" in task_name:
+        return None
+    try:
+        task = get_task(task_name)
+    except ValueError:
+        return None
+    if task.family == "classification" and task.labels:
+        return 100.0 / len(task.labels)
+    if task.family == "multiple_choice" and task.num_choices:
+        return 100.0 / task.num_choices
+    return None
+
+
+def degenerate_phase(run_dir: pathlib.Path, key: str, margin: float) -> bool:
+    """A phase whose dev curve never rose above chance (+ ``margin`` points): XLM-R's known
+    collapse on NLI, where every example gets one class (33.3 %)."""
+    path = run_dir / "phases" / key / PHASE_RECORD_FILE
+    if not path.is_file():
+        return False
+    record = json.loads(path.read_text())
+    chance = chance_level(record["task"])
+    return chance is not None and record["best_dev"] < chance + margin
+
+
+def _is_preemption(error: BaseException) -> bool:
+    from xstilts_jax.train import loop
+    preempted = getattr(loop, "Preempted", None)
+    return preempted is not None and isinstance(error, preempted)
+
+
+def _error_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def train_shared_phase(run_dir: pathlib.Path, cell: Cell, *, progress: bool) -> None:
+    """Train (or resume, or find) the intermediate phase of ``cell``'s row, once for all
+    the targets that start from it."""
+    run_cell(cell.config, None, progress=progress, phases_dir=run_dir / "phases",
+             stop_after="intermediate")
+
+
+def run_one_cell(run_dir: pathlib.Path, cell: Cell, sweep: str, *, margin: float,
+                 progress: bool) -> dict:
+    """Run (or resume) a cell, record its state in ``cell.json`` and, when it finishes, its
+    rows in the store. A failure is recorded (error and traceback), not raised; preemption is
+    raised (the sweep stops and saves; the next run resumes)."""
+    cell_dir = run_dir / "cells" / cell.name
+    record = cell.describe(sweep)
+    write_cell_record(cell_dir, {**record, "state": "running", "pid": os.getpid(),
+                                 "host": socket.gethostname()})
+    try:
+        result = run_cell(cell.config, cell_dir, progress=progress,
+                          phases_dir=run_dir / "phases")
+    except Exception as e:  # noqa: BLE001 - recorded; the sweep goes on
+        if _is_preemption(e):
+            write_cell_record(cell_dir, {**record, "state": "pending", "note": "preempted"})
+            raise
+        log.error("cell %s failed: %s", cell.name, _error_text(e))
+        (cell_dir / "error.txt").write_text(traceback.format_exc())
+        failed = {**record, "state": "failed", "error": _error_text(e)}
+        write_cell_record(cell_dir, failed)
+        return failed
+    degenerate = [name for name, key in cell.phase_keys.items()
+                  if degenerate_phase(run_dir, key, margin)]
+    done = {**record, "state": "done", "degenerate": degenerate,
+            "best_dev": {name: p.best_dev for name, p in result.phases.items()}}
+    write_cell_record(cell_dir, done)
+    Store(run_dir).append(cell_rows(done, result), cell_stats(cell_dir, result))
+    return done
+
+
+def _next_seed(seed: int, used: set[int]) -> int:
+    """The smallest seed after ``seed`` not used on its axis (nor by an earlier retry)."""
+    candidate = seed + 1
+    while candidate in used:
+        candidate += 1
+    used.add(candidate)
+    return candidate
+
+
+@dataclasses.dataclass
+class SweepSummary:
+    cells: int
+    done: int
+    failed: dict[str, str]  # cell -> its error's first line
+    already_done: int
+    trained_phases: int  # phases this run trained (or finished training)
+    degenerate: list[str]  # cells with a degenerate phase
+    retries: list[str]  # cells added by --retry-degenerate
+    preempted: bool = False
+
+    def format(self) -> str:
+        lines = [f"{self.done} of {self.cells} cells done ({self.already_done} before this run), "
+                 f"{len(self.failed)} failed; {self.trained_phases} phases trained by this run"]
+        lines += [f"  failed: {name}: {error}" for name, error in self.failed.items()]
+        if self.degenerate:
+            lines.append(f"  degenerate (dev at chance): {', '.join(self.degenerate)}")
+        if self.retries:
+            lines.append(f"  retried with the next seed: {', '.join(self.retries)}")
+        if self.preempted:
+            lines.append("  preempted: saved; run the same command to resume")
+        return "\n".join(lines)
+
+
+def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, retry_degenerate: int = 0,
+              progress: bool = True, backend: str = "local") -> SweepSummary:
+    """Run (or resume) every cell of ``spec`` in ``run_dir``; finished phases and cells are
+    skipped, failed ones retried. Rows of one intermediate phase run together: the phase
+    first (once), then its targets. ``backend="ray"``: the same graph on a Ray cluster
+    (``experiments/ray_backend.py``)."""
+    run_dir = pathlib.Path(run_dir)
+    plan = make_plan(spec, run_dir)
+    write_json_atomic(run_dir / SWEEP_FILE, plan.to_json())
+    if backend == "ray":
+        from xstilts_jax.experiments.ray_backend import run_sweep_on_ray
+        return run_sweep_on_ray(spec, run_dir, plan, retry_degenerate=retry_degenerate)
+    if backend != "local":
+        raise ConfigError(f"--backend {backend!r}: expected local or ray")
+    summary = SweepSummary(cells=len(plan.cells), done=0, failed={}, already_done=0,
+                           trained_phases=0, degenerate=[], retries=[])
+    used_seeds = {"intermediate": set(spec.intermediate_seeds),
+                  "target": set(spec.target_seeds)}
+    prepared: dict[str, str | None] = {}  # model name -> its preparation's error, if any
+
+    def prepare(model: ModelSpec) -> str | None:
+        if model.name not in prepared:
+            prepared[model.name] = None
+            if model.prepare is not None:
+                try:
+                    model.prepare()
+                except Exception as e:  # noqa: BLE001 - its cells fail with this error
+                    prepared[model.name] = f"preparing model {model.name}: {_error_text(e)}"
+        return prepared[model.name]
+
+    def fail(cell: Cell, error: str) -> None:
+        write_cell_record(run_dir / "cells" / cell.name,
+                          {**cell.describe(spec.name), "state": "failed", "error": error})
+        summary.failed[cell.name] = error.splitlines()[0]
+
+    def run_group(cells: list[Cell], attempt: int) -> None:
+        pending = [c for c in cells if cell_state(run_dir, c.name)["state"] != "done"]
+        summary.already_done += len(cells) - len(pending)
+        summary.done += len(cells) - len(pending)
+        for c in cells:
+            if c not in pending and cell_state(run_dir, c.name).get("degenerate"):
+                summary.degenerate.append(c.name)
+        if pending:
+            run_pending(pending)
+        if attempt < retry_degenerate:
+            retry(cells, attempt)
+
+    def run_pending(pending: list[Cell]) -> None:
+        error = prepare(pending[0].model)
+        if error is not None:
+            for c in pending:
+                fail(c, error)
+            return
+        key = pending[0].phase_keys.get("intermediate")
+        if key is not None and not phase_done(run_dir, key):
+            try:
+                train_shared_phase(run_dir, pending[0], progress=progress)
+                summary.trained_phases += 1
+            except Exception as e:  # noqa: BLE001 - recorded on every cell of the row
+                if _is_preemption(e):
+                    raise
+                log.error("intermediate phase %s failed: %s", key, _error_text(e))
+                for c in pending:
+                    fail(c, f"its intermediate phase {key} ({c.intermediate}, seed "
+                            f"{c.intermediate_seed}) failed: {_error_text(e)}")
+                return
+        for cell in pending:
+            trained = sum(not phase_done(run_dir, k) for k in cell.phase_keys.values())
+            state = run_one_cell(run_dir, cell, spec.name, margin=spec.degenerate_margin,
+                                 progress=progress)
+            summary.trained_phases += trained - sum(not phase_done(run_dir, k)
+                                                    for k in cell.phase_keys.values())
+            if state["state"] == "failed":
+                summary.failed[cell.name] = state["error"].splitlines()[0]
+                continue
+            summary.done += 1
+            if state["degenerate"]:
+                summary.degenerate.append(cell.name)
+
+    def retry(cells: list[Cell], attempt: int) -> None:
+        """--retry-degenerate: a degenerate phase again with the next seed, both recorded."""
+        retries: dict[str | None, list[Cell]] = {}
+        for cell in cells:
+            flagged = cell_state(run_dir, cell.name).get("degenerate") or []
+            if not flagged:
+                continue
+            iseed, tseed = cell.intermediate_seed, cell.target_seed
+            if "intermediate" in flagged:  # one new seed for the row's shared phase
+                key = cell.phase_keys["intermediate"]
+                if key not in _retry_seeds:
+                    _retry_seeds[key] = _next_seed(iseed, used_seeds["intermediate"])
+                iseed = _retry_seeds[key]
+            else:
+                tseed = _next_seed(tseed, used_seeds["target"])
+            again = make_cell(spec, cell.model, cell.intermediate, cell.target, iseed, tseed,
+                              retry_of=cell.name)
+            again.name += f"--retry{attempt + 1}"
+            retries.setdefault(again.phase_keys.get("intermediate"), []).append(again)
+        for group in retries.values():
+            summary.retries += [c.name for c in group]
+            summary.cells += len(group)
+            run_group(group, attempt + 1)
+
+    _retry_seeds: dict[str, int] = {}
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in plan.cells:
+        groups.setdefault((cell.model.name, cell.phase_keys.get("intermediate")), []).append(cell)
+    try:
+        for cells in groups.values():
+            run_group(cells, 0)
+    except Exception as e:
+        if not _is_preemption(e):
+            raise
+        summary.preempted = True
+    return summary
+
+
+
+def status_table(run_dir: str | os.PathLike) -> str:
+    """``xstilts sweep --status DIR``: every cell of the sweep's plan (``sweep.json``) and any
+    retry cells, with its state."""
+    run_dir = pathlib.Path(run_dir)
+    path = run_dir / SWEEP_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file (not a sweep run directory, or never run)")
+    names = [c["name"] for c in json.loads(path.read_text())["cells"]]
+    cells_dir = run_dir / "cells"
+    if cells_dir.is_dir():
+        names += sorted(p.name for p in cells_dir.iterdir() if p.is_dir() and p.name not in names)
+    states = {name: cell_state(run_dir, name) for name in names}
+    width = max([len(n) for n in names] + [4])
+    lines = [f"{'cell':<{width}}  {'state':<8}  detail"]
+    for name, st in states.items():
+        detail = ""
+        if st["state"] == "failed" and st.get("error"):
+            detail = st["error"].splitlines()[0]
+        elif st["state"] == "done" and st.get("degenerate"):
+            detail = f"degenerate: {', '.join(st['degenerate'])}"
+        elif st["state"] == "running":
+            detail = f"pid {st.get('pid')} on {st.get('host')}"
+        elif st.get("note"):
+            detail = st["note"]
+        lines.append(f"{name:<{width}}  {st['state']:<8}  {detail}")
+    counts = {s: sum(st["state"] == s for st in states.values()) for s in STATES}
+    lines.append(", ".join(f"{counts[s]} {s}" for s in STATES))
+    return "\n".join(lines)
+
+
+__all__ = ["NONE", "STATES", "SWEEP_FILE", "Cell", "SweepSummary", "chance_level",
+           "degenerate_phase", "run_one_cell", "run_sweep", "train_shared_phase", "ModelSpec", "Plan", "SweepSpec", "cell_state", "expand",
+           "format_plan", "status_table", "load_sweep", "make_cell", "make_plan", "phase_done",
+           "set_fields"]
