@@ -1,0 +1,65 @@
+"""Sweeps: the grid of cells a study runs, ``get_sweep(NAME)`` -> a ``SweepSpec``.
+
+    xstilts sweep --config configs/sweep.py:demo --workdir runs/demo      # the miniature study
+    xstilts sweep --config configs/sweep.py:paper --workdir gs://b/paper --dry-run
+    xstilts sweep --status runs/demo
+    xstilts report runs/demo
+
+- ``paper``: the paper's grid, XLM-R large x {direct, each of the nine intermediate tasks,
+  all nine together} x the seven XTREME targets x 3 target seeds (intermediate seed 0).
+- ``scale``: the same question across sizes: XLM-R base, large, XL, XXL x {direct, MNLI,
+  SQuAD, all9} x the seven targets x 3 target seeds. BLOOM 560M -> 176B joins the model axis
+  when the decoder family lands (its own issue); the planner prices the grid.
+- ``demo``: the miniature study that runs on 2 CPU cores, offline: the synthetic testbed's
+  model-size ladder (``demo/ladder.py``, each size MLM-pretrained once and cached) x {direct,
+  synthetic NLI} x the synthetic paraphrase target x 3 target seeds.
+
+A sweep's ``overrides`` are dotted config fields set on every cell (``experiments/defaults.py``
+holds every field); a model's own overrides come first.
+"""
+
+from xstilts_jax.experiments.defaults import ALL_NINE, TARGETS
+from xstilts_jax.experiments.sweep import NONE, ModelSpec, SweepSpec
+from xstilts_jax.models.presets import PRESETS
+
+# XLM-R's checkpoints and their backbone sizes (embeddings included, from the presets'
+# shapes). Their pretraining languages (CC-100's 100) cover all of XTREME's: left None.
+XLMR = {"xlmr-base": "FacebookAI/xlm-roberta-base", "xlmr-large": "FacebookAI/xlm-roberta-large",
+        "xlmr-xl": "facebook/xlm-roberta-xl", "xlmr-xxl": "facebook/xlm-roberta-xxl"}
+
+
+def xlmr(name: str) -> ModelSpec:
+    return ModelSpec(name=name, path=XLMR[name], parameters=PRESETS[name].num_params())
+
+
+def paper() -> SweepSpec:
+    return SweepSpec(name="paper", models=[xlmr("xlmr-large")],
+                     intermediates=[NONE, *ALL_NINE, "all9"], targets=list(TARGETS),
+                     intermediate_seeds=[0], target_seeds=[0, 1, 2])
+
+
+def scale() -> SweepSpec:
+    return SweepSpec(name="scale", models=[xlmr(name) for name in XLMR],
+                     intermediates=[NONE, "mnli", "squad", "all9"], targets=list(TARGETS),
+                     intermediate_seeds=[0], target_seeds=[0, 1, 2],
+                     overrides={"model.remat": "dots_saveable"},
+                     resources={"TPU": 8})
+
+
+def demo() -> SweepSpec:
+    from xstilts_jax.demo.ladder import ladder_models, study_overrides
+    from xstilts_jax.tasks.catalog.synthetic import SYNTHETIC_NLI, SYNTHETIC_PARAPHRASE
+
+    return SweepSpec(name="demo", models=ladder_models(seed=0),
+                     intermediates=[NONE, SYNTHETIC_NLI.name],
+                     targets=[SYNTHETIC_PARAPHRASE.name], intermediate_seeds=[0],
+                     target_seeds=[0, 1, 2], overrides=study_overrides())
+
+
+SWEEPS = {"paper": paper, "scale": scale, "demo": demo}
+
+
+def get_sweep(name: str = "demo") -> SweepSpec:
+    if name not in SWEEPS:
+        raise KeyError(f"unknown sweep {name!r}; known: {', '.join(SWEEPS)}")
+    return SWEEPS[name]()

@@ -1,0 +1,141 @@
+"""The sweep's expansion and plan (no training): the declared studies resolve, phases are
+shared by content key, bad axes and overrides are refused by name; the store's file rules;
+degenerate phases from their dev record."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from xstilts_jax.config import ConfigError
+from xstilts_jax.experiments.cell import PHASE_RECORD_FILE
+from xstilts_jax.experiments.defaults import ALL_NINE, TARGETS
+from xstilts_jax.experiments.store import ScoreRow, Store
+from xstilts_jax.experiments.sweep import (ModelSpec, SweepSpec, chance_level, degenerate_phase,
+                                           expand, format_plan, load_sweep, make_plan)
+
+SWEEPS = REPO / "configs" / "sweep.py"
+
+
+def intermediate_keys(cells):
+    return {c.phase_keys["intermediate"] for c in cells if "intermediate" in c.phase_keys}
+
+
+def test_the_paper_grid_resolves_with_one_intermediate_phase_per_task(tmp_path):
+    spec = load_sweep(f"{SWEEPS}:paper")
+    cells = expand(spec)
+    assert len(cells) == 1 * (1 + 9 + 1) * 7 * 3 == 231
+    assert len({c.name for c in cells}) == 231
+    # models x intermediate tasks x intermediate seeds, each shared by its 7 x 3 targets
+    assert len(intermediate_keys(cells)) == 1 * 10 * 1
+    assert len({c.phase_keys["target"] for c in cells}) == 231
+    all9 = [c for c in cells if c.intermediate == "all9"]
+    assert all9 and all(c.config.intermediate.task == "+".join(ALL_NINE) for c in all9)
+    assert {c.target for c in cells} == set(TARGETS)
+    direct = [c for c in cells if c.intermediate == "none"]
+    assert len(direct) == 21 and all("intermediate" not in c.phase_keys for c in direct)
+    plan = make_plan(spec, tmp_path / "nothing-yet")
+    assert "10 intermediate (0 trained)" in format_plan(plan)
+    assert not (tmp_path / "nothing-yet").exists()  # planning writes nothing
+
+
+def test_the_scale_grid_resolves_across_xlmr_sizes():
+    cells = expand(load_sweep(f"{SWEEPS}:scale"))
+    models = {c.model.name: c.model.parameters for c in cells}
+    assert list(models) == ["xlmr-base", "xlmr-large", "xlmr-xl", "xlmr-xxl"]
+    assert models["xlmr-xxl"] > 30 * models["xlmr-base"] > 0
+    assert len(intermediate_keys(cells)) == 4 * 3 * 1
+    assert all(c.config.model.remat == "dots_saveable" for c in cells)
+
+
+def tiny_spec(**changes) -> SweepSpec:
+    spec = SweepSpec(name="t", models=[ModelSpec("a", "/m/a"), ModelSpec("b", "/m/b")],
+                     intermediates=["none", "mnli"], targets=["xnli", "pawsx"],
+                     intermediate_seeds=[0, 1], target_seeds=[0, 1, 2])
+    return dataclasses.replace(spec, **changes)
+
+
+def test_seeds_and_models_reach_the_cells_and_their_keys():
+    cells = expand(tiny_spec())
+    assert len(cells) == 2 * (1 * 2 * 3 + 1 * 2 * 2 * 3) == 36
+    assert len(intermediate_keys(cells)) == 2 * 1 * 2
+    cell = next(c for c in cells if c.intermediate == "mnli" and c.intermediate_seed == 1)
+    assert (cell.config.intermediate.seed, cell.config.model.name) == (1, "/m/a")
+    # The same row's targets start from one intermediate phase; seeds change the key.
+    row = [c for c in cells if c.model.name == "a" and c.intermediate_seed == 1]
+    assert len({c.phase_keys["intermediate"] for c in row}) == 1
+    assert len({c.phase_keys["target"] for c in row}) == len(row) == 6
+
+
+def test_model_and_sweep_overrides_apply_and_unknown_keys_are_named():
+    spec = tiny_spec(models=[ModelSpec("a", "/m/a", overrides={"data.dir": "/d"})],
+                     overrides={"target.num_steps": 7})
+    cell = expand(spec)[0]
+    assert (cell.config.data.dir, cell.config.target.num_steps) == ("/d", 7)
+    with pytest.raises(ConfigError, match="sweep 't' overrides: unknown config key 'target.nope'"):
+        expand(tiny_spec(overrides={"target.nope": 1}))
+    with pytest.raises(ConfigError, match="model 'a' overrides"):
+        expand(tiny_spec(models=[ModelSpec("a", "/m/a", overrides={"nope": 1})]))
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(targets=[]), "the targets axis is empty"),
+    (dict(targets=["no_such_task"]), "no_such_task"),
+    (dict(models=[ModelSpec("a", "/x"), ModelSpec("a", "/y")]), "model names repeat"),
+])
+def test_bad_axes_are_refused(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        expand(tiny_spec(**changes))
+
+
+def test_load_sweep_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such sweep config file"):
+        load_sweep(f"{tmp_path / 'missing.py'}:x")
+    with pytest.raises(ConfigError, match="unknown sweep 'nope'"):
+        load_sweep(f"{SWEEPS}:nope")
+    path = tmp_path / "bad.py"
+    path.write_text("def get_sweep(arg):\n    return {}\n")
+    with pytest.raises(ConfigError, match="expected a SweepSpec"):
+        load_sweep(f"{path}:x")
+
+
+def row(cell: str, language: str, score: float) -> ScoreRow:
+    return ScoreRow(cell=cell, sweep="t", model="a", model_path="/m/a", parameters=10,
+                    pretrain_languages=None, intermediate="none", target="xnli",
+                    intermediate_seed=None, target_seed=0, language=language, metric="accuracy",
+                    score=score, metrics={"accuracy": score}, examples=4, stats_kind="accuracy",
+                    phase_keys={"target": "k"}, config_hash="h", degenerate=[])
+
+
+def test_store_appends_a_cell_once_and_ignores_a_torn_last_line(tmp_path):
+    store = Store(tmp_path)
+    stats = {"xnli/de": np.array([[1.0], [0.0], [1.0], [1.0]])}
+    store.append([row("c1", "de", 75.0)], stats)
+    store.append([row("c1", "de", 75.0)], stats)  # already there: not added twice
+    assert [r["cell"] for r in store.rows()] == ["c1"]
+    np.testing.assert_array_equal(store.example_stats("c1", "xnli", "de"), stats["xnli/de"])
+    with open(store.scores_path, "a") as f:
+        f.write('{"cell": "c2", "lang')  # a kill in the middle of an append
+    assert [r["cell"] for r in store.rows()] == ["c1"]
+    store.scores_path.write_text('{"cell": "c1"}\nnot json\n{"cell": "c3"}\n')
+    with pytest.raises(ValueError, match=r"scores.jsonl:2: not a JSON row"):
+        store.rows()
+
+
+def test_chance_levels_and_degenerate_phases(tmp_path):
+    assert chance_level("xnli") == pytest.approx(100 / 3)
+    assert chance_level("pawsx") == 50.0
+    assert chance_level("udpos") is None and chance_level("mnli+squad") is None
+    for key, task, best in (("collapsed", "mnli", 34.0), ("fine", "mnli", 61.0),
+                            ("tagging", "udpos", 1.0)):
+        (tmp_path / "phases" / key).mkdir(parents=True)
+        (tmp_path / "phases" / key / PHASE_RECORD_FILE).write_text(
+            json.dumps({"task": task, "best_dev": best}))
+    assert degenerate_phase(tmp_path, "collapsed", margin=2.0)
+    assert not degenerate_phase(tmp_path, "fine", margin=2.0)
+    assert not degenerate_phase(tmp_path, "tagging", margin=2.0)
+    assert not degenerate_phase(tmp_path, "never-trained", margin=2.0)
