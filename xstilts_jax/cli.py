@@ -15,11 +15,6 @@ class CliError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
-# A phase stopped on a preemption notice after saving a checkpoint (train.loop.Preempted):
-# 128 + SIGTERM, as a shell reports a process SIGTERM ended. Re-running the command resumes.
-EXIT_PREEMPTED = 143
-
-
 def read_sentences(path: pathlib.Path) -> list[str]:
     """One sentence per line, UTF-8; empty lines are kept (they are sentences too)."""
     if not path.is_file():
@@ -382,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         status = args.func(args)
     except Preempted as e:
         print(f"xstilts {args.command}: {e}", file=sys.stderr)
-        return EXIT_PREEMPTED
+        return PREEMPTED_EXIT
     except (CliError, CheckpointError, TokenizerError, ConfigError, DataError,
             UnknownTaskError, TrainingError, ScoreError) as e:
         print(f"xstilts {args.command}: error: {e}", file=sys.stderr)

@@ -4,6 +4,11 @@ A phase is resumable at any point: its data order, dropout keys and learning-rat
 functions of (seed, step), and the checkpoint holds the train state and the loop's own state
 (best dev score, evaluations without improvement). Re-running after a kill continues from the
 latest checkpoint and produces bit-identical parameters and logs.
+
+Preemption: a SIGTERM (a preemptible VM's notice) during a phase, or JAX's preemption sync
+point in a multi-host run with ``jax.distributed`` and its preemption service, makes the loop
+save its latest checkpoint at the next update boundary and raise :class:`Preempted`; re-running
+resumes from that step, exactly as after a kill.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import math
 import os
 import pathlib
 import signal
+import threading
 from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
@@ -32,6 +38,19 @@ log = logging.getLogger(__name__)
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the message says where and what is kept."""
+
+
+class Preempted(TrainingError):
+    """The phase stopped on a preemption notice after saving its latest checkpoint at ``step``
+    (in ``checkpoint_dir``); re-running the same command resumes there exactly."""
+
+    def __init__(self, phase: str, step: int, checkpoint_dir: str | os.PathLike):
+        self.phase, self.step, self.checkpoint_dir = phase, step, pathlib.Path(checkpoint_dir)
+        super().__init__(f"phase {phase}: preempted at step {step}; checkpoint saved in "
+                         f"{self.checkpoint_dir}; re-run the same command to resume")
+
+    def __reduce__(self):  # rebuilt from its fields, not from the message
+        return type(self), (self.phase, self.step, self.checkpoint_dir)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +80,7 @@ class PhaseConfig:
     seed: int = 0
     inject_nan_at_step: int | None = None  # testing aid: poison this micro-step's loss
     kill_at_step: int | None = None  # testing aid: SIGKILL this process after this update
+    sigterm_at_step: int | None = None  # testing aid: SIGTERM this process after this update
 
     def total_updates(self, num_examples: int) -> int:
         if self.num_steps is not None:
@@ -147,6 +167,88 @@ def predict_logits(eval_step, params, inputs: ModelInputs, *, batch_size: int, p
     return out
 
 
+def preemption_service_active() -> bool:
+    """Whether ``jax.distributed`` runs with JAX's preemption service (on by default with
+    ``jax.distributed.initialize()``; config ``jax_enable_preemption_service``). Its notifier
+    then owns SIGTERM (a C handler, which a Python one would replace) and
+    ``multihost_utils.reached_preemption_sync_point`` names a step all hosts save at."""
+    try:
+        from jax._src import distributed
+    except ImportError:  # pragma: no cover - a JAX without it
+        return False
+    state = distributed.global_state
+    return (getattr(state, "client", None) is not None
+            and getattr(state, "preemption_sync_manager", None) is not None)
+
+
+class PreemptionWatch:
+    """Whether a preemption notice came, asked at every update boundary (``requested``).
+
+    One process: for the ``with`` block, a SIGTERM handler that only sets a flag, installed in
+    the main thread only; the previous handler is put back after the block and is not called
+    meanwhile (a warning says so when it was not the default). A second SIGTERM just sets the
+    flag again. Outside the block SIGTERM has its previous action (by default the process
+    ends; the next run resumes from the last scheduled checkpoint, as after a kill).
+
+    With JAX's preemption service (``jax.distributed``), its notifier owns SIGTERM and the
+    notice is its sync point: every host gets True at the same boundary. The step ids are the
+    phase's updates, as orbax's ``CheckpointManager.save`` passes them too; the sync point is
+    the highest step any host had reached plus one, so a notice between two phases may name a
+    step the next phase does not reach (then the hard kill loses the updates since the last
+    checkpoint). Several processes without the service get no handler: their hosts could not
+    agree on a step to save at.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self.notified = False  # a SIGTERM came (or the sync point was reached)
+        self.handling = False  # our handler is installed
+        self.service = False
+        self._previous = None
+
+    def __enter__(self) -> "PreemptionWatch":
+        self.service = preemption_service_active()
+        if self.service:
+            return self
+        if threading.current_thread() is not threading.main_thread():
+            log.warning("%s: not in the main thread; SIGTERM is not handled here", self.name)
+            return self
+        import jax
+
+        if jax.process_count() > 1:
+            log.warning("%s: %d processes without JAX's preemption service: SIGTERM is not "
+                        "handled (hosts could not agree on a step to save at)",
+                        self.name, jax.process_count())
+            return self
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is None:  # set outside Python: it could not be put back
+            log.warning("%s: SIGTERM has a handler not set from Python; left in place",
+                        self.name)
+            return self
+        if previous not in (signal.SIG_DFL, signal.SIG_IGN):
+            log.warning("%s: SIGTERM handler %r is replaced during the phase (not called; "
+                        "restored after it)", self.name, previous)
+        self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        self.handling = True
+        return self
+
+    def _on_sigterm(self, signum, frame) -> None:
+        self.notified = True  # nothing else: the loop acts at its next update boundary
+
+    def __exit__(self, *exc) -> None:
+        if self.handling:
+            signal.signal(signal.SIGTERM, self._previous)
+            self.handling = False
+
+    def requested(self, step: int) -> bool:
+        """Whether to stop at update boundary ``step``; asked at every one, on every host."""
+        if self.service and not self.notified:
+            from jax.experimental import multihost_utils
+
+            self.notified = multihost_utils.reached_preemption_sync_point(step)
+        return self.notified
+
+
 @dataclasses.dataclass
 class PhaseResult:
     params: Any  # best parameters (plain dict, on the mesh)
@@ -169,7 +271,21 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses,
     multi-task model and data); evaluate on the dev set every ``eval_every`` updates and keep
     the best. Checkpoints go to ``phase_dir/ckpt``, logs (``metrics.jsonl``, ``tb/``) to
     ``log_dir`` (default ``phase_dir``). Parameters, batches and activations are placed on
-    ``mesh`` by the logical-axis ``rules`` (``config.mesh.rules``)."""
+    ``mesh`` by the logical-axis ``rules`` (``config.mesh.rules``).
+
+    On a preemption notice (see :class:`PreemptionWatch`) the phase saves its latest checkpoint
+    at the current update, whatever the ``checkpoint_every`` schedule, and raises
+    :class:`Preempted`; a notice during the last update's evaluation or the final restore
+    raises it too (the process was asked to stop)."""
+    with PreemptionWatch(cfg.name) as watch:
+        return _run_phase(cfg, model, data, losses=losses, phase_dir=phase_dir, log_dir=log_dir,
+                          mesh=mesh, rules=rules, progress=progress, tensorboard=tensorboard,
+                          watch=watch)
+
+
+def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, phase_dir,
+               log_dir, mesh, rules, progress: bool, tensorboard: bool,
+               watch: PreemptionWatch) -> PhaseResult:
     phase_dir = pathlib.Path(phase_dir)
     total = cfg.total_updates(data.num_train_examples())
     micro_total = total * cfg.grad_accumulation
@@ -210,11 +326,23 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses,
         writer.truncate_after(int(state.step) // cfg.grad_accumulation)
 
     checkpoint_every = cfg.checkpoint_every or cfg.eval_every
+
+    def preempted(update: int):
+        """Save the latest checkpoint at ``update`` (unless the schedule just did) and stop."""
+        if checkpoints.latest.latest_step() != update:
+            checkpoints.save_latest(update, state, loop)  # waits until written
+        checkpoints.close()
+        log.warning("%s: preempted; saved step %d", cfg.name, update)
+        return Preempted(cfg.name, update, phase_dir / "ckpt")
+
     micro = int(state.step)
     bar = Progress(total, micro // cfg.grad_accumulation, cfg.name,
                    enabled=progress and not loop["finished"])
     try:
         while not loop["finished"] and micro < micro_total:
+            boundary, within = divmod(micro, cfg.grad_accumulation)
+            if within == 0 and watch.requested(boundary):
+                raise preempted(boundary)
             task = data.task_of(micro) if multitask else None
             batch = data.train_batch(micro)
             if cfg.inject_nan_at_step is not None and micro == cfg.inject_nan_at_step:
@@ -256,11 +384,18 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses,
                 checkpoints.save_latest(update, state, loop)
             if cfg.kill_at_step is not None and update == cfg.kill_at_step:
                 os.kill(os.getpid(), signal.SIGKILL)  # as a preempted VM would: no cleanup
+            if cfg.sigterm_at_step is not None and update == cfg.sigterm_at_step:
+                os.kill(os.getpid(), signal.SIGTERM)  # a preemption notice, acted on next boundary
     finally:
         bar.close()
         writer.close()
 
     best = checkpoints.restore_best(program.abstract_state)
+    # A notice during the last update or the restore (the phase is done and saved), or the
+    # sync point at the last boundary: stop all the same (the process was asked to).
+    last = int(state.step) // cfg.grad_accumulation
+    if watch.requested(last):
+        raise preempted(last)
     checkpoints.close()
     if best is None:
         raise TrainingError(f"phase {cfg.name}: no best checkpoint in {phase_dir / 'ckpt' / 'best'}")
