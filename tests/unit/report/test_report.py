@@ -1,0 +1,242 @@
+"""The report end to end on a synthetic store (three model sizes, direct + one intermediate,
+an XTREME task and the demo's task, three target seeds) with a built-in gain that grows with
+size; the tables' language sets and XTREME score; the store's errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from xstilts_jax.metrics import score_from_stats
+from xstilts_jax.report import ReportError, write_report
+from xstilts_jax.report import render, tables
+from xstilts_jax.report.study import build_study, load_store
+
+N = 200  # test examples per language
+LANGUAGES = {"pawsx": ("en", "de", "fr"), "synthetic_paraphrase": ("en", "xa", "xb")}
+# name, parameters, pretraining languages (None: unknown), built-in gain in points
+MODELS = [("synthetic-s", 1_000_000, ["en", "de", "xa"], 4.0),
+          ("synthetic-m", 10_000_000, None, 12.0),
+          ("synthetic-l", 100_000_000, ["en", "de", "fr", "xa", "xb"], 20.0)]
+INTERMEDIATE = "synthetic_nli"
+
+
+def write_store(run_dir: pathlib.Path, cells: list[dict]) -> None:
+    """A sweep's store as the sweep writes it: ``store/scores.jsonl`` (a row per cell,
+    target and language, its score from the summed statistics) and
+    ``store/examples/<cell>.npz`` (``"<target>/<language>"`` -> [examples, k]). Each cell:
+    the row fields that do not depend on the language, plus ``stats``: {(target, language):
+    array} and ``kind``."""
+    examples = run_dir / "store" / "examples"
+    examples.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for cell in cells:
+        arrays = {f"{t}/{lang}": np.asarray(a, dtype=np.float64)
+                  for (t, lang), a in cell["stats"].items()}
+        np.savez(examples / f"{cell['cell']}.npz", **arrays)
+        for (target, language), a in cell["stats"].items():
+            a = np.asarray(a, dtype=np.float64)
+            score = score_from_stats(cell["kind"], list(a.sum(axis=0)), len(a))
+            row = {"cell": cell["cell"], "sweep": "test", "model": cell["model"],
+                   "model_path": f"/models/{cell['model']}", "parameters": cell["parameters"],
+                   "pretrain_languages": cell["pretrain_languages"],
+                   "intermediate": cell["intermediate"], "target": target,
+                   "intermediate_seed": cell["intermediate_seed"],
+                   "target_seed": cell["target_seed"], "language": language,
+                   "metric": "accuracy", "score": score, "metrics": {"accuracy": score},
+                   "examples": len(a), "stats_kind": cell["kind"],
+                   "phase_keys": {"target": "k"}, "config_hash": "h",
+                   "degenerate": cell.get("degenerate", [])}
+            lines.append(json.dumps(row))
+    (run_dir / "store" / "scores.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def _correct(accuracy: float, rng) -> np.ndarray:
+    """[N, 1] with exactly round(accuracy% * N) correct examples, in a random order."""
+    k = int(round(accuracy / 100 * N))
+    out = np.zeros((N, 1))
+    out[rng.permutation(N)[:k]] = 1
+    return out
+
+
+def synthetic_cells(models=MODELS) -> list[dict]:
+    """Direct accuracy 60 (+1 per target seed); X-STILTs adds the model's gain, and 10 more
+    points in the language outside the smallest model's pretraining (fr, xb)."""
+    rng = np.random.default_rng(0)
+    cells = []
+    for name, parameters, languages, gain in models:
+        for inter in ("none", INTERMEDIATE):
+            for seed in range(3):
+                stats = {}
+                for target, langs in LANGUAGES.items():
+                    for lang in langs:
+                        extra = 0.0 if inter == "none" else gain + (10 if lang in ("fr", "xb") else 0)
+                        stats[(target, lang)] = _correct(60 + seed + extra, rng)
+                degenerate = (["intermediate"] if (name, inter, seed)
+                              == ("synthetic-l", INTERMEDIATE, 2) else [])
+                cells.append({"cell": f"{name}-{inter}-t{seed}", "model": name,
+                              "parameters": parameters, "pretrain_languages": languages,
+                              "intermediate": inter, "target_seed": seed,
+                              "intermediate_seed": None if inter == "none" else 0,
+                              "kind": "accuracy", "stats": stats, "degenerate": degenerate})
+    return cells
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("sweep")
+    write_store(run_dir, synthetic_cells())
+    return write_report(run_dir, bootstrap=200, seed=0)
+
+
+def test_writes_every_file(report):
+    assert report.out_dir == report.summary.parent
+    for path in (report.summary, report.html, report.json, *report.figures):
+        assert path.is_file(), path
+    assert [f.name for f in report.figures] == ["gain_vs_parameters.png"]
+    png = report.figures[0].read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    page = report.html.read_text()
+    assert "data:image/png;base64," + base64.b64encode(png).decode() in page
+    assert page.count("<table>") >= 5
+
+
+def test_gains_are_positive_and_grow_with_size(report):
+    data = json.loads(report.json.read_text())
+    assert [m["name"] for m in data["models"]] == ["synthetic-s", "synthetic-m", "synthetic-l"]
+    for target in LANGUAGES:
+        gains = [g for g in data["gains"] if g["target"] == target]
+        assert [g["model"] for g in gains] == ["synthetic-s", "synthetic-m", "synthetic-l"]
+        means = [g["average"]["all"]["mean"] for g in gains]
+        # The built-in gains: the model's, +10/3 for the one language of three with 10 more.
+        np.testing.assert_allclose(means, [g + 10 / 3 for *_, g in MODELS], atol=1e-9)
+        for g in gains:
+            assert 0 < g["average"]["all"]["low"] < g["average"]["all"]["mean"] \
+                < g["average"]["all"]["high"]
+            assert g["n_pairs"] == 3 and g["unpaired"] == 0
+    trends = {t["target"]: t for t in data["trends"]}
+    assert set(trends) == {*LANGUAGES, "average over targets"}
+    for t in trends.values():
+        assert t["slope_per_decade"] == pytest.approx(8.0)
+        assert 0 < t["low"] < 8.0 < t["high"]
+    average = [a for a in data["average_over_targets"]]
+    assert [a["targets"] for a in average] == [list(LANGUAGES)] * 3
+
+
+def test_seen_languages_average_differs_from_all(report):
+    data = json.loads(report.json.read_text())
+    assert data["seen_by_every_model"] == ["de", "en", "xa"]
+    assert data["language_sets"]["pawsx"] == {"all": ["en", "de", "fr"], "seen": ["en", "de"]}
+    assert data["language_sets"]["synthetic_paraphrase"]["seen"] == ["en", "xa"]
+    for g in data["gains"]:
+        seen, every = g["average"]["seen"]["mean"], g["average"]["all"]["mean"]
+        assert every - seen == pytest.approx(10 / 3)  # fr / xb, unseen by the small model
+    summary = report.summary.read_text()
+    assert "avg (all 3)" in summary and "avg (seen by every model: 2)" in summary
+
+
+def test_summary_tables_and_flags(report):
+    summary = report.summary.read_text()
+    assert "B = 200" in summary and "seed 0" in summary
+    assert "tasks included: pawsx" in summary
+    assert "outside XTREME, not in this score: synthetic_paraphrase" in summary
+    assert "Scores: tasks outside XTREME" in summary
+    # The degenerate cell is in, and flagged, in the large model's synthetic_paraphrase gain.
+    assert "†" in summary and "flagged degenerate" in summary
+    data = json.loads(report.json.read_text())
+    flagged = [(g["model"], g["target"]) for g in data["gains"] if g["degenerate"]]
+    assert flagged == [("synthetic-l", "pawsx"), ("synthetic-l", "synthetic_paraphrase")]
+    xtreme = [x for x in data["xtreme"] if x["languages"] == "all"]
+    assert {tuple(x["tasks"]) for x in xtreme} == {("pawsx",)}
+    assert all(x["groups"] == {} for x in xtreme)  # classification also needs xnli
+    arm = next(a for a in data["arms"] if a["model"] == "synthetic-s"
+               and a["target"] == "pawsx" and a["intermediate"] == "none")
+    assert arm["per_language"] == {"en": 61.0, "de": 61.0, "fr": 61.0}  # seeds 60, 61, 62
+    assert [s["target_seed"] for s in arm["seeds"]] == [0, 1, 2]
+    assert "gain" in report.text and "synthetic-l" in report.text
+    assert "slope per decade" in report.text
+
+
+def test_markdown_pipe_table():
+    t = tables.Table(title="T", columns=("a", "b|c"), rows=(("x", "1.5"), ("y", "–")),
+                     notes=("n",))
+    md = render.markdown(t)
+    assert "| a | b\\|c |" in md and "|---|---:|" in md and "| x | 1.5 |" in md
+    assert "_n_" in md
+    assert render.text(t).splitlines()[0] == "T"
+
+
+def _rows(tmp_path, models, **kw):
+    write_store(tmp_path, synthetic_cells(models))
+    rows, example_stats = load_store(tmp_path)
+    return build_study(rows, example_stats, bootstrap=50, **kw)
+
+
+def test_a_model_without_a_size_is_in_the_tables_not_the_trend(tmp_path):
+    models = [MODELS[0], ("mystery", None, None, 5.0)]
+    study = _rows(tmp_path, models)
+    assert any("no parameter count for mystery" in n for n in study.notes)
+    assert study.gain("mystery", "pawsx", INTERMEDIATE).mean > 0
+    # One model with a size: no slope, no crash.
+    assert study.trends[("pawsx", INTERMEDIATE)] is None
+    assert any("fewer than two" in r[2] for t in tables.trend_table(study) for r in t.rows)
+
+
+def test_chosen_languages_drive_the_headline(tmp_path):
+    study = _rows(tmp_path, MODELS[:2], languages=["en"])
+    assert study.language_sets["pawsx"]["custom"] == ("en",)
+    gain = study.gain("synthetic-s", "pawsx", INTERMEDIATE)
+    assert gain.languages == ("en",) and gain.mean == pytest.approx(4.0)
+    assert "chosen languages (en)" in tables.headline_table(study).notes[0]
+    with pytest.raises(ValueError, match="languages must be"):
+        build_study([{}], lambda *a: None, languages="some")
+
+
+def test_unpaired_cells_are_noted(tmp_path):
+    cells = [c for c in synthetic_cells(MODELS[:1])
+             if not (c["intermediate"] == "none" and c["target_seed"] == 2)]
+    write_store(tmp_path, cells)
+    rows, example_stats = load_store(tmp_path)
+    study = build_study(rows, example_stats, bootstrap=50)
+    g = study.gains[("synthetic-s", "pawsx", INTERMEDIATE)].estimate
+    assert (g.n_pairs, g.unpaired) == (2, 1)
+    assert any("without a direct cell" in n for n in study.notes)
+
+
+def test_missing_or_empty_store_is_a_clear_error(tmp_path):
+    with pytest.raises(ReportError, match="scores.jsonl: no results store"):
+        write_report(tmp_path)
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "scores.jsonl").write_text("")
+    with pytest.raises(ReportError, match="store is empty"):
+        write_report(tmp_path)
+    assert issubclass(ReportError, ValueError)
+
+
+def test_missing_statistics_are_a_clear_error(tmp_path):
+    write_store(tmp_path, synthetic_cells(MODELS[:1]))
+    (tmp_path / "store" / "examples" / "synthetic-s-none-t0.npz").unlink()
+    with pytest.raises(ReportError, match="synthetic-s-none-t0.npz: no per-example statistics"):
+        write_report(tmp_path, bootstrap=10)
+
+
+def test_a_score_that_its_examples_do_not_give_is_an_error(tmp_path):
+    write_store(tmp_path, synthetic_cells(MODELS[:1]))
+    path = tmp_path / "store" / "scores.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0]["score"] += 1.0
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ReportError, match="examples' statistics give"):
+        write_report(tmp_path, bootstrap=10)
+
+
+def test_importing_the_report_needs_no_matplotlib():
+    code = ("import sys, xstilts_jax.report, xstilts_jax.report.tables; "
+            "assert 'matplotlib' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
