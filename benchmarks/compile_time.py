@@ -66,7 +66,8 @@ def measure(preset: str, remat: str | None, batch: int, seq: int) -> dict:
     steps = Steps(graphdef, tx, mesh)
     state_shardings = steps.shardings(abstract_params)
     params = nnx.to_pure_dict(abstract_params)
-    abstract_state = jax.eval_shape(lambda p: TrainState(jnp.zeros((), jnp.int32), p, tx.init(p)),
+    abstract_state = jax.eval_shape(lambda p: TrainState(jnp.zeros((), jnp.int32), p, tx.init(p),
+                                                         jnp.zeros((), jnp.int32)),
                                     params)
     state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                          abstract_state, state_shardings)

@@ -183,3 +183,21 @@ def scan_lengths(jaxpr) -> list[int]:
                 if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
                     found += scan_lengths(sub)
     return found
+
+
+@pytest.fixture(scope="module")
+def compilation_cache(tmp_path_factory):
+    """A persistent compilation cache for one test module: every run_phase jits its steps
+    anew, and runs with the same shapes then compile once. The previous settings come back."""
+    import jax
+    from jax._src import compilation_cache as cache
+
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    saved = {name: getattr(jax.config, name) for name in names}
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax-cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    cache.reset_cache()
+    yield
+    for name, value in saved.items():
+        jax.config.update(name, value)
+    cache.reset_cache()

@@ -123,3 +123,16 @@ def test_task_declarations_and_readers_sit_below_the_families():
     allowed = {f"{ROOT}.tasks.io", f"{ROOT}.tasks.examples", *formats}
     found = [(n, t) for n in formats for t in GRAPH[n] if t not in allowed]
     assert not found, found
+
+
+def test_the_report_sits_above_the_store_and_below_the_command_line():
+    """report/ works from a sweep's store alone: it imports neither the trainer, the demo
+    nor the command line; experiments/ and train/ never import report/ or the demo."""
+    def under(name, *packages):
+        return any(name == f"{ROOT}.{p}" or name.startswith(f"{ROOT}.{p}.") for p in packages)
+
+    found = [(n, t) for n, targets in GRAPH.items() if under(n, "report")
+             for t in targets if under(t, "train", "demo", "cli")]
+    found += [(n, t) for n, targets in GRAPH.items() if under(n, "experiments", "train")
+              for t in targets if under(t, "report", "demo")]
+    assert not found, found

@@ -100,7 +100,8 @@ def test_bfloat16_matmuls_are_bfloat16():
     """Every product of the bf16 train step, forward and backward, takes and gives bf16."""
     def dot_types(dtype):
         steps, params, _, train_step = _steps(dtype, {"data": 1}, jax.devices()[:1])
-        state = jax.eval_shape(lambda p: TrainState(np.int32(0), p, steps.tx.init(p)), params)
+        state = jax.eval_shape(lambda p: TrainState(np.int32(0), p, steps.tx.init(p),
+                                                    np.int32(0)), params)
         text = train_step.lower(state, _batches()[0]).as_text()
         return re.findall(r"stablehlo\.dot_general .*: \((tensor<\S+>), (tensor<\S+>)\) -> (tensor<\S+>)", text)
 

@@ -75,9 +75,11 @@ def cell_config(intermediate: str = "mnli", target: str = "xnli", *,
     config.intermediate = phase("" if intermediate in ("none", "") else intermediate)
     config.target = phase(target)
     config.eval = ml_collections.ConfigDict(dict(languages=()))  # () = every language of the task
-    # Fault injection for tests: poison the loss / SIGKILL the process at an update of `phase`.
+    # Fault injection for tests: poison the loss / SIGKILL the process / send it SIGTERM (a
+    # preemption notice) at an update of `phase`.
     config.debug = ml_collections.ConfigDict(dict(
-        phase="intermediate", inject_nan_at_step=-1, kill_at_step=-1, params_checksum=True))
+        phase="intermediate", inject_nan_at_step=-1, kill_at_step=-1, sigterm_at_step=-1,
+        params_checksum=True))
     if tiny:
         for section in (config.intermediate, config.target):
             qa = _max_length(section.task) > 128

@@ -52,6 +52,8 @@ def phase_config(name: str, section, *, seed: int, debug=None) -> PhaseConfig:
     if debug is not None and debug.phase == name:
         fields["inject_nan_at_step"] = debug.inject_nan_at_step if debug.inject_nan_at_step >= 0 else None
         fields["kill_at_step"] = debug.kill_at_step if debug.kill_at_step >= 0 else None
+        sigterm = debug.get("sigterm_at_step", -1)
+        fields["sigterm_at_step"] = sigterm if sigterm >= 0 else None
     return PhaseConfig(name=name, seed=seed, **fields)
 
 
@@ -213,7 +215,8 @@ def load_phase_model(phase_dir, *, dtype: str | None = None):
     tx = make_optimizer(learning_rate=1.0, total_steps=1,
                         max_grad_norm=section.get("max_grad_norm"),
                         grad_accumulation=section.get("grad_accumulation", 1))
-    abstract = jax.eval_shape(lambda p: TrainState(np.int32(0), p, tx.init(p)), params)
+    abstract = jax.eval_shape(lambda p: TrainState(np.int32(0), p, tx.init(p), np.int32(0)),
+                              params)
     checkpoints = PhaseCheckpoints(phase_dir / "ckpt")
     try:
         restored = checkpoints.restore_best(abstract)

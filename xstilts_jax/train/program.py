@@ -91,7 +91,7 @@ def build_program(model: nnx.Module, losses: Loss | Mapping[str, Loss], *, mesh:
     rules = sharding.rules_table(rules)
     losses = dict(losses) if isinstance(losses, Mapping) else {None: losses}
     shardings = Steps(graphdef, tx, mesh, rules=rules).shardings(params)
-    abstract = jax.eval_shape(lambda p: TrainState(np.int32(0), p, tx.init(p)),
+    abstract = jax.eval_shape(lambda p: TrainState(np.int32(0), p, tx.init(p), np.int32(0)),
                               nnx.to_pure_dict(params))
     return Program(graphdef, params, tx, mesh, rules, losses, shardings,
                    abstract_with_shardings(abstract, shardings), dropout_seed)

@@ -29,6 +29,9 @@ class TrainState:
     step: jax.Array  # int32 scalar: optimizer micro-steps taken
     params: Any  # plain nested dict of arrays (nnx.to_pure_dict of the model's Params)
     opt_state: Any
+    # int32 scalar: the dropout seed, an input of the program rather than a constant in it,
+    # so cells that differ only in seeds run one compiled program (the compilation cache).
+    seed: jax.Array
 
 
 def model_inputs(batch: Batch) -> tuple:
@@ -57,14 +60,17 @@ class Steps:
         opt_shardings = optax.tree_map_params(
             self.tx, lambda _, s: s, abstract_opt, param_shardings,
             transform_non_params=lambda _: replicated)
-        return TrainState(step=replicated, params=param_shardings, opt_state=opt_shardings)
+        return TrainState(step=replicated, params=param_shardings, opt_state=opt_shardings,
+                          seed=replicated)
 
     def create_state(self, params, state_shardings: TrainState) -> TrainState:
         """Place params on the mesh and build the optimizer state there (never whole on one device)."""
         params = sharding.put(params, state_shardings.params)
-        init = jax.jit(lambda p: TrainState(jnp.zeros((), jnp.int32), p, self.tx.init(p)),
-                       in_shardings=(state_shardings.params,), out_shardings=state_shardings)
-        return init(params)
+        init = jax.jit(lambda p, seed: TrainState(jnp.zeros((), jnp.int32), p, self.tx.init(p),
+                                                  seed),
+                       in_shardings=(state_shardings.params, state_shardings.seed),
+                       out_shardings=state_shardings)
+        return init(params, jnp.int32(self.dropout_seed))
 
     def batch_shardings(self, batch: Mapping[str, Any]):
         return {k: sharding.batch_sharding(self.mesh, v.ndim, self.rules) for k, v in batch.items()}
@@ -81,7 +87,7 @@ class Steps:
         return total / jnp.maximum(count, 1.0), (total, count)
 
     def train_step(self, state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
-        rng = jax.random.fold_in(jax.random.key(self.dropout_seed), state.step)
+        rng = jax.random.fold_in(jax.random.key(state.seed), state.step)
         (loss, _), grads = jax.value_and_grad(self._loss, has_aux=True)(state.params, batch, rng)
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)

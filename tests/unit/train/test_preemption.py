@@ -51,20 +51,8 @@ def _phase(tmp_path, cfg=CFG, *, name="phase"):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-    """Every run_phase jits its steps anew: a persistent cache for this module compiles them
-    once (the runs here differ only in where they stop). The previous settings come back."""
-    from jax._src import compilation_cache as cache
-
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-    saved = {name: getattr(jax.config, name) for name in names}
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax-cache")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    cache.reset_cache()
-    yield
-    for name, value in saved.items():
-        jax.config.update(name, value)
-    cache.reset_cache()
+def _cache(compilation_cache):
+    """Every run_phase jits its steps anew: the runs here differ only in where they stop."""
 
 
 def _latest_steps(phase_dir):
