@@ -15,6 +15,7 @@ stay in NumPy files beside it. Everything here can be rebuilt from the cells' ``
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import io
 import json
 import logging
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 STORE_DIR = "store"
 SCORES_FILE = "scores.jsonl"
 EXAMPLES_DIR = "examples"
+LOCK_FILE = ".lock"  # in the store: held while a cell is appended (several writers at once)
 CELL_FILE = "cell.json"  # in a cell's directory: what the cell is and its state
 
 
@@ -129,26 +131,30 @@ class Store:
 
     def append(self, rows: Iterable[ScoreRow], stats: dict[str, np.ndarray]) -> None:
         """Add one cell's rows (its statistics first, then its lines in one write); a cell
-        already in the store is not added twice."""
+        already in the store is not added twice. Safe with several writers at once (workers of
+        a Ray sweep): the check and the append hold an exclusive ``flock`` on the store's lock
+        file (local disks and NFS; not object-store mounts such as gcsfuse)."""
         rows = list(rows)
         if not rows:
             return
         cell = rows[0].cell
-        if cell in self.cells():
-            return
         examples_dir = self.dir / EXAMPLES_DIR
         examples_dir.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        np.savez(buffer, **stats)
-        with tempfile.NamedTemporaryFile("wb", dir=examples_dir, delete=False) as f:
-            f.write(buffer.getvalue())
-            tmp = f.name
-        os.replace(tmp, examples_dir / f"{cell}.npz")
-        text = "".join(json.dumps(dataclasses.asdict(r), sort_keys=True) + "\n" for r in rows)
-        with open(self.scores_path, "a", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        with open(self.dir / LOCK_FILE, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+            if cell in self.cells():
+                return
+            buffer = io.BytesIO()
+            np.savez(buffer, **stats)
+            with tempfile.NamedTemporaryFile("wb", dir=examples_dir, delete=False) as f:
+                f.write(buffer.getvalue())
+                tmp = f.name
+            os.replace(tmp, examples_dir / f"{cell}.npz")
+            text = "".join(json.dumps(dataclasses.asdict(r), sort_keys=True) + "\n" for r in rows)
+            with open(self.scores_path, "a", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
 
     def reindex(self) -> int:
         """Rebuild the store from the cells' directories (finished cells only, in name
@@ -175,5 +181,5 @@ def write_cell_record(cell_dir: pathlib.Path, record: dict) -> None:
     write_json_atomic(cell_dir / CELL_FILE, record)
 
 
-__all__ = ["CELL_FILE", "SCORES_FILE", "STORE_DIR", "ScoreRow", "Store", "cell_rows",
-           "cell_stats", "write_cell_record"]
+__all__ = ["CELL_FILE", "LOCK_FILE", "SCORES_FILE", "STORE_DIR", "ScoreRow", "Store",
+           "cell_rows", "cell_stats", "write_cell_record"]

@@ -383,6 +383,24 @@ def run_one_cell(run_dir: pathlib.Path, cell: Cell, sweep: str, *, margin: float
     return done
 
 
+def prepare_failed(model: ModelSpec, error: BaseException) -> str:
+    """The error every cell of ``model`` fails with when its ``prepare`` raised ``error``."""
+    return f"preparing model {model.name}: {_error_text(error)}"
+
+
+def intermediate_failed(cell: Cell, key: str, error: BaseException) -> str:
+    """The error every cell of a row fails with when its intermediate phase raised ``error``."""
+    return (f"its intermediate phase {key} ({cell.intermediate}, seed {cell.intermediate_seed}) "
+            f"failed: {_error_text(error)}")
+
+
+def fail_cell(run_dir: pathlib.Path, cell: Cell, sweep: str, error: str) -> dict:
+    """Record ``cell`` as failed with ``error`` (it did not run: what it needs failed)."""
+    failed = {**cell.describe(sweep), "state": "failed", "error": error}
+    write_cell_record(run_dir / "cells" / cell.name, failed)
+    return failed
+
+
 def _next_seed(seed: int, used: set[int]) -> int:
     """The smallest seed after ``seed`` not used on its axis (nor by an earlier retry)."""
     candidate = seed + 1
@@ -415,6 +433,60 @@ class SweepSummary:
             lines.append("  preempted: saved; run the same command to resume")
         return "\n".join(lines)
 
+    def skip_done(self, run_dir: pathlib.Path, cells: list[Cell]) -> list[Cell]:
+        """Count the cells of ``cells`` finished before this run; the others, to run."""
+        pending = [c for c in cells if cell_state(run_dir, c.name)["state"] != "done"]
+        self.already_done += len(cells) - len(pending)
+        self.done += len(cells) - len(pending)
+        for c in cells:
+            if c not in pending and cell_state(run_dir, c.name).get("degenerate"):
+                self.degenerate.append(c.name)
+        return pending
+
+    def add(self, name: str, state: dict) -> None:
+        """Count a cell this run finished or failed (``state``: its ``cell.json`` record)."""
+        if state["state"] == "failed":
+            self.failed[name] = state["error"].splitlines()[0]
+            return
+        self.done += 1
+        if state["degenerate"]:
+            self.degenerate.append(name)
+
+
+def degenerate_retries(spec: SweepSpec, run_dir: pathlib.Path, cells: list[Cell], attempt: int,
+                       used_seeds: dict[str, set[int]],
+                       retry_seeds: dict[str, int]) -> list[list[Cell]]:
+    """--retry-degenerate: the cells retrying the degenerate phases of ``cells`` with the next
+    seed (both are recorded), grouped by intermediate phase. A degenerate intermediate phase
+    gets one new seed for its row (``retry_seeds``: phase key -> that seed); ``used_seeds``
+    (phase -> seeds taken) is updated."""
+    retries: dict[str | None, list[Cell]] = {}
+    for cell in cells:
+        flagged = cell_state(run_dir, cell.name).get("degenerate") or []
+        if not flagged:
+            continue
+        iseed, tseed = cell.intermediate_seed, cell.target_seed
+        if "intermediate" in flagged:  # one new seed for the row's shared phase
+            key = cell.phase_keys["intermediate"]
+            if key not in retry_seeds:
+                retry_seeds[key] = _next_seed(iseed, used_seeds["intermediate"])
+            iseed = retry_seeds[key]
+        else:
+            tseed = _next_seed(tseed, used_seeds["target"])
+        again = make_cell(spec, cell.model, cell.intermediate, cell.target, iseed, tseed,
+                          retry_of=cell.name)
+        again.name += f"--retry{attempt + 1}"
+        retries.setdefault(again.phase_keys.get("intermediate"), []).append(again)
+    return list(retries.values())
+
+
+def sweep_groups(cells: list[Cell]) -> list[list[Cell]]:
+    """The cells grouped by (model, intermediate phase): a row trains its phase once."""
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault((cell.model.name, cell.phase_keys.get("intermediate")), []).append(cell)
+    return list(groups.values())
+
 
 def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, retry_degenerate: int = 0,
               progress: bool = True, backend: str = "local") -> SweepSummary:
@@ -443,21 +515,14 @@ def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, retry_degenerate: 
                 try:
                     model.prepare()
                 except Exception as e:  # noqa: BLE001 - its cells fail with this error
-                    prepared[model.name] = f"preparing model {model.name}: {_error_text(e)}"
+                    prepared[model.name] = prepare_failed(model, e)
         return prepared[model.name]
 
     def fail(cell: Cell, error: str) -> None:
-        write_cell_record(run_dir / "cells" / cell.name,
-                          {**cell.describe(spec.name), "state": "failed", "error": error})
-        summary.failed[cell.name] = error.splitlines()[0]
+        summary.add(cell.name, fail_cell(run_dir, cell, spec.name, error))
 
     def run_group(cells: list[Cell], attempt: int) -> None:
-        pending = [c for c in cells if cell_state(run_dir, c.name)["state"] != "done"]
-        summary.already_done += len(cells) - len(pending)
-        summary.done += len(cells) - len(pending)
-        for c in cells:
-            if c not in pending and cell_state(run_dir, c.name).get("degenerate"):
-                summary.degenerate.append(c.name)
+        pending = summary.skip_done(run_dir, cells)
         if pending:
             run_pending(pending)
         if attempt < retry_degenerate:
@@ -479,8 +544,7 @@ def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, retry_degenerate: 
                     raise
                 log.error("intermediate phase %s failed: %s", key, _error_text(e))
                 for c in pending:
-                    fail(c, f"its intermediate phase {key} ({c.intermediate}, seed "
-                            f"{c.intermediate_seed}) failed: {_error_text(e)}")
+                    fail(c, intermediate_failed(c, key, e))
                 return
         for cell in pending:
             trained = sum(not phase_done(run_dir, k) for k in cell.phase_keys.values())
@@ -488,43 +552,18 @@ def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, retry_degenerate: 
                                  progress=progress)
             summary.trained_phases += trained - sum(not phase_done(run_dir, k)
                                                     for k in cell.phase_keys.values())
-            if state["state"] == "failed":
-                summary.failed[cell.name] = state["error"].splitlines()[0]
-                continue
-            summary.done += 1
-            if state["degenerate"]:
-                summary.degenerate.append(cell.name)
+            summary.add(cell.name, state)
 
     def retry(cells: list[Cell], attempt: int) -> None:
         """--retry-degenerate: a degenerate phase again with the next seed, both recorded."""
-        retries: dict[str | None, list[Cell]] = {}
-        for cell in cells:
-            flagged = cell_state(run_dir, cell.name).get("degenerate") or []
-            if not flagged:
-                continue
-            iseed, tseed = cell.intermediate_seed, cell.target_seed
-            if "intermediate" in flagged:  # one new seed for the row's shared phase
-                key = cell.phase_keys["intermediate"]
-                if key not in _retry_seeds:
-                    _retry_seeds[key] = _next_seed(iseed, used_seeds["intermediate"])
-                iseed = _retry_seeds[key]
-            else:
-                tseed = _next_seed(tseed, used_seeds["target"])
-            again = make_cell(spec, cell.model, cell.intermediate, cell.target, iseed, tseed,
-                              retry_of=cell.name)
-            again.name += f"--retry{attempt + 1}"
-            retries.setdefault(again.phase_keys.get("intermediate"), []).append(again)
-        for group in retries.values():
+        for group in degenerate_retries(spec, run_dir, cells, attempt, used_seeds, retry_seeds):
             summary.retries += [c.name for c in group]
             summary.cells += len(group)
             run_group(group, attempt + 1)
 
-    _retry_seeds: dict[str, int] = {}
-    groups: dict[tuple, list[Cell]] = {}
-    for cell in plan.cells:
-        groups.setdefault((cell.model.name, cell.phase_keys.get("intermediate")), []).append(cell)
+    retry_seeds: dict[str, int] = {}
     try:
-        for cells in groups.values():
+        for cells in sweep_groups(plan.cells):
             run_group(cells, 0)
     except Exception as e:
         if not _is_preemption(e):
@@ -565,6 +604,7 @@ def status_table(run_dir: str | os.PathLike) -> str:
 
 
 __all__ = ["NONE", "STATES", "SWEEP_FILE", "Cell", "SweepSummary", "chance_level",
-           "degenerate_phase", "run_one_cell", "run_sweep", "train_shared_phase", "ModelSpec", "Plan", "SweepSpec", "cell_state", "expand",
-           "format_plan", "status_table", "load_sweep", "make_cell", "make_plan", "phase_done",
-           "set_fields"]
+           "degenerate_phase", "degenerate_retries", "fail_cell", "intermediate_failed",
+           "prepare_failed", "run_one_cell", "run_sweep", "sweep_groups", "train_shared_phase",
+           "ModelSpec", "Plan", "SweepSpec", "cell_state", "expand", "format_plan",
+           "status_table", "load_sweep", "make_cell", "make_plan", "phase_done", "set_fields"]
