@@ -141,8 +141,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from xstilts_jax.experiments.store import Store
-    from xstilts_jax.experiments.sweep import (format_plan, load_sweep, make_plan, run_sweep,
-                                               status_table)
+    from xstilts_jax.experiments.launch import run_sweep
+    from xstilts_jax.experiments.sweep import format_plan, load_sweep, make_plan, status_table
 
     if args.status:
         print(status_table(args.status))

@@ -21,8 +21,8 @@ from test_sweep import TINY_OVERRIDES, comparable, intermediate_phase_dirs, tiny
 from xstilts_jax.config import ConfigError
 from xstilts_jax.experiments.ray_backend import INSTALL_HINT, MAX_RETRIES, task_options
 from xstilts_jax.experiments.store import ScoreRow, Store
-from xstilts_jax.experiments.sweep import (ModelSpec, SweepSpec, expand, run_sweep,
-                                           status_table)
+from xstilts_jax.experiments.launch import run_sweep
+from xstilts_jax.experiments.sweep import ModelSpec, SweepSpec, expand, status_table
 
 # Killed right after the checkpoint of update 3 (eval_every = checkpoint_every = 3): the
 # retried task resumes at update 4, so the kill is not met again.

@@ -15,7 +15,8 @@ import pytest
 from conftest import run_xstilts, save_tiny_checkpoint, write_nli_data
 from xstilts_jax.experiments.defaults import cell_config
 from xstilts_jax.experiments.store import Store
-from xstilts_jax.experiments.sweep import ModelSpec, SweepSpec, run_sweep, status_table
+from xstilts_jax.experiments.launch import run_sweep
+from xstilts_jax.experiments.sweep import ModelSpec, SweepSpec, status_table
 
 # One bucket: each phase compiles one train and one eval program.
 TINY_OVERRIDES = {"intermediate.num_steps": 6, "intermediate.eval_every": 3,

@@ -39,7 +39,7 @@ from typing import Any
 
 from xstilts_jax.config import ConfigError
 from xstilts_jax.experiments.sweep import (Cell, ModelSpec, Plan, SweepSpec, SweepSummary,
-                                           _error_text, _is_preemption, degenerate_retries,
+                                           error_text, is_preemption, degenerate_retries,
                                            fail_cell, intermediate_failed, phase_done,
                                            prepare_failed, run_one_cell, sweep_groups,
                                            train_shared_phase)
@@ -269,9 +269,9 @@ def _collect(ray, run_dir: pathlib.Path, spec: SweepSpec, summary: SweepSummary,
             summary.trained_phases += trained
             summary.add(cell.name, state)
             return
-        error = cause, f"its Ray task did not finish ({MAX_RETRIES} retries): {_error_text(cause)}"
+        error = cause, f"its Ray task did not finish ({MAX_RETRIES} retries): {error_text(cause)}"
     cause, text = error
-    if _is_preemption(cause):  # retried and preempted again: saved, resumed by the next run
+    if is_preemption(cause):  # retried and preempted again: saved, resumed by the next run
         summary.preempted = True
         return
     log.error("cell %s failed: %s", cell.name, text.splitlines()[0])

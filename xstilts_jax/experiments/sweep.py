@@ -336,13 +336,13 @@ def degenerate_phase(run_dir: pathlib.Path, key: str, margin: float) -> bool:
     return chance is not None and record["best_dev"] < chance + margin
 
 
-def _is_preemption(error: BaseException) -> bool:
+def is_preemption(error: BaseException) -> bool:
     from xstilts_jax.train import loop
     preempted = getattr(loop, "Preempted", None)
     return preempted is not None and isinstance(error, preempted)
 
 
-def _error_text(error: BaseException) -> str:
+def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
@@ -366,12 +366,12 @@ def run_one_cell(run_dir: pathlib.Path, cell: Cell, sweep: str, *, margin: float
         result = run_cell(cell.config, cell_dir, progress=progress,
                           phases_dir=run_dir / "phases")
     except Exception as e:  # noqa: BLE001 - recorded; the sweep goes on
-        if _is_preemption(e):
+        if is_preemption(e):
             write_cell_record(cell_dir, {**record, "state": "pending", "note": "preempted"})
             raise
-        log.error("cell %s failed: %s", cell.name, _error_text(e))
+        log.error("cell %s failed: %s", cell.name, error_text(e))
         (cell_dir / "error.txt").write_text(traceback.format_exc())
-        failed = {**record, "state": "failed", "error": _error_text(e)}
+        failed = {**record, "state": "failed", "error": error_text(e)}
         write_cell_record(cell_dir, failed)
         return failed
     degenerate = [name for name, key in cell.phase_keys.items()
@@ -385,13 +385,13 @@ def run_one_cell(run_dir: pathlib.Path, cell: Cell, sweep: str, *, margin: float
 
 def prepare_failed(model: ModelSpec, error: BaseException) -> str:
     """The error every cell of ``model`` fails with when its ``prepare`` raised ``error``."""
-    return f"preparing model {model.name}: {_error_text(error)}"
+    return f"preparing model {model.name}: {error_text(error)}"
 
 
 def intermediate_failed(cell: Cell, key: str, error: BaseException) -> str:
     """The error every cell of a row fails with when its intermediate phase raised ``error``."""
     return (f"its intermediate phase {key} ({cell.intermediate}, seed {cell.intermediate_seed}) "
-            f"failed: {_error_text(error)}")
+            f"failed: {error_text(error)}")
 
 
 def fail_cell(run_dir: pathlib.Path, cell: Cell, sweep: str, error: str) -> dict:
@@ -488,20 +488,20 @@ def sweep_groups(cells: list[Cell]) -> list[list[Cell]]:
     return list(groups.values())
 
 
-def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, retry_degenerate: int = 0,
-              progress: bool = True, backend: str = "local") -> SweepSummary:
-    """Run (or resume) every cell of ``spec`` in ``run_dir``; finished phases and cells are
-    skipped, failed ones retried. Rows of one intermediate phase run together: the phase
-    first (once), then its targets. ``backend="ray"``: the same graph on a Ray cluster
-    (``experiments/ray_backend.py``)."""
-    run_dir = pathlib.Path(run_dir)
+def start_sweep(spec: SweepSpec, run_dir: str | os.PathLike) -> Plan:
+    """The plan of ``spec`` against ``run_dir``, written to ``sweep.json`` (every backend
+    starts here)."""
     plan = make_plan(spec, run_dir)
-    write_json_atomic(run_dir / SWEEP_FILE, plan.to_json())
-    if backend == "ray":
-        from xstilts_jax.experiments.ray_backend import run_sweep_on_ray
-        return run_sweep_on_ray(spec, run_dir, plan, retry_degenerate=retry_degenerate)
-    if backend != "local":
-        raise ConfigError(f"--backend {backend!r}: expected local or ray")
+    write_json_atomic(pathlib.Path(run_dir) / SWEEP_FILE, plan.to_json())
+    return plan
+
+
+def run_sweep_locally(spec: SweepSpec, run_dir: str | os.PathLike, plan: Plan, *,
+                      retry_degenerate: int = 0, progress: bool = True) -> SweepSummary:
+    """Run (or resume) every cell of ``plan`` in this process; finished phases and cells are
+    skipped, failed ones retried. Rows of one intermediate phase run together: the phase
+    first (once), then its targets."""
+    run_dir = pathlib.Path(run_dir)
     summary = SweepSummary(cells=len(plan.cells), done=0, failed={}, already_done=0,
                            trained_phases=0, degenerate=[], retries=[])
     used_seeds = {"intermediate": set(spec.intermediate_seeds),
@@ -540,9 +540,9 @@ def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, retry_degenerate: 
                 train_shared_phase(run_dir, pending[0], progress=progress)
                 summary.trained_phases += 1
             except Exception as e:  # noqa: BLE001 - recorded on every cell of the row
-                if _is_preemption(e):
+                if is_preemption(e):
                     raise
-                log.error("intermediate phase %s failed: %s", key, _error_text(e))
+                log.error("intermediate phase %s failed: %s", key, error_text(e))
                 for c in pending:
                     fail(c, intermediate_failed(c, key, e))
                 return
@@ -566,7 +566,7 @@ def run_sweep(spec: SweepSpec, run_dir: str | os.PathLike, *, retry_degenerate: 
         for cells in sweep_groups(plan.cells):
             run_group(cells, 0)
     except Exception as e:
-        if not _is_preemption(e):
+        if not is_preemption(e):
             raise
         summary.preempted = True
     return summary
@@ -603,8 +603,9 @@ def status_table(run_dir: str | os.PathLike) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["NONE", "STATES", "SWEEP_FILE", "Cell", "SweepSummary", "chance_level",
-           "degenerate_phase", "degenerate_retries", "fail_cell", "intermediate_failed",
-           "prepare_failed", "run_one_cell", "run_sweep", "sweep_groups", "train_shared_phase",
-           "ModelSpec", "Plan", "SweepSpec", "cell_state", "expand", "format_plan",
-           "status_table", "load_sweep", "make_cell", "make_plan", "phase_done", "set_fields"]
+__all__ = ["NONE", "STATES", "SWEEP_FILE", "Cell", "cell_state", "chance_level",
+           "degenerate_phase", "degenerate_retries", "error_text", "expand", "fail_cell",
+           "format_plan", "intermediate_failed", "is_preemption", "load_sweep", "make_cell",
+           "make_plan", "ModelSpec", "phase_done", "Plan", "prepare_failed", "run_one_cell",
+           "run_sweep_locally", "set_fields", "start_sweep", "status_table", "sweep_groups",
+           "SweepSpec", "SweepSummary", "train_shared_phase"]
