@@ -22,23 +22,35 @@ class ConfigError(ValueError):
     """A config file or override that cannot be used; the message says which and why."""
 
 
-def load_config_file(spec: str) -> ml_collections.ConfigDict:
-    """``path/to/file.py[:arg]`` -> the ConfigDict its ``get_config(arg)`` returns."""
+def call_in_file(spec: str, function: str, *, what: str = "config"):
+    """``path/to/file.py[:arg]`` -> what the file's ``function(arg)`` returns (``function()``
+    without an arg); a file that is missing, fails to load, lacks the function or refuses the
+    arg (KeyError, ValueError) is a ConfigError naming it."""
     path_text, _, arg = spec.partition(":")
     path = pathlib.Path(path_text)
     if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
-    module_spec = importlib.util.spec_from_file_location(f"xstilts_config_{path.stem}", path)
+        raise ConfigError(f"{path}: no such {what} file")
+    module_name = f"xstilts_{what.replace(' ', '_')}_{path.stem}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)
     except Exception as e:
         raise ConfigError(f"{path}: cannot load: {type(e).__name__}: {e}") from e
-    if not hasattr(module, "get_config"):
-        raise ConfigError(f"{path}: defines no get_config(arg)")
-    config = module.get_config(arg) if arg else module.get_config()
+    if not hasattr(module, function):
+        raise ConfigError(f"{path}: defines no {function}(arg)")
+    try:
+        return getattr(module, function)(arg) if arg else getattr(module, function)()
+    except (KeyError, ValueError) as e:
+        raise ConfigError(f"{path}:{function}({arg!r}): {e}") from e
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+    """``path/to/file.py[:arg]`` -> the ConfigDict its ``get_config(arg)`` returns."""
+    config = call_in_file(spec, "get_config")
     if not isinstance(config, ml_collections.ConfigDict):
-        raise ConfigError(f"{path}: get_config returned {type(config).__name__}, expected a ConfigDict")
+        raise ConfigError(f"{spec.partition(':')[0]}: get_config returned "
+                          f"{type(config).__name__}, expected a ConfigDict")
     return config
 
 

@@ -14,7 +14,6 @@ cell's scores appended to the run directory's store.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ from typing import Any, Callable
 
 import ml_collections
 
-from xstilts_jax.config import ConfigError
+from xstilts_jax.config import ConfigError, call_in_file
 from xstilts_jax.experiments.cell import PHASE_RECORD_FILE, cell_phases, run_cell
 from xstilts_jax.experiments.defaults import ALL_NINE, cell_config
 from xstilts_jax.experiments.rundir import (RESULTS_FILE, as_json, phase_key,
@@ -120,25 +119,10 @@ class Cell:
 
 def load_sweep(spec: str) -> SweepSpec:
     """``path/to/file.py:NAME`` -> the :class:`SweepSpec` its ``get_sweep(NAME)`` returns."""
-    path_text, _, arg = spec.partition(":")
-    path = pathlib.Path(path_text)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such sweep config file")
-    module_spec = importlib.util.spec_from_file_location(f"xstilts_sweep_{path.stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as e:
-        raise ConfigError(f"{path}: cannot load: {type(e).__name__}: {e}") from e
-    if not hasattr(module, "get_sweep"):
-        raise ConfigError(f"{path}: no get_sweep(arg) function")
-    try:
-        sweep = module.get_sweep(arg) if arg else module.get_sweep()
-    except (KeyError, ValueError) as e:
-        raise ConfigError(f"{path}:get_sweep({arg!r}): {e}") from e
+    sweep = call_in_file(spec, "get_sweep", what="sweep config")
     if not isinstance(sweep, SweepSpec):
-        raise ConfigError(f"{path}:get_sweep({arg!r}) returned {type(sweep).__name__}, "
-                          f"expected a SweepSpec")
+        raise ConfigError(f"{spec}: get_sweep returned {type(sweep).__name__}, expected a "
+                          f"SweepSpec")
     return sweep
 
 
