@@ -148,7 +148,6 @@ def test_sweep_killed_in_a_target_phase_resumes_to_the_uninterrupted_store(tmp_p
     assert (intermediate / "metrics.jsonl").read_text() == trained_lines
     assert "2 phases trained by this run" in resumed.stdout
     # The same store as a sweep that was never interrupted.
-    from xstilts_jax.config import load_config_file  # noqa: F401 (the sweep file imports it)
     from xstilts_jax.experiments.sweep import load_sweep
 
     uninterrupted = tmp_path / "uninterrupted"

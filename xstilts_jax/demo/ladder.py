@@ -42,15 +42,12 @@ import shutil
 import time
 from typing import Any, Iterator
 
-import jax
-import numpy as np
-from flax import nnx
-
 from xstilts_jax.demo import synthetic
 from xstilts_jax.demo.run import (DEMO_PHASES, demo_encoder_config, pretrain,
                                   write_synthetic_data)
+from xstilts_jax.experiments.rundir import write_json_atomic
 from xstilts_jax.experiments.sweep import ModelSpec
-from xstilts_jax.models.encoder import Encoder, EncoderConfig
+from xstilts_jax.models.encoder import EncoderConfig
 from xstilts_jax.models.offline import default_cache_dir
 from xstilts_jax.sharding import make_mesh
 
@@ -144,20 +141,6 @@ def _locked(directory: pathlib.Path) -> Iterator[None]:
         yield
 
 
-def _write_json_atomic(path: pathlib.Path, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
-
-
-@functools.lru_cache(maxsize=None)
-def count_parameters(encoder: EncoderConfig) -> int:
-    """The backbone's parameter count (embeddings included), from shapes only."""
-    abstract = nnx.eval_shape(lambda: Encoder(encoder, rngs=nnx.Rngs(0)))
-    return sum(int(np.prod(leaf.shape))
-               for leaf in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
-
-
 def _prepare_world(plan: _Plan, world: synthetic.SyntheticWorld) -> None:
     if (plan.data_dir / _WORLD_RECORD).is_file():
         return
@@ -165,7 +148,7 @@ def _prepare_world(plan: _Plan, world: synthetic.SyntheticWorld) -> None:
         if (plan.data_dir / _WORLD_RECORD).is_file():
             return
         write_synthetic_data(world, plan.data_dir)  # per-file atomic, skips finished files
-        _write_json_atomic(plan.data_dir / _WORLD_RECORD, dataclasses.asdict(plan.world))
+        write_json_atomic(plan.data_dir / _WORLD_RECORD, dataclasses.asdict(plan.world))
 
 
 def prepare_ladder_model(size: str | LadderSize, *, seed: int = 0, cache_dir=None,
@@ -198,8 +181,8 @@ def prepare_ladder_model(size: str | LadderSize, *, seed: int = 0, cache_dir=Non
                                         encoder=plan.size.encoder, mesh=make_mesh({"data": -1}),
                                         progress=progress)
         assert checkpoint == plan.checkpoint, (checkpoint, plan.checkpoint)
-        _write_json_atomic(record, {
-            "name": plan.size.name, "seed": seed, "parameters": count_parameters(plan.encoder),
+        write_json_atomic(record, {
+            "name": plan.size.name, "seed": seed, "parameters": plan.encoder.num_params(),
             "encoder": dataclasses.asdict(plan.encoder), "pretrain": plan.phase,
             "world": dataclasses.asdict(plan.world), "data_dir": str(plan.data_dir),
             "pretrain_dev_mlm_accuracy": accuracy,
@@ -220,7 +203,7 @@ def ladder_models(*, seed: int = 0, sizes=None, cache_dir=None,
                      world_overrides=world_overrides)
         specs.append(ModelSpec(
             name=plan.size.name, path=str(plan.checkpoint),
-            parameters=count_parameters(plan.encoder), languages=tuple(plan.world.languages),
+            parameters=plan.encoder.num_params(), languages=tuple(plan.world.languages),
             overrides={"data.dir": str(plan.data_dir),
                        "model.hidden_dropout": plan.encoder.hidden_dropout,
                        "model.attention_dropout": plan.encoder.attention_dropout},
@@ -245,5 +228,5 @@ def study_overrides(phases: dict[str, dict[str, Any]] | None = None) -> dict[str
     return overrides
 
 
-__all__ = ["LADDER", "LADDER_DIR", "LadderSize", "count_parameters", "ladder_models",
+__all__ = ["LADDER", "LADDER_DIR", "LadderSize", "ladder_models",
            "prepare_ladder_model", "study_overrides"]

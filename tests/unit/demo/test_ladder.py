@@ -12,7 +12,7 @@ import pytest
 from flax import nnx
 
 from xstilts_jax.demo import synthetic
-from xstilts_jax.demo.ladder import (LADDER, LADDER_DIR, count_parameters, ladder_models,
+from xstilts_jax.demo.ladder import (LADDER, LADDER_DIR, ladder_models,
                                      prepare_ladder_model, study_overrides)
 from xstilts_jax.demo.run import DEMO_PHASES, demo_cell_config, demo_encoder_config
 from xstilts_jax.experiments.defaults import cell_config
@@ -93,7 +93,7 @@ def test_prepare_pretrains_once_and_the_checkpoint_loads(tmp_path):
                                                  **LADDER["synthetic-xs"].encoder)
     assert not report.skipped and report.path == path
     # The count (from shapes) is what the encoder holds, embeddings included.
-    assert spec.parameters == count_parameters(encoder.config) == sum(
+    assert spec.parameters == encoder.config.num_params() == sum(
         int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(encoder, nnx.Param)))
     data = pathlib.Path(spec.overrides["data.dir"]) / "synthetic"
     assert (data / "nli" / "train-en.tsv").is_file()
