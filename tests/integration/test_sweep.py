@@ -154,3 +154,27 @@ def test_sweep_killed_in_a_target_phase_resumes_to_the_uninterrupted_store(tmp_p
     run_sweep(load_sweep(f"{config_file}:x"), uninterrupted, progress=False)
     assert comparable(Store(run_dir).rows()) == comparable(Store(uninterrupted).rows())
 
+
+
+@pytest.mark.slow
+def test_a_preempted_sweep_stops_saved_and_the_next_run_finishes(tmp_path, tiny_checkpoints):
+    """SIGTERM in a target phase (a preemptible VM's notice): the phase saves, the sweep
+    stops with the cell pending, and the same sweep again finishes it from that checkpoint."""
+    data = write_nli_data(tmp_path / "data", languages=("en", "de"))
+    model = [("tiny", tiny_checkpoints("xlmr"), None)]
+    notice = {"debug.phase": "target", "debug.sigterm_at_step": 4}
+    run_dir = tmp_path / "sweep"
+    stopped = run_sweep(tiny_sweep(model, data, intermediates=("none",), target_seeds=(0,),
+                                   extra=notice), run_dir, progress=False)
+    assert stopped.preempted and stopped.done == 0 and not stopped.failed
+    assert "preempted" in stopped.format()
+    (cell,) = (run_dir / "cells").iterdir()
+    assert json.loads((cell / "cell.json").read_text())["state"] == "pending"
+    assert "0 done, 0 running, 0 failed, 1 pending" in status_table(run_dir)
+    finished = run_sweep(tiny_sweep(model, data, intermediates=("none",), target_seeds=(0,)),
+                         run_dir, progress=False)
+    assert (finished.done, finished.preempted) == (1, False)
+    evals = [json.loads(line)["step"] for line in
+             (run_dir / "phases").glob("*/metrics.jsonl").__next__().read_text().splitlines()
+             if json.loads(line)["kind"] == "eval"]
+    assert evals == [3, 6]  # resumed after update 4's checkpoint: no evaluation repeated

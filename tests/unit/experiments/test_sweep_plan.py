@@ -139,3 +139,17 @@ def test_chance_levels_and_degenerate_phases(tmp_path):
     assert not degenerate_phase(tmp_path, "fine", margin=2.0)
     assert not degenerate_phase(tmp_path, "tagging", margin=2.0)
     assert not degenerate_phase(tmp_path, "never-trained", margin=2.0)
+
+
+@pytest.mark.parametrize("name, cells, intermediate_phases", [("paper", 231, 10),
+                                                              ("scale", 336, 12)])
+def test_the_studies_resolve_on_the_command_line_with_dry_run(name, cells, intermediate_phases,
+                                                             tmp_path, capsys):
+    from xstilts_jax.cli import main
+
+    assert main(["sweep", "--config", f"{SWEEPS}:{name}", "--workdir", str(tmp_path / "w"),
+                 "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert f"sweep {name}: {cells} cells" in printed
+    assert f"{intermediate_phases} intermediate (0 trained)" in printed
+    assert not (tmp_path / "w").exists()
