@@ -9,6 +9,7 @@ import dataclasses
 import importlib
 import importlib.util
 import json
+import signal
 import sys
 import threading
 import types
@@ -31,27 +32,21 @@ assert TINY_OVERRIDES["target.eval_every"] == KILL["debug.kill_at_step"]
 
 
 @pytest.fixture(scope="module")
-def ray_session(tmp_path_factory):
-    """A local Ray instance, and a persistent compilation cache for this process that the
+def ray_session(compilation_cache):
+    """A local Ray instance, with a persistent compilation cache in this process that the
     sweep passes on to its tasks (``ray_backend._cache_settings``): the tasks, fresh
-    processes, load the programs the local run compiled instead of compiling them again."""
+    processes, load the programs the local run compiled instead of compiling them again.
+    ``ray.init`` installs SIGTERM/SIGINT handlers that ``ray.shutdown`` leaves behind: the
+    previous ones come back after."""
     ray = pytest.importorskip("ray")
-    import jax
-    from jax.experimental.compilation_cache import compilation_cache
-
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-    saved = {name: getattr(jax.config, name) for name in names}
-    jax.config.update(names[0], str(tmp_path_factory.mktemp("jax-cache")))
-    jax.config.update(names[1], 0.0)
-    compilation_cache.reset_cache()  # read the settings again at the next compilation
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20)
         yield ray
     finally:
         ray.shutdown()
-        for name, value in saved.items():
-            jax.config.update(name, value)
-        compilation_cache.reset_cache()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 def events_files(phase_dir) -> int:
