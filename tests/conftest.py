@@ -185,10 +185,11 @@ def scan_lengths(jaxpr) -> list[int]:
     return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
-    """A persistent compilation cache for one test module: every run_phase jits its steps
-    anew, and runs with the same shapes then compile once. The previous settings come back."""
+    """One persistent compilation cache for the session: every run_phase jits its steps anew,
+    and tests (or cells) whose programs are the same compile them once. The previous settings
+    come back at the end."""
     import jax
     from jax._src import compilation_cache as cache
 

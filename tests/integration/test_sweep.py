@@ -24,11 +24,6 @@ TINY_OVERRIDES = {"intermediate.num_steps": 6, "intermediate.eval_every": 3,
                   "target.buckets": (64,), "eval.languages": ("de",)}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache(compilation_cache):
-    """Cells of one shape compile their steps once (the dropout seed is an input)."""
-
-
 def tiny_sweep(models, data, *, intermediates=("none", "mnli"), target_seeds=(0, 1),
                extra=None) -> SweepSpec:
     return SweepSpec(

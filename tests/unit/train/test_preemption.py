@@ -50,11 +50,6 @@ def _phase(tmp_path, cfg=CFG, *, name="phase"):
                      tensorboard=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache(compilation_cache):
-    """Every run_phase jits its steps anew: the runs here differ only in where they stop."""
-
-
 def _latest_steps(phase_dir):
     return sorted(int(p.name) for p in (phase_dir / "ckpt" / "latest").iterdir()
                   if p.name.isdigit())
