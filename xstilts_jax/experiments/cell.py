@@ -238,9 +238,10 @@ def run_cell(config, workdir: str | os.PathLike | None, *, progress: bool = True
     ``phases_dir`` and returns, evaluating nothing and writing no cell (``workdir`` None): a
     sweep trains a row's shared phase this way before its targets. Returns the cell's
     :class:`CellResult`."""
-    if stop_after is not None and (stop_after not in PHASES or phases_dir is None):
-        raise ValueError(f"stop_after={stop_after!r} needs a phase name of {PHASES} and a "
-                         f"phases_dir")
+    if stop_after is not None and (phases_dir is None or stop_after not in
+                                   [name for name, *_ in cell_phases(config)]):
+        raise ValueError(f"stop_after={stop_after!r} needs a phases_dir and a phase the cell "
+                         f"has ({', '.join(name for name, *_ in cell_phases(config))})")
     if config.distributed:
         jax.distributed.initialize()
     if stop_after is None:

@@ -251,7 +251,7 @@ class Plan:
 
     def to_json(self) -> dict:
         return {"name": self.spec.name,
-                "cells": [{**c.describe(self.spec.name)} for c in self.cells],
+                "cells": [c.describe(self.spec.name) for c in self.cells],
                 "phases": self.phases}
 
 
@@ -554,7 +554,6 @@ def run_sweep_locally(spec: SweepSpec, run_dir: str | os.PathLike, plan: Plan, *
             raise
         summary.preempted = True
     return summary
-
 
 
 def status_table(run_dir: str | os.PathLike) -> str:

@@ -153,3 +153,14 @@ def test_the_studies_resolve_on_the_command_line_with_dry_run(name, cells, inter
     assert f"sweep {name}: {cells} cells" in printed
     assert f"{intermediate_phases} intermediate (0 trained)" in printed
     assert not (tmp_path / "w").exists()
+
+
+def test_stopping_after_a_phase_the_cell_lacks_is_refused(tmp_path):
+    from xstilts_jax.experiments.cell import run_cell
+    from xstilts_jax.experiments.defaults import cell_config
+
+    with pytest.raises(ValueError, match=r"a phase the cell has \(target\)"):
+        run_cell(cell_config("none", "xnli"), None, phases_dir=tmp_path, stop_after="intermediate")
+    with pytest.raises(ValueError, match="needs a phases_dir"):
+        run_cell(cell_config("mnli", "xnli"), None, stop_after="intermediate")
+    assert not any(tmp_path.iterdir())
