@@ -297,7 +297,7 @@ class EncoderLayer(nnx.Module):
         return self.ffn_norm(x + drop(self.ffn(x)))
 
 
-def _stack_layers(layers: list[EncoderLayer]) -> EncoderLayer:
+def stack_layers(layers: list[nnx.Module]) -> nnx.Module:
     """One EncoderLayer whose parameters are the given layers' stacked on a leading axis.
 
     The layers are initialised one by one, exactly as separate modules would be (the same
@@ -323,7 +323,7 @@ def _layer_graphdef(config: EncoderConfig):
         return nnx.graphdef(nnx.eval_shape(lambda: EncoderLayer(config, rngs=nnx.Rngs(0))))
 
 
-def _remat(body, policy: str):
+def remat_block(body, policy: str):
     if policy == "none":
         return body
     # prevent_cse=False: inside scan the loop already keeps XLA from merging the recomputation
@@ -342,7 +342,7 @@ class Encoder(nnx.Module):
         with nnx.use_eager_sharding(False):
             self.embeddings = Embeddings(config, rngs=rngs)
             # Every block's parameters on a leading "layers" axis, run by one scan.
-            self.layers = _stack_layers(
+            self.layers = stack_layers(
                 [EncoderLayer(config, rngs=rngs) for _ in range(config.num_layers)])
             self.final_norm = (LayerNorm(config.hidden_size, config.layer_norm_eps)
                                if config.pre_layer_norm else None)
@@ -404,7 +404,7 @@ class Encoder(nnx.Module):
             return (y, count), y
 
         count = rngs.dropout.count[...] if rngs is not None else jnp.zeros((), jnp.uint32)
-        (x, _), outputs = jax.lax.scan(_remat(block, self.config.remat), (x, count), params)
+        (x, _), outputs = jax.lax.scan(remat_block(block, self.config.remat), (x, count), params)
         return x, outputs
 
     def pool(self, hidden: jax.Array, attention_mask: jax.Array | None = None) -> jax.Array:
