@@ -202,3 +202,13 @@ def compilation_cache(tmp_path_factory):
     for name, value in saved.items():
         jax.config.update(name, value)
     cache.reset_cache()
+
+
+@pytest.fixture
+def gcs(tmp_path, monkeypatch):
+    """A fake ``gs://`` (``tests/fake_gcs.py``): yields its local root; buckets are its
+    subdirectories, reached through epath/fsspec and TensorStore's GCS driver alike."""
+    from fake_gcs import fake_gcs
+
+    with fake_gcs(tmp_path / "gcs", monkeypatch) as root:
+        yield pathlib.Path(root)

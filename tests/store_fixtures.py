@@ -23,15 +23,16 @@ INTERMEDIATE = "synthetic_nli"
 
 
 def write_store(run_dir: pathlib.Path, cells: list[dict]) -> None:
-    """A sweep's store as the sweep writes it: ``store/scores.jsonl`` (a row per cell,
+    """A sweep's store as the sweep writes it: ``store/rows/<cell>.jsonl`` (a row per
     target and language, its score from the summed statistics) and
     ``store/examples/<cell>.npz`` (``"<target>/<language>"`` -> [examples, k]). Each cell:
     the row fields that do not depend on the language, plus ``stats``: {(target, language):
     array} and ``kind``."""
-    examples = run_dir / "store" / "examples"
+    examples, rows_dir = run_dir / "store" / "examples", run_dir / "store" / "rows"
     examples.mkdir(parents=True, exist_ok=True)
-    lines = []
+    rows_dir.mkdir(parents=True, exist_ok=True)
     for cell in cells:
+        lines = []
         arrays = {f"{t}/{lang}": np.asarray(a, dtype=np.float64)
                   for (t, lang), a in cell["stats"].items()}
         np.savez(examples / f"{cell['cell']}.npz", **arrays)
@@ -49,7 +50,7 @@ def write_store(run_dir: pathlib.Path, cells: list[dict]) -> None:
                    "phase_keys": {"target": "k"}, "config_hash": "h",
                    "degenerate": cell.get("degenerate", [])}
             lines.append(json.dumps(row))
-    (run_dir / "store" / "scores.jsonl").write_text("\n".join(lines) + "\n")
+        (rows_dir / f"{cell['cell']}.jsonl").write_text("\n".join(lines) + "\n")
 
 
 def _correct(accuracy: float, rng) -> np.ndarray:

@@ -127,7 +127,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     config = apply_overrides(load_config_file(args.config), args.overrides)
     result = run_cell(config, args.workdir, progress=not args.quiet)
     print(format_zero_shot(result.zero_shot))
-    print(f"results: {pathlib.Path(args.workdir) / 'results.json'}")
+    print(f"results: {as_path(args.workdir) / 'results.json'}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -151,7 +151,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise CliError("--workdir DIR is required (or --status DIR)")
     if args.reindex:
         count = Store(args.workdir).reindex()
-        print(f"store rebuilt from {count} finished cells: {Store(args.workdir).scores_path}")
+        print(f"store rebuilt from {count} finished cells: {Store(args.workdir).dir}")
         return 0
     if not args.config:
         raise CliError("--config FILE.py:NAME is required")
@@ -163,7 +163,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     summary = run_sweep(spec, args.workdir, retry_degenerate=args.retry_degenerate,
                         progress=not args.quiet, backend=args.backend)
     print(summary.format())
-    print(f"store: {Store(args.workdir).scores_path}; report: xstilts report {args.workdir}")
+    print(f"store: {Store(args.workdir).dir}; report: xstilts report {args.workdir}")
     if summary.preempted:
         return PREEMPTED_EXIT
     return 1 if summary.failed else 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import signal
 import textwrap
 
@@ -78,7 +79,7 @@ def test_sweep_shares_intermediate_phases_and_fills_the_store(tmp_path, tiny_che
     assert (again.already_done, again.trained_phases) == (8, 0)
     assert len(Store(run_dir).rows()) == 8
     # The store is rebuilt from the cells alone.
-    (run_dir / "store" / "scores.jsonl").unlink()
+    shutil.rmtree(run_dir / "store")
     assert Store(run_dir).reindex() == 8
     assert comparable(Store(run_dir).rows()) == comparable(rows)
     table = status_table(run_dir)
@@ -173,3 +174,37 @@ def test_a_preempted_sweep_stops_saved_and_the_next_run_finishes(tmp_path, tiny_
              (run_dir / "phases").glob("*/metrics.jsonl").__next__().read_text().splitlines()
              if json.loads(line)["kind"] == "eval"]
     assert evals == [3, 6]  # resumed after update 4's checkpoint: no evaluation repeated
+
+
+@pytest.mark.slow
+def test_a_sweep_in_a_bucket_survives_preemption_and_equals_a_local_one(tmp_path, gcs,
+                                                                        tiny_checkpoints):
+    """The run directory on gs:// (the fake GCS of tests/fake_gcs.py): phases, checkpoints
+    (TensorStore's GCS driver), logs, the store and the report all live in the bucket; a
+    sweep preempted in a target phase resumes there and ends with the store of the same sweep
+    run uninterrupted on a local disk."""
+    from xstilts_jax.report import write_report
+
+    data = write_nli_data(tmp_path / "data", languages=("en", "de"))
+    model = [("tiny", tiny_checkpoints("xlmr"), None)]
+    run_dir = "gs://xstilts-test/sweeps/tiny"
+    notice = {"debug.phase": "target", "debug.sigterm_at_step": 4}
+    spec = dict(intermediates=("none", "mnli"), target_seeds=(0,))
+    stopped = run_sweep(tiny_sweep(model, data, extra=notice, **spec), run_dir, progress=False)
+    assert stopped.preempted and stopped.done == 0 and not stopped.failed
+    finished = run_sweep(tiny_sweep(model, data, **spec), run_dir, progress=False)
+    assert (finished.done, finished.preempted) == (2, False) and not finished.failed
+    assert "2 done, 0 running, 0 failed, 0 pending" in status_table(run_dir)
+    local = tmp_path / "local"
+    run_sweep(tiny_sweep(model, data, **spec), local, progress=False)
+    assert comparable(Store(run_dir).rows()) == comparable(Store(local).rows())
+    # Everything is in the bucket: nothing was written to a local "gs:" directory.
+    bucket = gcs / "xstilts-test" / "sweeps" / "tiny"
+    assert not pathlib.Path("gs:").exists()
+    assert len(list((bucket / "store" / "rows").iterdir())) == 2
+    logs = sorted(bucket.glob("phases/*/metrics.jsonl"))
+    assert len(logs) == 3  # the shared intermediate phase and two target phases
+    report = write_report(run_dir, bootstrap=50)
+    assert str(report.out_dir) == f"{run_dir}/report"
+    assert {p.name for p in (bucket / "report").iterdir()} >= {
+        "summary.md", "index.html", "report.json"}

@@ -10,10 +10,7 @@ predictions go to ``predictions/<task>/test-<lang>.<tsv|json>`` in XTREME's form
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import os
-import pathlib
 from typing import Any
 
 import jax
@@ -24,11 +21,12 @@ from xstilts_jax.experiments.phases import (MLM_TASK, encoder_of, multilingual_m
                                             phase_config, phase_tasks, train_mixture_phase,
                                             train_phase)
 from xstilts_jax.experiments.rundir import (LABELS_FILE, PHASE_FILE, RESULTS_FILE, as_json,
-                                            check_resume, params_sha256, phase_key,
+                                            check_resume, params_sha256, phase_key, read_json,
                                             write_json_atomic)
 from xstilts_jax.models.encoder import REMAT_POLICIES
 from xstilts_jax.models.pretrained import load_encoder
 from xstilts_jax.sharding import make_mesh, rules_table
+from xstilts_jax.storage import PathLike, as_path
 from xstilts_jax.tasks import TaskSpec, get_task, read
 from xstilts_jax.tasks.families import FAMILIES, Featurized, featurize
 from xstilts_jax.tokenization import load_tokenizer
@@ -121,8 +119,8 @@ class CellResult:
                    schema_version=version)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "CellResult":
-        return cls.from_json(json.loads(pathlib.Path(path).read_text()))
+    def load(cls, path: PathLike) -> "CellResult":
+        return cls.from_json(read_json(path))
 
 
 def phase_seed(config, section) -> int:
@@ -228,8 +226,8 @@ def _phase_tasks(name: str, section) -> tuple[tuple[str, ...], list[TaskSpec]]:
     return names, tasks
 
 
-def run_cell(config, workdir: str | os.PathLike | None, *, progress: bool = True,
-             phases_dir: str | os.PathLike | None = None,
+def run_cell(config, workdir: PathLike | None, *, progress: bool = True,
+             phases_dir: PathLike | None = None,
              stop_after: str | None = None) -> CellResult:
     """Run (or resume) one (model, intermediate, target, seeds) cell from a config.
 
@@ -245,7 +243,7 @@ def run_cell(config, workdir: str | os.PathLike | None, *, progress: bool = True
     if config.distributed:
         jax.distributed.initialize()
     if stop_after is None:
-        workdir = pathlib.Path(workdir)
+        workdir = as_path(workdir)  # a local directory or a bucket's (gs://)
         workdir.mkdir(parents=True, exist_ok=True)
         check_resume(workdir, config.to_dict())
 
@@ -277,7 +275,7 @@ def run_cell(config, workdir: str | os.PathLike | None, *, progress: bool = True
 
     for name, section, seed, identity, key in cell_phases(config):
         names, tasks = _phase_tasks(name, section)
-        phase_dir = (pathlib.Path(phases_dir) / key if phases_dir is not None
+        phase_dir = (as_path(phases_dir) / key if phases_dir is not None
                      else workdir / name)
         check_resume(phase_dir, {"key": key, **identity}, file=PHASE_FILE, what="phase")
         # Label sets made from training data (CCG supertags): saved with the phase, for

@@ -3,12 +3,12 @@ predictions are written in XTREME's submission format and scored by the official
 
 from __future__ import annotations
 
-import pathlib
 from typing import Mapping
 
 import numpy as np
 
 from xstilts_jax.sharding import is_primary_host
+from xstilts_jax.storage import as_path
 from xstilts_jax.tasks.families import Featurized
 from xstilts_jax.train.loop import PhaseConfig, PhaseResult, predict_logits
 
@@ -32,7 +32,7 @@ def evaluate_zero_shot(result: PhaseResult, test_sets: Mapping[str, Featurized],
                                 max_length=cfg.max_length, buckets=cfg.buckets, feed=result.feed)
         predictions = test.predict(logits, cfg)
         if is_primary_host():
-            out_dir = pathlib.Path(predictions_dir) / test.task.name
+            out_dir = as_path(predictions_dir) / test.task.name
             out_dir.mkdir(parents=True, exist_ok=True)
             family.write(out_dir / f"test-{language}.{family.suffix}", predictions)
         metrics[language] = test.score(predictions)
@@ -40,9 +40,10 @@ def evaluate_zero_shot(result: PhaseResult, test_sets: Mapping[str, Featurized],
             stats_kind, rows = test.example_stats(predictions)
             examples[language] = len(rows)
             if is_primary_host():
-                out_dir = pathlib.Path(stats_dir) / test.task.name
+                out_dir = as_path(stats_dir) / test.task.name
                 out_dir.mkdir(parents=True, exist_ok=True)
-                np.save(out_dir / f"test-{language}.npy", np.asarray(rows, dtype=np.float64))
+                with (out_dir / f"test-{language}.npy").open("wb") as f:
+                    np.save(f, np.asarray(rows, dtype=np.float64))
         per_language[language] = family.task_score(metrics[language])
         metric_name = ("(exact_match + f1) / 2" if "exact_match" in metrics[language]
                        else family.metric)

@@ -9,7 +9,6 @@ trains them (resumable, best checkpoint on the English dev metric).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import pathlib
 from typing import Any, Mapping
@@ -20,11 +19,12 @@ from flax import nnx
 
 from xstilts_jax.config import ConfigError
 from xstilts_jax.data.mlm import MultilingualMlmData, tokenize_text
-from xstilts_jax.experiments.rundir import LABELS_FILE, PHASE_FILE, is_phase_dir
+from xstilts_jax.experiments.rundir import LABELS_FILE, PHASE_FILE, is_phase_dir, read_json
 from xstilts_jax.losses import mlm_loss
 from xstilts_jax.models.heads import MaskedLMHead, MultiTaskModel, TaskModel
 from xstilts_jax.models.pretrained import load_encoder, load_mlm_head
 from xstilts_jax.sharding import DEFAULT_RULES
+from xstilts_jax.storage import as_path
 from xstilts_jax.tasks import TaskSpec, get_task
 from xstilts_jax.tasks.families import FAMILIES, Featurized
 from xstilts_jax.tasks.formats.text import read_text_corpus
@@ -186,17 +186,17 @@ def load_phase_model(phase_dir, *, dtype: str | None = None):
     """(TaskModel or MultiTaskModel with the phase's best parameters, the tokenizer's
     directory) of a trained phase, e.g. ``runs/mnli-xnli/intermediate``: its encoder is the
     intermediate-trained one the paper's retrieval results use."""
-    phase_dir = pathlib.Path(phase_dir)
+    phase_dir = as_path(phase_dir)
     if not is_phase_dir(phase_dir):
         raise ConfigError(f"{phase_dir}: not a trained phase (expected {phase_dir / 'ckpt' / 'best'} "
                           f"and {phase_dir / PHASE_FILE})")
     described_in = phase_dir / PHASE_FILE
-    identity = json.loads(described_in.read_text())
+    identity = read_json(described_in)
     model_config, section = identity["model"], identity["section"]
     names = phase_tasks(section["task"])
     tasks = [get_task(t) for t in names if t != MLM_TASK]
     labels_path = phase_dir / LABELS_FILE
-    derived = json.loads(labels_path.read_text()) if labels_path.is_file() else {}
+    derived = read_json(labels_path) if labels_path.exists() else {}
     for i, task in enumerate(tasks):
         if FAMILIES[task.family].labels_from_data and not task.labels:
             if task.name not in derived:

@@ -34,10 +34,12 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-import pathlib
 from typing import Any
 
+from etils import epath
+
 from xstilts_jax.config import ConfigError
+from xstilts_jax.storage import as_path
 from xstilts_jax.experiments.sweep import (Cell, ModelSpec, Plan, SweepSpec, SweepSummary,
                                            error_text, is_preemption, degenerate_retries,
                                            fail_cell, intermediate_failed, phase_done,
@@ -135,12 +137,12 @@ def _prepare_task(settings: dict, model: ModelSpec) -> None:
     model.prepare()
 
 
-def _intermediate_task(settings: dict, _prepared, run_dir: pathlib.Path, cell: Cell) -> None:
+def _intermediate_task(settings: dict, _prepared, run_dir: epath.Path, cell: Cell) -> None:
     _use(settings)
     train_shared_phase(run_dir, cell, progress=False)
 
 
-def _cell_task(settings: dict, _prepared, _intermediate, run_dir: pathlib.Path, cell: Cell,
+def _cell_task(settings: dict, _prepared, _intermediate, run_dir: epath.Path, cell: Cell,
                sweep: str, margin: float) -> tuple[dict, int]:
     """Run the cell; its ``cell.json`` record and how many of its phases this task trained."""
     _use(settings)
@@ -179,7 +181,7 @@ def run_sweep_on_ray(spec: SweepSpec, run_dir: str | os.PathLike, plan: Plan, *,
     cell_remote = ray.remote(**options)(_cell_task)
 
     settings = _cache_settings()
-    run_dir = pathlib.Path(run_dir)
+    run_dir = as_path(run_dir)
     summary = SweepSummary(cells=len(plan.cells), done=0, failed={}, already_done=0,
                            trained_phases=0, degenerate=[], retries=[])
     used_seeds = {"intermediate": set(spec.intermediate_seeds),
@@ -253,7 +255,7 @@ def _wait_logging(ray, names: dict) -> None:
                  len(remaining))
 
 
-def _collect(ray, run_dir: pathlib.Path, spec: SweepSpec, summary: SweepSummary, cell: Cell,
+def _collect(ray, run_dir: epath.Path, spec: SweepSpec, summary: SweepSummary, cell: Cell,
              prepare_ref, key: str | None, intermediate_ref, cell_ref) -> None:
     """Count a submitted cell in ``summary``; record it failed where what it needed failed
     (its cell task never ran) or its task could not finish."""

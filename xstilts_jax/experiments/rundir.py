@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import pathlib
-import tempfile
 from typing import Any
 
 import jax
@@ -23,6 +20,7 @@ import numpy as np
 
 from xstilts_jax.config import ConfigError
 from xstilts_jax.sharding import is_primary_host
+from xstilts_jax.storage import PathLike, as_path, write_atomic
 
 CONFIG_FILE = "config.json"
 PHASE_FILE = "phase.json"
@@ -30,19 +28,16 @@ LABELS_FILE = "labels.json"  # label sets a phase made from its training data (C
 RESULTS_FILE = "results.json"
 
 
-def write_json_atomic(path: str | os.PathLike, value: Any) -> None:
+def write_json_atomic(path: PathLike, value: Any) -> None:
     """Write JSON so that readers see the old file or the new one, never half of one
     (on process 0 only: hosts of a multi-host run share the run directory)."""
-    if not is_primary_host():
-        return
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
-                                     delete=False) as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
-        tmp = f.name
-    os.replace(tmp, path)
+    if is_primary_host():
+        write_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: PathLike) -> Any:
+    """The JSON value in ``path`` (a local path or a ``gs://`` URL)."""
+    return json.loads(as_path(path).read_text())
 
 
 def as_json(value: Any) -> Any:
@@ -50,15 +45,15 @@ def as_json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def check_resume(directory: pathlib.Path, resolved: dict, *, file: str = CONFIG_FILE,
+def check_resume(directory: PathLike, resolved: dict, *, file: str = CONFIG_FILE,
                  what: str = "run directory") -> None:
     """A directory belongs to one config: resuming under another would mix two runs. The
     first run writes ``file``; later ones must match it. The ``debug`` section (fault
     injection, checksums) is not part of the experiment."""
-    path = directory / file
+    path = as_path(directory) / file
     resolved = {k: v for k, v in as_json(resolved).items() if k != "debug"}
     if path.exists():
-        previous = json.loads(path.read_text())
+        previous = read_json(path)
         if previous != resolved:
             changed = sorted(k for k in set(previous) | set(resolved)
                              if previous.get(k) != resolved.get(k))
@@ -86,11 +81,11 @@ def params_sha256(params) -> str:
     return digest.hexdigest()
 
 
-def is_phase_dir(path: str | os.PathLike) -> bool:
+def is_phase_dir(path: PathLike) -> bool:
     """A trained phase: a best checkpoint (``ckpt/best``) and what it is (``phase.json``)."""
-    path = pathlib.Path(path)
+    path = as_path(path)
     return (path / "ckpt" / "best").is_dir() and (path / PHASE_FILE).is_file()
 
 
 __all__ = ["CONFIG_FILE", "LABELS_FILE", "PHASE_FILE", "RESULTS_FILE", "as_json", "check_resume",
-           "is_phase_dir", "params_sha256", "phase_key", "write_json_atomic"]
+           "is_phase_dir", "params_sha256", "phase_key", "read_json", "write_json_atomic"]

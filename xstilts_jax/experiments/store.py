@@ -1,40 +1,39 @@
 """The results store of a sweep: one typed row per (cell, target task, language), and each
 row's per-example statistics, under ``DIR/store/``:
 
-    scores.jsonl            a JSON object a line (:class:`ScoreRow`), appended cell by cell
+    rows/<cell>.jsonl       the cell's rows, a JSON object a line (:class:`ScoreRow`)
     examples/<cell>.npz     "<task>/<language>" -> float64 [examples, k] (``metrics.STAT_KINDS``)
 
-JSON lines, not Parquet or SQLite: a finished cell appends its rows in one write (a torn last
-line from a kill is detected and ignored, and ``reindex`` rebuilds the store), the file needs no
-library beyond the standard one, ``pandas.read_json(path, lines=True)`` loads it as a frame,
-and it reads fine over ``gs://`` with ``etils.epath``. The per-example arrays, which are large,
-stay in NumPy files beside it. Everything here can be rebuilt from the cells' ``cell.json``,
-``results.json`` and ``stats/`` (:meth:`Store.reindex`).
+A finished cell writes its two files once, whole (its statistics first, so a cell whose rows
+are there has them): no file is ever appended to or shared between writers, so the store
+needs no lock and lives equally on a local disk, NFS or a bucket (``gs://``, where objects
+can be neither appended to nor locked), written by many workers at once (a Ray sweep).
+Everything here can be rebuilt from the cells' ``cell.json``, ``results.json`` and
+``stats/`` (:meth:`Store.reindex`).
+
+JSON lines, not Parquet or SQLite: a row file needs no library beyond the standard one, each
+line is a typed record ``pandas.DataFrame(Store(DIR).rows())`` turns into a frame (or
+``pandas.read_json(file, lines=True)`` per file), and it reads fine over ``gs://``. SQLite
+cannot live in a bucket nor take concurrent writers over NFS; Parquet would add a dependency
+and rewrites. The per-example arrays, which are large, stay in NumPy files beside the rows.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import io
 import json
-import logging
-import os
-import pathlib
-import tempfile
 from typing import Any, Iterable
 
 import numpy as np
 
 from xstilts_jax.experiments.cell import STATS_DIR, CellResult
-from xstilts_jax.experiments.rundir import RESULTS_FILE, write_json_atomic
-
-log = logging.getLogger(__name__)
+from xstilts_jax.experiments.rundir import RESULTS_FILE, read_json, write_json_atomic
+from xstilts_jax.storage import PathLike, as_path, write_atomic
 
 STORE_DIR = "store"
-SCORES_FILE = "scores.jsonl"
+ROWS_DIR = "rows"
 EXAMPLES_DIR = "examples"
-LOCK_FILE = ".lock"  # in the store: held while a cell is appended (several writers at once)
 CELL_FILE = "cell.json"  # in a cell's directory: what the cell is and its state
 
 
@@ -83,92 +82,88 @@ def cell_rows(cell: dict, result: CellResult) -> list[ScoreRow]:
     return rows
 
 
-def cell_stats(cell_dir: pathlib.Path, result: CellResult) -> dict[str, np.ndarray]:
+def cell_stats(cell_dir: PathLike, result: CellResult) -> dict[str, np.ndarray]:
     """``"<task>/<language>"`` -> the cell's per-example statistics, read from ``stats/``."""
-    return {f"{task}/{language}": np.load(cell_dir / STATS_DIR / task / f"test-{language}.npy")
-            for task, record in result.zero_shot.items() for language in record["per_language"]}
+    stats = {}
+    for task, record in result.zero_shot.items():
+        for language in record["per_language"]:
+            with (as_path(cell_dir) / STATS_DIR / task / f"test-{language}.npy").open("rb") as f:
+                stats[f"{task}/{language}"] = np.load(f)
+    return stats
 
 
 class Store:
-    """The store of the sweep run directory ``run_dir``."""
+    """The store of the sweep run directory ``run_dir`` (a local path or ``gs://``)."""
 
-    def __init__(self, run_dir: str | os.PathLike):
-        self.run_dir = pathlib.Path(run_dir)
+    def __init__(self, run_dir: PathLike):
+        self.run_dir = as_path(run_dir)
         self.dir = self.run_dir / STORE_DIR
-        self.scores_path = self.dir / SCORES_FILE
+        self.rows_dir = self.dir / ROWS_DIR
+
+    def _row_files(self) -> list:
+        if not self.rows_dir.is_dir():
+            return []
+        return sorted((p for p in self.rows_dir.iterdir() if p.name.endswith(".jsonl")),
+                      key=lambda p: p.name)
 
     def exists(self) -> bool:
-        return self.scores_path.is_file()
+        return bool(self._row_files())
 
     def rows(self) -> list[dict[str, Any]]:
-        """Every row, as dicts (a torn last line, from a kill mid-append, is left out)."""
-        if not self.scores_path.is_file():
-            return []
-        rows, lines = [], self.scores_path.read_text(encoding="utf-8").split("\n")
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                if lineno >= len(lines) - 1:  # the last line: an append cut short
-                    log.warning("%s:%d: incomplete last line ignored (run --reindex)",
-                                self.scores_path, lineno)
+        """Every row, as dicts, cell by cell in name order."""
+        rows = []
+        for path in self._row_files():
+            for lineno, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
+                if not line.strip():
                     continue
-                raise ValueError(f"{self.scores_path}:{lineno}: not a JSON row ({e})") from None
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{lineno}: not a JSON row ({e}); "
+                                     f"rebuild the store with --reindex") from None
         return rows
 
     def cells(self) -> set[str]:
-        return {row["cell"] for row in self.rows()}
+        return {p.name[:-len(".jsonl")] for p in self._row_files()}
 
     def example_stats(self, cell: str, task: str, language: str) -> np.ndarray:
         path = self.dir / EXAMPLES_DIR / f"{cell}.npz"
-        with np.load(path) as arrays:
+        with path.open("rb") as f, np.load(f) as arrays:
             key = f"{task}/{language}"
             if key not in arrays:
                 raise KeyError(f"{path}: no statistics for {key}")
             return arrays[key]
 
     def append(self, rows: Iterable[ScoreRow], stats: dict[str, np.ndarray]) -> None:
-        """Add one cell's rows (its statistics first, then its lines in one write); a cell
-        already in the store is not added twice. Safe with several writers at once (workers of
-        a Ray sweep): the check and the append hold an exclusive ``flock`` on the store's lock
-        file (local disks and NFS; not object-store mounts such as gcsfuse)."""
+        """Add one cell's rows and statistics (the statistics first); a cell already in the
+        store is not written again. Cells write only their own files, so any number of
+        writers may add cells at once."""
         rows = list(rows)
         if not rows:
             return
         cell = rows[0].cell
-        examples_dir = self.dir / EXAMPLES_DIR
-        examples_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / LOCK_FILE, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
-            if cell in self.cells():
-                return
-            buffer = io.BytesIO()
-            np.savez(buffer, **stats)
-            with tempfile.NamedTemporaryFile("wb", dir=examples_dir, delete=False) as f:
-                f.write(buffer.getvalue())
-                tmp = f.name
-            os.replace(tmp, examples_dir / f"{cell}.npz")
-            text = "".join(json.dumps(dataclasses.asdict(r), sort_keys=True) + "\n" for r in rows)
-            with open(self.scores_path, "a", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
+        rows_path = self.rows_dir / f"{cell}.jsonl"
+        if rows_path.exists():
+            return
+        buffer = io.BytesIO()
+        np.savez(buffer, **stats)
+        write_atomic(self.dir / EXAMPLES_DIR / f"{cell}.npz", buffer.getvalue())
+        write_atomic(rows_path, "".join(json.dumps(dataclasses.asdict(r), sort_keys=True) + "\n"
+                                        for r in rows))
 
     def reindex(self) -> int:
         """Rebuild the store from the cells' directories (finished cells only, in name
         order); returns the number of cells indexed."""
         cells_dir = self.run_dir / "cells"
-        if self.scores_path.exists():
-            self.scores_path.unlink()
+        if self.dir.exists():
+            self.dir.rmtree()
         count = 0
-        for cell_dir in sorted(p for p in cells_dir.iterdir() if p.is_dir()) \
-                if cells_dir.is_dir() else []:
+        for cell_dir in sorted((p for p in cells_dir.iterdir() if p.is_dir()),
+                               key=lambda p: p.name) if cells_dir.is_dir() else []:
             record_path = cell_dir / CELL_FILE
-            if not (record_path.is_file() and (cell_dir / RESULTS_FILE).is_file()):
+            if not (record_path.exists() and (cell_dir / RESULTS_FILE).exists()):
                 continue
-            cell = json.loads(record_path.read_text())
+            cell = read_json(record_path)
             if cell.get("state") != "done":
                 continue
             result = CellResult.load(cell_dir / RESULTS_FILE)
@@ -177,9 +172,9 @@ class Store:
         return count
 
 
-def write_cell_record(cell_dir: pathlib.Path, record: dict) -> None:
+def write_cell_record(cell_dir: PathLike, record: dict) -> None:
     write_json_atomic(cell_dir / CELL_FILE, record)
 
 
-__all__ = ["CELL_FILE", "LOCK_FILE", "SCORES_FILE", "STORE_DIR", "ScoreRow", "Store",
+__all__ = ["CELL_FILE", "EXAMPLES_DIR", "ROWS_DIR", "STORE_DIR", "ScoreRow", "Store",
            "cell_rows", "cell_stats", "write_cell_record"]

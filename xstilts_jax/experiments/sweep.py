@@ -14,23 +14,23 @@ cell's scores appended to the run directory's store.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
-import pathlib
 import socket
 import traceback
 from typing import Any, Callable
 
 import ml_collections
+from etils import epath
 
 from xstilts_jax.config import ConfigError, call_in_file
 from xstilts_jax.experiments.cell import PHASE_RECORD_FILE, cell_phases, run_cell
 from xstilts_jax.experiments.defaults import ALL_NINE, cell_config
-from xstilts_jax.experiments.rundir import (RESULTS_FILE, as_json, phase_key,
+from xstilts_jax.experiments.rundir import (RESULTS_FILE, as_json, phase_key, read_json,
                                             write_json_atomic)
 from xstilts_jax.experiments.store import (CELL_FILE, Store, cell_rows, cell_stats,
                                            write_cell_record)
+from xstilts_jax.storage import as_path
 from xstilts_jax.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -205,7 +205,7 @@ def expand(spec: SweepSpec) -> list[Cell]:
 
 # --------------------------------------------------------------------------- state
 
-def phase_done(run_dir: pathlib.Path, key: str) -> bool:
+def phase_done(run_dir: epath.Path, key: str) -> bool:
     """A phase is trained once its record is written (after its best checkpoint)."""
     return (run_dir / "phases" / key / PHASE_RECORD_FILE).is_file()
 
@@ -220,13 +220,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def cell_state(run_dir: pathlib.Path, name: str) -> dict:
+def cell_state(run_dir: epath.Path, name: str) -> dict:
     """``{"state": done | running | failed | pending, ...}`` of a cell from its ``cell.json``;
     a cell left "running" by a process that is gone (killed) is pending again."""
     path = run_dir / "cells" / name / CELL_FILE
     if not path.is_file():
         return {"state": "pending"}
-    record = json.loads(path.read_text())
+    record = read_json(path)
     state = record.get("state", "pending")
     if state == "done" and not (run_dir / "cells" / name / RESULTS_FILE).is_file():
         state = "pending"
@@ -256,7 +256,7 @@ class Plan:
 
 
 def make_plan(spec: SweepSpec, run_dir: str | os.PathLike, cells: list[Cell] | None = None) -> Plan:
-    run_dir = pathlib.Path(run_dir)
+    run_dir = as_path(run_dir)
     cells = expand(spec) if cells is None else cells
     phases: dict[str, dict] = {}
     for cell in cells:
@@ -309,13 +309,13 @@ def chance_level(task_name: str) -> float | None:
     return None
 
 
-def degenerate_phase(run_dir: pathlib.Path, key: str, margin: float) -> bool:
+def degenerate_phase(run_dir: epath.Path, key: str, margin: float) -> bool:
     """A phase whose dev curve never rose above chance (+ ``margin`` points): XLM-R's known
     collapse on NLI, where every example gets one class (33.3 %)."""
     path = run_dir / "phases" / key / PHASE_RECORD_FILE
     if not path.is_file():
         return False
-    record = json.loads(path.read_text())
+    record = read_json(path)
     chance = chance_level(record["task"])
     return chance is not None and record["best_dev"] < chance + margin
 
@@ -330,14 +330,14 @@ def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def train_shared_phase(run_dir: pathlib.Path, cell: Cell, *, progress: bool) -> None:
+def train_shared_phase(run_dir: epath.Path, cell: Cell, *, progress: bool) -> None:
     """Train (or resume, or find) the intermediate phase of ``cell``'s row, once for all
     the targets that start from it."""
     run_cell(cell.config, None, progress=progress, phases_dir=run_dir / "phases",
              stop_after="intermediate")
 
 
-def run_one_cell(run_dir: pathlib.Path, cell: Cell, sweep: str, *, margin: float,
+def run_one_cell(run_dir: epath.Path, cell: Cell, sweep: str, *, margin: float,
                  progress: bool) -> dict:
     """Run (or resume) a cell, record its state in ``cell.json`` and, when it finishes, its
     rows in the store. A failure is recorded (error and traceback), not raised; preemption is
@@ -378,7 +378,7 @@ def intermediate_failed(cell: Cell, key: str, error: BaseException) -> str:
             f"failed: {error_text(error)}")
 
 
-def fail_cell(run_dir: pathlib.Path, cell: Cell, sweep: str, error: str) -> dict:
+def fail_cell(run_dir: epath.Path, cell: Cell, sweep: str, error: str) -> dict:
     """Record ``cell`` as failed with ``error`` (it did not run: what it needs failed)."""
     failed = {**cell.describe(sweep), "state": "failed", "error": error}
     write_cell_record(run_dir / "cells" / cell.name, failed)
@@ -417,7 +417,7 @@ class SweepSummary:
             lines.append("  preempted: saved; run the same command to resume")
         return "\n".join(lines)
 
-    def skip_done(self, run_dir: pathlib.Path, cells: list[Cell]) -> list[Cell]:
+    def skip_done(self, run_dir: epath.Path, cells: list[Cell]) -> list[Cell]:
         """Count the cells of ``cells`` finished before this run; the others, to run."""
         pending = [c for c in cells if cell_state(run_dir, c.name)["state"] != "done"]
         self.already_done += len(cells) - len(pending)
@@ -437,7 +437,7 @@ class SweepSummary:
             self.degenerate.append(name)
 
 
-def degenerate_retries(spec: SweepSpec, run_dir: pathlib.Path, cells: list[Cell], attempt: int,
+def degenerate_retries(spec: SweepSpec, run_dir: epath.Path, cells: list[Cell], attempt: int,
                        used_seeds: dict[str, set[int]],
                        retry_seeds: dict[str, int]) -> list[list[Cell]]:
     """--retry-degenerate: the cells retrying the degenerate phases of ``cells`` with the next
@@ -476,7 +476,7 @@ def start_sweep(spec: SweepSpec, run_dir: str | os.PathLike) -> Plan:
     """The plan of ``spec`` against ``run_dir``, written to ``sweep.json`` (every backend
     starts here)."""
     plan = make_plan(spec, run_dir)
-    write_json_atomic(pathlib.Path(run_dir) / SWEEP_FILE, plan.to_json())
+    write_json_atomic(as_path(run_dir) / SWEEP_FILE, plan.to_json())
     return plan
 
 
@@ -485,7 +485,7 @@ def run_sweep_locally(spec: SweepSpec, run_dir: str | os.PathLike, plan: Plan, *
     """Run (or resume) every cell of ``plan`` in this process; finished phases and cells are
     skipped, failed ones retried. Rows of one intermediate phase run together: the phase
     first (once), then its targets."""
-    run_dir = pathlib.Path(run_dir)
+    run_dir = as_path(run_dir)
     summary = SweepSummary(cells=len(plan.cells), done=0, failed={}, already_done=0,
                            trained_phases=0, degenerate=[], retries=[])
     used_seeds = {"intermediate": set(spec.intermediate_seeds),
@@ -559,11 +559,11 @@ def run_sweep_locally(spec: SweepSpec, run_dir: str | os.PathLike, plan: Plan, *
 def status_table(run_dir: str | os.PathLike) -> str:
     """``xstilts sweep --status DIR``: every cell of the sweep's plan (``sweep.json``) and any
     retry cells, with its state."""
-    run_dir = pathlib.Path(run_dir)
+    run_dir = as_path(run_dir)
     path = run_dir / SWEEP_FILE
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (not a sweep run directory, or never run)")
-    names = [c["name"] for c in json.loads(path.read_text())["cells"]]
+    names = [c["name"] for c in read_json(path)["cells"]]
     cells_dir = run_dir / "cells"
     if cells_dir.is_dir():
         names += sorted(p.name for p in cells_dir.iterdir() if p.is_dir() and p.name not in names)

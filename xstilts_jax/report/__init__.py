@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import pathlib
 from typing import Sequence
 
+from etils import epath
+
 from xstilts_jax.report.study import ReportError, Study, build_study, load_store, study_json
+from xstilts_jax.storage import PathLike, as_path
 
 __all__ = ["Report", "ReportError", "write_report"]
 
@@ -27,15 +28,15 @@ class Report:
     """What ``write_report`` wrote; ``text``: the headline gain table for a terminal."""
 
     text: str
-    out_dir: pathlib.Path
-    summary: pathlib.Path
-    html: pathlib.Path
-    json: pathlib.Path
-    figures: tuple[pathlib.Path, ...]
+    out_dir: epath.Path
+    summary: epath.Path
+    html: epath.Path
+    json: epath.Path
+    figures: tuple[epath.Path, ...]
     study: Study
 
 
-def _figures(study: Study, out_dir: pathlib.Path) -> tuple[list[pathlib.Path], list[str]]:
+def _figures(study: Study, out_dir: epath.Path) -> tuple[list[epath.Path], list[str]]:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -48,7 +49,7 @@ def _figures(study: Study, out_dir: pathlib.Path) -> tuple[list[pathlib.Path], l
     return [path], []
 
 
-def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
+def write_report(run_dir: PathLike, out_dir: PathLike | None = None, *,
                  bootstrap: int = 2000, seed: int = 0,
                  languages: str | Sequence[str] = "all", level: float = 0.95) -> Report:
     """Write the report of the sweep in ``run_dir`` to ``out_dir`` (default
@@ -58,12 +59,12 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None =
     :class:`ReportError` when the store is missing or empty."""
     from xstilts_jax.report import render, tables
 
-    run_dir = pathlib.Path(run_dir)
-    out_dir = pathlib.Path(out_dir) if out_dir is not None else run_dir / "report"
+    run_dir = as_path(run_dir)
+    out_dir = as_path(out_dir) if out_dir is not None else run_dir / "report"
     rows, example_stats = load_store(run_dir)
     study = build_study(rows, example_stats, bootstrap=bootstrap, seed=seed, level=level,
                         languages=languages, run_dir=str(run_dir),
-                        store_path=str(run_dir / "store" / "scores.jsonl"))
+                        store_path=str(run_dir / "store"))
     out_dir.mkdir(parents=True, exist_ok=True)
     figures, figure_notes = _figures(study, out_dir)
     every = tables.all_tables(study)

@@ -7,12 +7,13 @@ that the tables and ``report.json`` need nothing beyond NumPy.
 
 from __future__ import annotations
 
-import pathlib
 
 import numpy as np
+from etils import epath
 
 from xstilts_jax.report.study import AVERAGE, DIRECT, Study
 from xstilts_jax.report.tables import parameters_label
+from xstilts_jax.storage import as_path
 
 __all__ = ["GAIN_FIGURE", "gain_vs_parameters"]
 
@@ -42,7 +43,7 @@ def _panels(study: Study) -> list[tuple[str, dict[str, list]]]:
     return panels
 
 
-def gain_vs_parameters(study: Study, out_dir) -> pathlib.Path | None:
+def gain_vs_parameters(study: Study, out_dir) -> epath.Path | None:
     """Write ``gain_vs_parameters.png`` (log x: parameters; y: gain in points; a band per
     intermediate for its interval, its trend dashed); None when no model has a size."""
     panels = _panels(study)
@@ -91,7 +92,8 @@ def gain_vs_parameters(study: Study, out_dir) -> pathlib.Path | None:
         ax.set_visible(False)
     fig.suptitle(f"X-STILTs − direct fine-tuning, {100 * study.settings['level']:.0f} % "
                  f"bootstrap intervals; languages: {_CHOSEN[study.chosen]}")
-    out = pathlib.Path(out_dir) / GAIN_FIGURE
-    fig.savefig(out, dpi=120)
+    out = as_path(out_dir) / GAIN_FIGURE
+    with out.open("wb") as f:  # a local file or a bucket's (gs://)
+        fig.savefig(f, dpi=120, format="png")
     plt.close(fig)
     return out

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import base64
 import html
-import pathlib
 from typing import Sequence
+
+from etils import epath
 
 from xstilts_jax.report.study import Study
 from xstilts_jax.report.tables import Table
@@ -98,7 +99,7 @@ def _settings(study: Study) -> list[str]:
     return lines
 
 
-def summary_markdown(study: Study, tables: Sequence[Table], figures: Sequence[pathlib.Path],
+def summary_markdown(study: Study, tables: Sequence[Table], figures: Sequence[epath.Path],
                      extra_notes: Sequence[str] = ()) -> str:
     """``summary.md``: what was averaged and how, the notes, every table, the figures."""
     out = ["# X-STILTs: the gain of intermediate training with model size", ""]
@@ -123,7 +124,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 p.note{color:#555;font-size:90%;margin:.2em 0}img{max-width:100%}"""
 
 
-def index_html(study: Study, tables: Sequence[Table], figures: Sequence[pathlib.Path],
+def index_html(study: Study, tables: Sequence[Table], figures: Sequence[epath.Path],
                extra_notes: Sequence[str] = ()) -> str:
     """A standalone page: the tables as HTML and the figures embedded as base64 PNG."""
     e = html.escape

@@ -32,21 +32,21 @@ class ReportError(ValueError):
 # --------------------------------------------------------------------------- the store
 
 def load_store(run_dir) -> tuple[list[dict], Callable[[str, str, str], np.ndarray]]:
-    """The rows of ``run_dir/store/scores.jsonl`` and a reader of their per-example
+    """The rows of ``run_dir/store/`` and a reader of their per-example
     statistics ``(cell, target, language) -> [examples, k]``, through the sweep's
     :class:`~xstilts_jax.experiments.store.Store` (imported here: it brings in the trainer)."""
     from xstilts_jax.experiments.store import Store
 
     store = Store(run_dir)
     if not store.exists():
-        raise ReportError(f"{store.scores_path}: no results store here (a sweep writes "
-                          f"store/scores.jsonl and store/examples/ under its run directory)")
+        raise ReportError(f"{store.rows_dir}: no results store here (a sweep writes "
+                          f"store/rows/ and store/examples/ under its run directory)")
     try:
         rows = store.rows()
     except ValueError as e:
         raise ReportError(str(e)) from None
     if not rows:
-        raise ReportError(f"{store.scores_path}: the results store is empty (no finished "
+        raise ReportError(f"{store.rows_dir}: the results store is empty (no finished "
                           f"cell yet)")
 
     def example_stats(cell: str, target: str, language: str) -> np.ndarray:
@@ -257,7 +257,7 @@ def _language_sets(target: str, cells: dict[str, Cell], seen, languages, notes) 
 def build_study(rows: list[dict], example_stats: Callable[[str, str, str], np.ndarray], *,
                 bootstrap: int = 2000, seed: int = 0, level: float = 0.95,
                 languages: str | Sequence[str] = "all", run_dir: str = "",
-                store_path: str = "scores.jsonl") -> Study:
+                store_path: str = "store") -> Study:
     """The study of a store's rows: arms, gains, averages over targets and trends.
 
     ``languages``: the set the headline gains, plots and trends average over: ``"all"`` (each

@@ -9,16 +9,19 @@ renames it when complete, so a kill -9 mid-save leaves the previous checkpoint i
 
 from __future__ import annotations
 
-import pathlib
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
+from xstilts_jax.storage import PathLike, as_path, is_local
+
 
 class PhaseCheckpoints:
-    def __init__(self, directory: str | pathlib.Path):
-        directory = pathlib.Path(directory).absolute()
+    def __init__(self, directory: PathLike):
+        directory = as_path(directory)
+        if is_local(directory):
+            directory = directory.absolute()
         options = dict(create=True, enable_async_checkpointing=False)
         self.latest = ocp.CheckpointManager(
             directory / "latest", options=ocp.CheckpointManagerOptions(max_to_keep=1, **options),

@@ -17,7 +17,6 @@ import dataclasses
 import logging
 import math
 import os
-import pathlib
 import signal
 import threading
 from typing import Any, Callable, Protocol, Sequence
@@ -27,6 +26,7 @@ from flax import nnx
 
 from xstilts_jax import sharding
 from xstilts_jax.progress import Progress
+from xstilts_jax.storage import PathLike, as_path
 from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths
 from xstilts_jax.data.inputs import ModelInputs
 from xstilts_jax.train.checkpoints import PhaseCheckpoints
@@ -45,7 +45,7 @@ class Preempted(TrainingError):
     (in ``checkpoint_dir``); re-running the same command resumes there exactly."""
 
     def __init__(self, phase: str, step: int, checkpoint_dir: str | os.PathLike):
-        self.phase, self.step, self.checkpoint_dir = phase, step, pathlib.Path(checkpoint_dir)
+        self.phase, self.step, self.checkpoint_dir = phase, step, as_path(checkpoint_dir)
         super().__init__(f"phase {phase}: preempted at step {step}; checkpoint saved in "
                          f"{self.checkpoint_dir}; re-run the same command to resume")
 
@@ -264,7 +264,7 @@ class PhaseResult:
 
 
 def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses,
-              phase_dir: str | pathlib.Path, log_dir: str | pathlib.Path | None = None, mesh,
+              phase_dir: PathLike, log_dir: PathLike | None = None, mesh,
               rules=sharding.DEFAULT_RULES, progress: bool = True,
               tensorboard: bool = True) -> PhaseResult:
     """Train ``model`` on ``data`` with ``losses`` (one loss, or ``{task: loss}`` for a
@@ -286,7 +286,7 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses,
 def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, phase_dir,
                log_dir, mesh, rules, progress: bool, tensorboard: bool,
                watch: PreemptionWatch) -> PhaseResult:
-    phase_dir = pathlib.Path(phase_dir)
+    phase_dir = as_path(phase_dir)
     total = cfg.total_updates(data.num_train_examples())
     micro_total = total * cfg.grad_accumulation
     program = build_program(model, losses, mesh=mesh, rules=rules,
@@ -331,6 +331,7 @@ def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, 
         """Save the latest checkpoint at ``update`` (unless the schedule just did) and stop."""
         if checkpoints.latest.latest_step() != update:
             checkpoints.save_latest(update, state, loop)  # waits until written
+        writer.flush()
         checkpoints.close()
         log.warning("%s: preempted; saved step %d", cfg.name, update)
         return Preempted(cfg.name, update, phase_dir / "ckpt")
@@ -382,6 +383,7 @@ def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, 
                 loop["finished"] = True
             if loop["finished"] or update % checkpoint_every == 0 or is_eval:
                 checkpoints.save_latest(update, state, loop)
+                writer.flush()  # a bucket's log ends where a resumed run will start
             if cfg.kill_at_step is not None and update == cfg.kill_at_step:
                 os.kill(os.getpid(), signal.SIGKILL)  # as a preempted VM would: no cleanup
             if cfg.sigterm_at_step is not None and update == cfg.sigterm_at_step:

@@ -111,18 +111,20 @@ def row(cell: str, language: str, score: float) -> ScoreRow:
                     phase_keys={"target": "k"}, config_hash="h", degenerate=[])
 
 
-def test_store_appends_a_cell_once_and_ignores_a_torn_last_line(tmp_path):
+def test_store_writes_a_cell_once_in_files_of_its_own(tmp_path):
     store = Store(tmp_path)
     stats = {"xnli/de": np.array([[1.0], [0.0], [1.0], [1.0]])}
-    store.append([row("c1", "de", 75.0)], stats)
-    store.append([row("c1", "de", 75.0)], stats)  # already there: not added twice
-    assert [r["cell"] for r in store.rows()] == ["c1"]
+    store.append([row("c1", "de", 75.0), row("c1", "fr", 50.0)], stats)
+    store.append([row("c1", "de", 99.0)], stats)  # already there: not written again
+    store.append([row("c0", "de", 25.0)], stats)
+    assert [(r["cell"], r["language"]) for r in store.rows()] == [
+        ("c0", "de"), ("c1", "de"), ("c1", "fr")]  # cells in name order
+    assert store.cells() == {"c0", "c1"}
+    assert sorted(p.name for p in (tmp_path / "store" / "rows").iterdir()) == [
+        "c0.jsonl", "c1.jsonl"]  # no temporary file left behind
     np.testing.assert_array_equal(store.example_stats("c1", "xnli", "de"), stats["xnli/de"])
-    with open(store.scores_path, "a") as f:
-        f.write('{"cell": "c2", "lang')  # a kill in the middle of an append
-    assert [r["cell"] for r in store.rows()] == ["c1"]
-    store.scores_path.write_text('{"cell": "c1"}\nnot json\n{"cell": "c3"}\n')
-    with pytest.raises(ValueError, match=r"scores.jsonl:2: not a JSON row"):
+    (tmp_path / "store" / "rows" / "c2.jsonl").write_text('{"cell": "c2"}\nnot json\n')
+    with pytest.raises(ValueError, match=r"rows/c2.jsonl:2: not a JSON row"):
         store.rows()
 
 

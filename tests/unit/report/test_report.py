@@ -141,10 +141,10 @@ def test_unpaired_cells_are_noted(tmp_path):
 
 
 def test_missing_or_empty_store_is_a_clear_error(tmp_path):
-    with pytest.raises(ReportError, match="scores.jsonl: no results store"):
+    with pytest.raises(ReportError, match="store/rows: no results store"):
         write_report(tmp_path)
-    (tmp_path / "store").mkdir()
-    (tmp_path / "store" / "scores.jsonl").write_text("")
+    (tmp_path / "store" / "rows").mkdir(parents=True)
+    (tmp_path / "store" / "rows" / "c.jsonl").write_text("")
     with pytest.raises(ReportError, match="store is empty"):
         write_report(tmp_path)
     assert issubclass(ReportError, ValueError)
@@ -159,7 +159,7 @@ def test_missing_statistics_are_a_clear_error(tmp_path):
 
 def test_a_score_that_its_examples_do_not_give_is_an_error(tmp_path):
     write_store(tmp_path, synthetic_cells(MODELS[:1]))
-    path = tmp_path / "store" / "scores.jsonl"
+    path = tmp_path / "store" / "rows" / "synthetic-s-none-t0.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     rows[0]["score"] += 1.0
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -14,10 +14,10 @@ from its name.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
+from etils import epath
 
 from xstilts_jax.data.inputs import ModelInputs
 from xstilts_jax.tasks.spec import TaskSpec
@@ -70,7 +70,7 @@ class Family:
               language: str) -> dict[str, float]:
         raise NotImplementedError
 
-    def write(self, path: pathlib.Path, predictions) -> None:
+    def write(self, path: epath.Path, predictions) -> None:
         raise NotImplementedError
 
     def example_stats(self, task: TaskSpec, examples: Sequence, predictions,

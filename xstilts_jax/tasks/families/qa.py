@@ -43,15 +43,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import pathlib
 from typing import Mapping, Sequence
 
 import numpy as np
+from etils import epath
 
 from xstilts_jax import metrics
 from xstilts_jax.data.inputs import ModelInputs
 from xstilts_jax.losses import masked_span_logits, span_loss
+from xstilts_jax.storage import PathLike, as_path
 from xstilts_jax.models.heads import SpanHead
 from xstilts_jax.tasks.examples import QAExample
 from xstilts_jax.tasks.families.base import Family
@@ -461,9 +461,9 @@ def answers_from_logits(features: QAFeatures, examples: Sequence[QAExample],
     return answers
 
 
-def write_qa_predictions(path: str | os.PathLike, answers: Mapping[str, str]) -> pathlib.Path:
+def write_qa_predictions(path: PathLike, answers: Mapping[str, str]) -> epath.Path:
     """Write ``{question_id: answer_text}`` JSON, UTF-8 (XTREME's prediction file format)."""
-    path = pathlib.Path(path)
+    path = as_path(path)  # a local file or a bucket's (gs://)
     for qid, text in answers.items():
         if not isinstance(qid, str) or not isinstance(text, str):
             raise TypeError(f"answers must map question ids (str) to texts (str); got "

@@ -42,15 +42,15 @@ import bisect
 import dataclasses
 import itertools
 import logging
-import os
-import pathlib
 from typing import Sequence
 
 import numpy as np
+from etils import epath
 
 from xstilts_jax import metrics
 from xstilts_jax.data.inputs import ModelInputs
 from xstilts_jax.losses import token_classification_loss
+from xstilts_jax.storage import PathLike, as_path
 from xstilts_jax.models.heads import TaggingHead
 from xstilts_jax.tasks.examples import TaggedSentence
 from xstilts_jax.tasks.families.base import Family
@@ -408,11 +408,11 @@ def tags_from_predictions(features: TaggingFeatures, predictions, labels: Sequen
     return [flat[a:b] for a, b in zip(word_offset[:-1].tolist(), word_offset[1:].tolist())]
 
 
-def write_tagging_predictions(path: str | os.PathLike,
-                              tags_per_sentence: Sequence[Sequence[str]]) -> pathlib.Path:
+def write_tagging_predictions(path: PathLike,
+                              tags_per_sentence: Sequence[Sequence[str]]) -> epath.Path:
     """XTREME's tagging submission file: one tag a line, a blank line after every sentence
     (the last included), which ``xstilts_jax.metrics.read_tags`` reads back unchanged."""
-    path = pathlib.Path(path)
+    path = as_path(path)  # a local file or a bucket's (gs://)
     lines = []
     for i, tags in enumerate(tags_per_sentence):
         for tag in tags:
