@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from xstilts_jax.models import lora
 from xstilts_jax.models.axes import (ACT_BATCH, ACT_EMBED, ACT_HEADS, ACT_KV, ACT_LENGTH, ACT_MLP,
                                      EMBED, HEADS, HIDDEN, KV, LAYERS, MLP, NORM, POSITIONS, TYPES,
                                      VOCAB)
@@ -166,7 +167,10 @@ class Embeddings(nnx.Module):
             # (its gradient is then reduce-scattered). Looked up in an embed-sharded table, the
             # rows would come out embed-sharded, and XLA reshards them to the batch sharding
             # (and their gradient back) only by replicating them whole.
-            return jnp.take(constrain(table[...], (rows, ACT_EMBED)), ids, axis=0)
+            # float32 rows: the sum and LayerNorm stay float32 when LoRA stores the frozen
+            # tables in bf16 (a no-op for float32 tables).
+            return jnp.take(constrain(table[...], (rows, ACT_EMBED)), ids,
+                            axis=0).astype(jnp.float32)
 
         x = constrain(lookup(self.word, VOCAB, input_ids)
                       + lookup(self.token_type, TYPES, token_type_ids)
@@ -346,6 +350,7 @@ class Encoder(nnx.Module):
                 [EncoderLayer(config, rngs=rngs) for _ in range(config.num_layers)])
             self.final_norm = (LayerNorm(config.hidden_size, config.layer_norm_eps)
                                if config.pre_layer_norm else None)
+        self.lora = nnx.data(None)  # the blocks' LoRA adapters, if lora.add_adapters gives some
 
     def __call__(self, input_ids: jax.Array, attention_mask: jax.Array | None = None,
                  token_type_ids: jax.Array | None = None, *,
@@ -385,12 +390,14 @@ class Encoder(nnx.Module):
     def _blocks(self, x, mask_bias, rngs, dropout_rng, depth: int):
         """The first ``depth`` blocks by one scan: (last output, every output [depth, B, S, H])."""
         graphdef = _layer_graphdef(self.config)
-        params = nnx.to_pure_dict(nnx.state(self.layers))
+        # Each scan step reads one layer's parameters and LoRA adapters ({} without LoRA).
+        stacked = (nnx.to_pure_dict(nnx.state(self.layers)), lora.stacked_adapters(self.lora))
         if depth < self.config.num_layers:
-            params = jax.tree.map(lambda a: a[:depth], params)
+            stacked = jax.tree.map(lambda a: a[:depth], stacked)
 
-        def block(carry, layer_params):
+        def block(carry, layer):
             x, count = carry
+            layer_params = lora.adapt_layer(self.lora, *layer)
             layer_rngs = None
             if dropout_rng is not None:
                 # The dropout stream continues from block to block exactly as over unrolled
@@ -404,7 +411,7 @@ class Encoder(nnx.Module):
             return (y, count), y
 
         count = rngs.dropout.count[...] if rngs is not None else jnp.zeros((), jnp.uint32)
-        (x, _), outputs = jax.lax.scan(remat_block(block, self.config.remat), (x, count), params)
+        (x, _), outputs = jax.lax.scan(remat_block(block, self.config.remat), (x, count), stacked)
         return x, outputs
 
     def pool(self, hidden: jax.Array, attention_mask: jax.Array | None = None) -> jax.Array:

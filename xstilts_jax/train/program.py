@@ -17,9 +17,10 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from xstilts_jax import sharding
+from xstilts_jax.models import lora
 from xstilts_jax.train.checkpoints import abstract_with_shardings
 from xstilts_jax.train.optimizer import make_optimizer
-from xstilts_jax.train.steps import Steps, TrainState
+from xstilts_jax.train.steps import Steps, TrainState, new_state
 
 Loss = Callable[[jax.Array, Mapping[str, jax.Array]], tuple[jax.Array, jax.Array]]
 
@@ -36,6 +37,7 @@ class Program:
     mesh: Mesh
     rules: tuple
     losses: dict[str | None, Loss]
+    trainable: Any  # which params train (lora.trainable_mask): bools, or None for all
     shardings: TrainState  # of the whole train state
     abstract_state: TrainState  # ShapeDtypeStructs carrying those shardings
     dropout_seed: int
@@ -49,7 +51,8 @@ class Program:
         if task not in self.losses:
             raise ValueError(f"no loss for task {task!r}; tasks: {list(self.losses)}")
         return Steps(self.graphdef, self.tx, self.mesh, loss_fn=self.losses[task],
-                     rules=self.rules, dropout_seed=self.dropout_seed, task=task)
+                     rules=self.rules, dropout_seed=self.dropout_seed, task=task,
+                     trainable=self.trainable)
 
     def jitted(self, task: str | None,
                sample_batch: Mapping[str, Any] | Callable[[], Mapping[str, Any]]):
@@ -70,7 +73,8 @@ class Program:
         return sharding.feed(batch, self.mesh, self.rules)
 
     def initial_state(self) -> TrainState:
-        """The model's parameters on the mesh and a fresh optimizer state built there."""
+        """The model's parameters on the mesh and a fresh optimizer state (of the trainable
+        ones) built there."""
         return self.steps(self.tasks[0]).create_state(nnx.to_pure_dict(self.params),
                                                       self.shardings)
 
@@ -83,17 +87,20 @@ def build_program(model: nnx.Module, losses: Loss | Mapping[str, Loss], *, mesh:
     """The program of a phase training ``model`` for ``total_updates`` optimizer updates.
 
     ``losses``: one loss (a single-head model) or ``{task: loss}`` (a ``MultiTaskModel``, one
-    head per task). The optimizer is ``make_optimizer``'s AdamW with this schedule."""
+    head per task). The optimizer is ``make_optimizer``'s AdamW with this schedule. A model
+    with LoRA adapters (``models/lora.py``) trains only them and what lies outside the
+    adapted backbone (the heads): only those get gradients and optimizer state."""
     tx = make_optimizer(learning_rate=learning_rate, total_steps=total_updates,
                         warmup_ratio=warmup_ratio, weight_decay=weight_decay,
                         max_grad_norm=max_grad_norm, grad_accumulation=grad_accumulation)
+    trainable = lora.trainable_mask(model)
     graphdef, params = nnx.split(model)
     rules = sharding.rules_table(rules)
     losses = dict(losses) if isinstance(losses, Mapping) else {None: losses}
-    shardings = Steps(graphdef, tx, mesh, rules=rules).shardings(params)
-    abstract = jax.eval_shape(lambda p: TrainState(np.int32(0), p, tx.init(p), np.int32(0)),
+    shardings = Steps(graphdef, tx, mesh, rules=rules, trainable=trainable).shardings(params)
+    abstract = jax.eval_shape(lambda p: new_state(p, tx, trainable, np.int32(0)),
                               nnx.to_pure_dict(params))
-    return Program(graphdef, params, tx, mesh, rules, losses, shardings,
+    return Program(graphdef, params, tx, mesh, rules, losses, trainable, shardings,
                    abstract_with_shardings(abstract, shardings), dropout_seed)
 
 

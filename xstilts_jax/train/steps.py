@@ -6,6 +6,11 @@ are ``fold_in(seed_key, step)``: with JAX's partitionable threefry the random bi
 depend on the sharding, so 1 device and 8 devices train identically. The model is traced
 under ``sharding.activation_sharding``, which pins its activations to the mesh by the
 same rules table as the parameters.
+
+With LoRA only part of the parameters train (``Steps.trainable``, a mask from
+``models.lora.trainable_mask``): the state keeps every parameter, but gradients, the
+optimizer and its state see the trainable ones only, and the frozen ones pass through
+untouched.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from xstilts_jax.losses import Batch, classification_loss
 class TrainState:
     step: jax.Array  # int32 scalar: optimizer micro-steps taken
     params: Any  # plain nested dict of arrays (nnx.to_pure_dict of the model's Params)
-    opt_state: Any
+    opt_state: Any  # of the trainable parameters only
     # int32 scalar: the dropout seed, an input of the program rather than a constant in it,
     # so cells that differ only in seeds run one compiled program (the compilation cache).
     seed: jax.Array
@@ -36,6 +41,47 @@ class TrainState:
 
 def model_inputs(batch: Batch) -> tuple:
     return batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
+
+
+def split_trainable(params, trainable) -> tuple[Any, Any]:
+    """(trainable, frozen) parts of a params dict by a bool mask of its structure (None: all
+    train). Each part holds only its own leaves, so the optimizer never sees frozen ones."""
+    if trainable is None:
+        return params, {}
+
+    def split(tree, mask):
+        if not isinstance(mask, Mapping):
+            return (tree, None) if mask else (None, tree)
+        kept, fixed = {}, {}
+        for key, sub in mask.items():
+            t, f = split(tree[key], sub)
+            if t is not None:
+                kept[key] = t
+            if f is not None:
+                fixed[key] = f
+        return kept or None, fixed or None
+
+    kept, fixed = split(params, trainable)
+    return kept or {}, fixed or {}
+
+
+def join_params(trainable_params, frozen_params, trainable):
+    """The whole params dict back from ``split_trainable``'s parts (the mask gives its shape)."""
+    if trainable is None:
+        return trainable_params
+
+    def join(kept, fixed, mask):
+        if not isinstance(mask, Mapping):
+            return kept if mask else fixed
+        return {key: join(kept.get(key, {}), fixed.get(key, {}), sub) for key, sub in mask.items()}
+
+    return join(trainable_params, frozen_params, trainable)
+
+
+def new_state(params, tx: optax.GradientTransformation, trainable, seed) -> TrainState:
+    """Step 0: every parameter, and a fresh optimizer state of the trainable ones."""
+    return TrainState(jnp.zeros((), jnp.int32), params,
+                      tx.init(split_trainable(params, trainable)[0]), seed)
 
 
 @dataclasses.dataclass
@@ -49,16 +95,19 @@ class Steps:
     rules: tuple = sharding.DEFAULT_RULES
     dropout_seed: int = 0
     task: str | None = None  # a MultiTaskModel's head to run (None: the single head)
+    # Which parameters train: bools shaped like the params dict (lora.trainable_mask); None: all.
+    trainable: Any = None
 
     def shardings(self, abstract_params_state) -> TrainState:
         """Shardings of the whole train state, from the params' logical axis names."""
         param_shardings = nnx.to_pure_dict(
             sharding.shardings_from_metadata(abstract_params_state, self.mesh, self.rules))
-        params = nnx.to_pure_dict(abstract_params_state)
+        params = split_trainable(nnx.to_pure_dict(abstract_params_state), self.trainable)[0]
         abstract_opt = jax.eval_shape(self.tx.init, params)
         replicated = sharding.replicated(self.mesh)
         opt_shardings = optax.tree_map_params(
-            self.tx, lambda _, s: s, abstract_opt, param_shardings,
+            self.tx, lambda _, s: s, abstract_opt,
+            split_trainable(param_shardings, self.trainable)[0],
             transform_non_params=lambda _: replicated)
         return TrainState(step=replicated, params=param_shardings, opt_state=opt_shardings,
                           seed=replicated)
@@ -66,8 +115,7 @@ class Steps:
     def create_state(self, params, state_shardings: TrainState) -> TrainState:
         """Place params on the mesh and build the optimizer state there (never whole on one device)."""
         params = sharding.put(params, state_shardings.params)
-        init = jax.jit(lambda p, seed: TrainState(jnp.zeros((), jnp.int32), p, self.tx.init(p),
-                                                  seed),
+        init = jax.jit(lambda p, seed: new_state(p, self.tx, self.trainable, seed),
                        in_shardings=(state_shardings.params, state_shardings.seed),
                        out_shardings=state_shardings)
         return init(params, jnp.int32(self.dropout_seed))
@@ -88,9 +136,14 @@ class Steps:
 
     def train_step(self, state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         rng = jax.random.fold_in(jax.random.key(state.seed), state.step)
-        (loss, _), grads = jax.value_and_grad(self._loss, has_aux=True)(state.params, batch, rng)
-        updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        trained, frozen = split_trainable(state.params, self.trainable)
+
+        def trained_loss(trained):  # differentiated w.r.t. the trainable parameters only
+            return self._loss(join_params(trained, frozen, self.trainable), batch, rng)
+
+        (loss, _), grads = jax.value_and_grad(trained_loss, has_aux=True)(trained)
+        updates, opt_state = self.tx.update(grads, state.opt_state, trained)
+        params = join_params(optax.apply_updates(trained, updates), frozen, self.trainable)
         metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
