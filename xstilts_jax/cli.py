@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import sys
 import time
 
 
+BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 PREEMPTED_EXIT = 143  # 128 + SIGTERM: saved, resume by running the same command
 
 
@@ -375,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         status = args.func(args)
+        sys.stdout.flush()  # here, so that a reader gone early is handled below
     except Preempted as e:
         print(f"xstilts {args.command}: {e}", file=sys.stderr)
         return PREEMPTED_EXIT
@@ -382,6 +385,12 @@ def main(argv: list[str] | None = None) -> int:
             UnknownTaskError, TrainingError, ScoreError) as e:
         print(f"xstilts {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`xstilts sweep --status DIR | head`): stop quietly, as
+        # coreutils do, instead of a traceback; stdout is pointed at /dev/null so that
+        # Python's flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_EXIT
     return status or 0
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -166,3 +168,20 @@ def test_stopping_after_a_phase_the_cell_lacks_is_refused(tmp_path):
     with pytest.raises(ValueError, match="needs a phases_dir"):
         run_cell(cell_config("mnli", "xnli"), None, stop_after="intermediate")
     assert not any(tmp_path.iterdir())
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path, monkeypatch):
+    """``xstilts sweep ... --dry-run | head -1``: the reader is gone before the plan is
+    printed; the command ends with 141 (128 + SIGPIPE), not a BrokenPipeError traceback."""
+    from xstilts_jax.cli import BROKEN_PIPE_EXIT, main
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has left
+    stdout = os.fdopen(write_end, "w")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    try:
+        assert main(["sweep", "--config", f"{SWEEPS}:paper", "--workdir",
+                     str(tmp_path / "w"), "--dry-run"]) == BROKEN_PIPE_EXIT
+    finally:
+        monkeypatch.undo()
+    stdout.close()  # as Python's flush at exit: the descriptor is /dev/null now, no error
