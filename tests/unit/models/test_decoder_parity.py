@@ -177,12 +177,10 @@ def test_decoder_is_a_backbone(bloom_checkpoints):
     np.testing.assert_array_equal(decoder.output_embedding(), decoder.embeddings.word[...])
 
 
-def test_dropout_only_with_a_key():
-    config = dataclasses.replace(get_preset("bloom-tiny"), hidden_dropout=0.2,
-                                 attention_dropout=0.2)
-    decoder = Decoder(config, rngs=nnx.Rngs(0))
-    ids, mask = _batch(seq=6)
-    ids = ids % config.vocab_size
+def test_dropout_only_with_a_key(bloom_checkpoints):
+    decoder, _ = load_backbone(bloom_checkpoints(4)[0], hidden_dropout=0.2,
+                               attention_dropout=0.2)
+    ids, mask = _batch()
     plain = np.asarray(decoder(ids, mask).last_hidden_state)
     np.testing.assert_array_equal(decoder(ids, mask).last_hidden_state, plain)
     dropped = jax.jit(lambda key: decoder(ids, mask, dropout_rng=key).last_hidden_state)
@@ -191,6 +189,28 @@ def test_dropout_only_with_a_key():
     assert not np.allclose(a, plain) and not np.allclose(a, c)
     _, _, rest = nnx.split(decoder, nnx.Param, ...)
     assert not jax.tree.leaves(rest)  # parameters are the whole state
+
+
+@pytest.mark.slow  # two gradient compiles, ~14 s on 2 cores
+def test_remat_changes_no_value():
+    """What the backward pass recomputes is a memory choice: the same loss and gradients."""
+    ids, mask = _batch(seq=6)
+    ids = ids % 1000
+
+    def loss_and_grads(remat):
+        decoder = Decoder(get_preset("bloom-tiny", remat=remat), rngs=nnx.Rngs(0))
+        graphdef, params = nnx.split(decoder)
+
+        def loss(params):
+            hidden = nnx.merge(graphdef, params)(ids, mask).last_hidden_state
+            return (hidden * mask[..., None]).sum() / 100
+
+        return jax.jit(jax.value_and_grad(loss))(params)
+
+    (reference, grads), (value, other) = loss_and_grads("none"), loss_and_grads("full")
+    np.testing.assert_allclose(value, reference, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(other), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-5)
 
 
 def test_bfloat16_compute(bloom_checkpoints):
