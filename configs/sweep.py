@@ -7,9 +7,11 @@
 
 - ``paper``: the paper's grid, XLM-R large x {direct, each of the nine intermediate tasks,
   all nine together} x the seven XTREME targets x 3 target seeds (intermediate seed 0).
-- ``scale``: the same question across sizes: XLM-R base, large, XL, XXL x {direct, MNLI,
-  SQuAD, all9} x the seven targets x 3 target seeds. BLOOM 560M -> 176B joins the model axis
-  when the decoder family lands (its own issue); the planner prices the grid.
+- ``scale``: the same question across sizes: XLM-R base, large, XL, XXL (0.28B -> 10.7B) and
+  BLOOM 560M, 1B1, 1B7, 3B, 7B1, 176B (the decoder family) x {direct, MNLI, SQuAD, all9} x the
+  seven targets x 3 target seeds. Each model carries its pretraining languages (XLM-R's CC-100,
+  BLOOM's ROOTS: 18 of XTREME's 40 languages), so the report can average over the languages
+  every model has seen.
 - ``demo``: the miniature study that runs on 2 CPU cores, offline: the synthetic testbed's
   model-size ladder (``demo/ladder.py``, each size MLM-pretrained once and cached) x {direct,
   synthetic NLI} x the synthetic paraphrase target x 3 target seeds.
@@ -20,26 +22,32 @@ holds every field); a model's own overrides come first.
 
 from xstilts_jax.experiments.defaults import ALL_NINE, TARGETS
 from xstilts_jax.experiments.sweep import NONE, ModelSpec, SweepSpec
-from xstilts_jax.models.presets import PRESETS
+from xstilts_jax.models.presets import PRESETS, pretraining_languages
 
-# XLM-R's checkpoints and their backbone sizes (embeddings included, from the presets'
-# shapes). Their pretraining languages (CC-100's 100) cover all of XTREME's: left None.
+# The checkpoints of each preset; backbone sizes (embeddings included) come from the presets'
+# shapes, pretraining languages from their model cards (models/presets.py).
 XLMR = {"xlmr-base": "FacebookAI/xlm-roberta-base", "xlmr-large": "FacebookAI/xlm-roberta-large",
         "xlmr-xl": "facebook/xlm-roberta-xl", "xlmr-xxl": "facebook/xlm-roberta-xxl"}
+BLOOM = {"bloom-560m": "bigscience/bloom-560m", "bloom-1b1": "bigscience/bloom-1b1",
+         "bloom-1b7": "bigscience/bloom-1b7", "bloom-3b": "bigscience/bloom-3b",
+         "bloom-7b1": "bigscience/bloom-7b1", "bloom-176b": "bigscience/bloom"}
+CHECKPOINTS = {**XLMR, **BLOOM}
 
 
-def xlmr(name: str) -> ModelSpec:
-    return ModelSpec(name=name, path=XLMR[name], parameters=PRESETS[name].num_params())
+def published(name: str) -> ModelSpec:
+    """The model axis entry of a preset with a published checkpoint."""
+    return ModelSpec(name=name, path=CHECKPOINTS[name], parameters=PRESETS[name].num_params(),
+                     languages=pretraining_languages(name))
 
 
 def paper() -> SweepSpec:
-    return SweepSpec(name="paper", models=[xlmr("xlmr-large")],
+    return SweepSpec(name="paper", models=[published("xlmr-large")],
                      intermediates=[NONE, *ALL_NINE, "all9"], targets=list(TARGETS),
                      intermediate_seeds=[0], target_seeds=[0, 1, 2])
 
 
 def scale() -> SweepSpec:
-    return SweepSpec(name="scale", models=[xlmr(name) for name in XLMR],
+    return SweepSpec(name="scale", models=[published(name) for name in CHECKPOINTS],
                      intermediates=[NONE, "mnli", "squad", "all9"], targets=list(TARGETS),
                      intermediate_seeds=[0], target_seeds=[0, 1, 2],
                      overrides={"model.remat": "dots_saveable"},

@@ -45,13 +45,20 @@ def test_the_paper_grid_resolves_with_one_intermediate_phase_per_task(tmp_path):
     assert not (tmp_path / "nothing-yet").exists()  # planning writes nothing
 
 
-def test_the_scale_grid_resolves_across_xlmr_sizes():
+def test_the_scale_grid_resolves_across_xlmr_and_bloom_sizes():
     cells = expand(load_sweep(f"{SWEEPS}:scale"))
     models = {c.model.name: c.model.parameters for c in cells}
-    assert list(models) == ["xlmr-base", "xlmr-large", "xlmr-xl", "xlmr-xxl"]
+    assert list(models) == ["xlmr-base", "xlmr-large", "xlmr-xl", "xlmr-xxl", "bloom-560m",
+                            "bloom-1b1", "bloom-1b7", "bloom-3b", "bloom-7b1", "bloom-176b"]
     assert models["xlmr-xxl"] > 30 * models["xlmr-base"] > 0
-    assert len(intermediate_keys(cells)) == 4 * 3 * 1
+    assert models["bloom-176b"] > 150e9 > models["bloom-7b1"] > 7e9
+    assert len(cells) == 10 * (1 + 3) * 7 * 3 == 840
+    assert len(intermediate_keys(cells)) == 10 * 3 * 1
     assert all(c.config.model.remat == "dots_saveable" for c in cells)
+    languages = {c.model.name: c.model.languages for c in cells}
+    assert "de" in languages["xlmr-base"] and "de" not in languages["bloom-176b"]
+    assert {c.config.model.name for c in cells if c.model.name == "bloom-176b"} == {
+        "bigscience/bloom"}
 
 
 def tiny_spec(**changes) -> SweepSpec:
@@ -146,7 +153,7 @@ def test_chance_levels_and_degenerate_phases(tmp_path):
 
 
 @pytest.mark.parametrize("name, cells, intermediate_phases", [("paper", 231, 10),
-                                                              ("scale", 336, 12)])
+                                                              ("scale", 840, 30)])
 def test_the_studies_resolve_on_the_command_line_with_dry_run(name, cells, intermediate_phases,
                                                              tmp_path, capsys):
     from xstilts_jax.cli import main
