@@ -1,5 +1,6 @@
 """Sentence(-pair) classification (XNLI, PAWS-X, MNLI, QQP, SST-2, ...): featurization, and the
-family: one label per example, on ``<s>``, scored by accuracy."""
+family: one label per example, on ``<s>`` (a decoder: its last real token, ``</s>``), scored
+by accuracy."""
 
 from __future__ import annotations
 
@@ -37,8 +38,9 @@ class PairFeatures:
 def featurize_pairs(tokenizer, examples: Sequence[PairExample], max_length: int, *,
                     chunk_size: int = 8192) -> PairFeatures:
     """Tokenize pairs with the fast tokenizer's batch call: ``<s> A </s></s> B </s>`` for
-    XLM-R, truncated ``longest_first`` to ``max_length`` tokens (specials included). Examples
-    whose ``text_b`` is None (single-sentence tasks: SST-2) are tokenized alone, ``<s> A </s>``;
+    XLM-R, ``A </s> B </s>`` for a decoder's (``tokenization.task_tokenizer``), truncated
+    ``longest_first`` to ``max_length`` tokens (specials included). Examples whose ``text_b``
+    is None (single-sentence tasks: SST-2) are tokenized alone, ``<s> A </s>`` (``A </s>``);
     one call takes either pairs or single sentences, not a mix (a ``ValueError``).
 
     ``chunk_size`` examples go to the tokenizer at a time, which bounds the memory its

@@ -2,8 +2,9 @@
 
 Each (prompt, choice) pair is tokenized as a sentence pair by
 :func:`~xstilts_jax.tasks.families.classification.featurize_pairs` (``<s> prompt </s></s>
-choice </s>`` for XLM-R, ``longest_first`` truncation), rows flattened example-major: rows
-``e*C .. e*C+C-1`` are example ``e``'s choices. The model scores each row on ``<s>``; a
+choice </s>`` for XLM-R, ``prompt </s> choice </s>`` for a decoder, ``longest_first``
+truncation), rows flattened example-major: rows ``e*C .. e*C+C-1`` are example ``e``'s
+choices. The model scores each row on ``<s>`` (a decoder: on its last token, ``</s>``); a
 softmax over each question's rows is the loss, the best-scoring row the prediction (ties to
 the lower index, NaN scores an error), scored and written as a classification's.
 """

@@ -25,6 +25,16 @@ Windows (XTREME's scheme, reproduced exactly):
   tests check the ids against ``tokenizer(question, context)``.
 - a ``doc_stride`` larger than the capacity steps by the capacity (BERT's original
   ``min(length, doc_stride)``), so no context token is skipped.
+- a context token's offsets leave out whitespace at its ends (``_trim_offsets``): byte-level
+  BPE (BLOOM) puts the space before a word into its token (``Ġcat`` covers " cat"), and an
+  answer cut from the context by offsets must not start with it. XLM-R's offsets (as
+  transformers loads it) have none to leave out. A token that is whitespace only keeps no
+  character. Byte-level BPE can also split one character's bytes over two tokens, which then
+  both cover it: an answer edge inside such a character is a tokenizer limit, like XLM-R's
+  pieces that run past an answer.
+- a decoder's pair template (``Q </s> C </s>``, :func:`xstilts_jax.tokenization.task_tokenizer`)
+  has no CLS: index 0, the target of windows without the answer (below), is then the
+  question's first token, as in HF's ``run_qa`` (``cls_index = 0`` without a CLS or BOS).
 
 Training targets follow XTREME for SQuAD v1.1: windows that do not wholly contain the first
 answer are kept, with both targets at index 0 (the ``<s>``/CLS token). SQuAD 2.0
@@ -152,6 +162,28 @@ def _max_context_window(starts: np.ndarray, lengths: np.ndarray, num_tokens: int
     return np.argmax(score, axis=0)
 
 
+_SPACES = np.array([c for c in range(0x3001) if chr(c).isspace()])  # all str.isspace: <= U+3000
+
+
+def _trim_offsets(text: str, offsets: np.ndarray) -> np.ndarray:
+    """``offsets`` ([n, 2] character spans in ``text``) without the whitespace at each span's
+    ends; a span of whitespace only becomes empty at its end."""
+    if not len(offsets):
+        return offsets
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    solid = ~np.isin(codes, _SPACES)
+    n = len(text)
+    # next_solid[i]: first non-space position >= i (n if none); solid_end[i]: one past the
+    # last non-space position < i (0 if none); both for i in 0..n.
+    next_solid = np.append(np.minimum.accumulate(np.where(solid, np.arange(n), n)[::-1])[::-1],
+                           n)
+    solid_end = np.concatenate([[0], np.maximum.accumulate(np.where(solid, np.arange(1, n + 1),
+                                                                    0))])
+    start = np.minimum(next_solid[offsets[:, 0]], offsets[:, 1])
+    end = np.maximum(solid_end[offsets[:, 1]], start)
+    return np.stack([start, end], axis=1).astype(np.int32)
+
+
 def _answer_tokens(offsets: np.ndarray, answer: tuple[str, int]) -> tuple[int, int] | None:
     """(first, last) context token of an answer: the token containing its first character
     (the first token ending after it, so a leading gap maps to the next token) and the one
@@ -211,8 +243,8 @@ def featurize_qa(tokenizer, examples: Sequence[QAExample], *, max_length: int = 
             context_index.setdefault(e.context, len(context_index))
         encoded = tokenizer(list(context_index), return_offsets_mapping=True, **call)
         context_ids = encoded["input_ids"]
-        context_offsets = [np.asarray(o, dtype=np.int32).reshape(-1, 2)
-                           for o in encoded["offset_mapping"]]
+        context_offsets = [_trim_offsets(text, np.asarray(o, dtype=np.int32).reshape(-1, 2))
+                           for text, o in zip(context_index, encoded["offset_mapping"])]
         # (context, capacity) -> window starts, lengths, max-context window per token
         windows_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 

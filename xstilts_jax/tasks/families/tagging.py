@@ -28,10 +28,23 @@ prediction, with context on both sides where it fits:
   ``num_empty_words``.
 - Words longer than a window (more sub-tokens than ``max_length`` minus the specials): XTREME's
   preprocessing replaces them by ``<unk>``; here they keep their first sub-tokens, which carry
-  the word's label. Counted in ``num_words_cut``.
+  the word's label (the labelled one kept, see "Words as in running text"). Counted in
+  ``num_words_cut``.
 - Specials. XTREME's ``convert_examples_to_features`` ends XLM-R sequences with two ``</s>``
   (``sep_token_extra``); here each window gets the tokenizer's own single-sequence specials
-  (``<s> ... </s>``, as HF's tokenizers and token-classification examples give).
+  (``<s> ... </s>``, as HF's tokenizers and token-classification examples give; ``... </s>``
+  for a decoder's, :func:`xstilts_jax.tokenization.task_tokenizer`).
+- Words as in running text. XTREME tokenizes each word alone, which for XLM-R (Metaspace: ``▁``
+  before every word) is also how the word reads inside a sentence. Byte-level BPE without a
+  prefix space (BLOOM) reads a word alone as the start of a text (``cat`` -> ``c at``, where
+  the sentence has ``Ġcat``), so there every word but a sentence's first (and but empty ones)
+  gets the space that precedes it in the sentence (:func:`_word_prefix` finds which
+  tokenizers need it): a sentence's tokens are then those of its words joined by spaces, what
+  the model read in pretraining. HF's ``run_ner`` instead loads such tokenizers with
+  ``add_prefix_space=True``, which gives the first word too a space that text does not have.
+  A token holding only that space (BLOOM isolates a space before punctuation: " ," ->
+  ``Ġ`` ``,``) is not the word's: the label goes on the word's first token with a character
+  of it, which a causal decoder's position has then seen.
 
 Pure Python + NumPy: no JAX.
 """
@@ -152,6 +165,21 @@ def _special_tokens(tokenizer) -> tuple[list[int], list[int]]:
     return prefix, suffix
 
 
+def _word_prefix(tokenizer) -> str:
+    """What goes before every word but a sentence's first so that pre-split words tokenize as
+    in running text (module docstring): "" where they already do (XLM-R), " " where the
+    tokenizer reads a lone word as the start of a text (BLOOM). A tokenizer matching neither
+    keeps XTREME's word-by-word tokenization ("")."""
+    call = dict(add_special_tokens=False, return_attention_mask=False,
+                return_token_type_ids=False)
+    text = tokenizer("a b", **call)["input_ids"]
+    for prefix in ("", " "):
+        words = tokenizer([["a", prefix + "b"]], is_split_into_words=True, **call)
+        if words["input_ids"][0] == text:
+            return prefix
+    return ""
+
+
 def _label_indices(chunk: Sequence[TaggedSentence], label_index: dict[str, int]) -> np.ndarray:
     """Label index of every word of the chunk, in order; an unknown tag names its sentence."""
     total = sum(len(s.words) for s in chunk)
@@ -185,7 +213,8 @@ class _Chunk:
 
 
 def _featurize_chunk(tokenizer, chunk: Sequence[TaggedSentence], label_index: dict[str, int],
-                     prefix: list[int], suffix: list[int], budget: int, context: int) -> _Chunk:
+                     prefix: list[int], suffix: list[int], budget: int, context: int,
+                     word_prefix: str) -> _Chunk:
     num_words = np.fromiter((len(s.words) for s in chunk), dtype=np.int64, count=len(chunk))
     word_offset = np.concatenate([[0], np.cumsum(num_words)])
     n_all_words = int(word_offset[-1])
@@ -196,9 +225,12 @@ def _featurize_chunk(tokenizer, chunk: Sequence[TaggedSentence], label_index: di
     nonempty = np.flatnonzero(num_words > 0)
     encodings = []
     if len(nonempty):
-        encodings = tokenizer([list(chunk[i].words) for i in nonempty], is_split_into_words=True,
-                              add_special_tokens=False, return_attention_mask=False,
-                              return_token_type_ids=False).encodings
+        words = [list(chunk[i].words) for i in nonempty]
+        if word_prefix:  # not on a sentence's first word, nor on an empty one (<unk>)
+            words = [[w if k == 0 or not w else word_prefix + w for k, w in enumerate(ws)]
+                     for ws in words]
+        encodings = tokenizer(words, is_split_into_words=True, add_special_tokens=False,
+                              return_attention_mask=False, return_token_type_ids=False).encodings
     n_tok = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
     total = int(n_tok.sum())
     ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), dtype=np.int64,
@@ -215,6 +247,16 @@ def _featurize_chunk(tokenizer, chunk: Sequence[TaggedSentence], label_index: di
         raise ValueError("the tokenizer's word_ids are not the words in order")
 
     counts = np.bincount(gword, minlength=n_all_words)
+    # Tokens of nothing but the space put before a word (BLOOM's pre-tokenizer isolates it
+    # before punctuation: " ," -> Ġ ,) lead their word without being it: the label goes on
+    # the next token, the first with a character of the word (a decoder's has seen it).
+    lead = np.zeros(n_all_words, dtype=np.int64)
+    if word_prefix:
+        ends = np.fromiter((o[1] for e in encodings for o in e.offsets), dtype=np.int64,
+                           count=total)  # offsets within each (prefixed) word
+        lead = np.bincount(gword[(wid > 0) & (ends <= len(word_prefix))],
+                           minlength=n_all_words)
+        lead = np.minimum(lead, np.maximum(counts - 1, 0))  # a word of spaces: its first
     empty = np.flatnonzero(counts == 0)
     if len(empty):  # one <unk> per word with no sub-token, where the word's tokens would be
         if tokenizer.unk_token_id is None:
@@ -227,12 +269,14 @@ def _featurize_chunk(tokenizer, chunk: Sequence[TaggedSentence], label_index: di
     word_start = np.cumsum(counts) - counts
     position = np.arange(len(gword)) - word_start[gword]  # sub-token index within its word
     cut = counts > budget
-    if cut.any():
-        keep = position < budget
-        ids, gword, position = ids[keep], gword[keep], position[keep]
+    if cut.any():  # keep `budget` tokens from the first, or up to the labelled one
+        skip = np.maximum(lead + 1 - budget, 0)
+        keep = (position >= skip[gword]) & (position < skip[gword] + budget)
+        ids, gword, position = ids[keep], gword[keep], position[keep] - skip[gword[keep]]
+        lead = lead - skip
         counts = np.minimum(counts, budget)
         word_start = np.cumsum(counts) - counts
-    first = position == 0
+    first = position == lead[gword]
     tok_label = np.where(first, word_label[gword], IGNORE_LABEL).astype(np.int32)
     tok_word = np.where(first, gword - word_offset[word_sentence[gword]], IGNORE_LABEL
                         ).astype(np.int32)
@@ -308,6 +352,7 @@ def featurize_tagging(tokenizer, sentences: Sequence[TaggedSentence], labels: Se
     ``DataError`` naming the sentence.
     """
     prefix, suffix = _special_tokens(tokenizer)
+    word_prefix = _word_prefix(tokenizer)
     budget = max_length - len(prefix) - len(suffix)
     if budget < 1:
         raise ValueError(f"max_length {max_length} leaves no room for a token: the special "
@@ -329,7 +374,7 @@ def featurize_tagging(tokenizer, sentences: Sequence[TaggedSentence], labels: Se
     num_split = num_empty = num_cut = 0
     for begin in range(0, len(sentences), chunk_size):
         chunk = _featurize_chunk(tokenizer, sentences[begin:begin + chunk_size], label_index,
-                                 prefix, suffix, budget, context)
+                                 prefix, suffix, budget, context, word_prefix)
         input_ids += chunk.input_ids
         token_labels += chunk.token_labels
         token_word += chunk.token_word

@@ -278,8 +278,9 @@ def test_segment_ids_follow_the_tokenizer_template():
     assert 1 in features.token_type_ids[0]
     start, end = features.start_positions[0], features.end_positions[0]
     offsets = features.offsets[0]
-    # This tokenizer's "▁the" covers the space before it (no WhitespaceSplit); XLM-R's does not.
-    assert e.context[offsets[start, 0]:offsets[end, 1]] == " the mat"
+    # This tokenizer's "▁the" covers the space before it (no WhitespaceSplit), which the
+    # featurized offsets leave out.
+    assert e.context[offsets[start, 0]:offsets[end, 1]] == "the mat"
 
 
 # --------------------------------------------------------------------------- errors
