@@ -59,7 +59,7 @@ def _encoder_and_tokenizer(args: argparse.Namespace):
     directory such as ``runs/mnli-xnli/intermediate``), its tokenizer and
     the hidden layer ``--layer`` (default: 14 of 24 scaled to depth), checked."""
     from xstilts_jax.embed import default_retrieval_layer
-    from xstilts_jax.models.pretrained import load_encoder, resolve_model_dir
+    from xstilts_jax.models.pretrained import load_backbone, resolve_model_dir
     from xstilts_jax.experiments import is_phase_dir, load_phase_model
     from xstilts_jax.tokenization import load_tokenizer
 
@@ -69,7 +69,7 @@ def _encoder_and_tokenizer(args: argparse.Namespace):
         model_dir = pathlib.Path(args.model)
     else:
         model_dir = tokenizer_dir = resolve_model_dir(args.model)
-        encoder, _ = load_encoder(model_dir, dtype=args.dtype)
+        encoder, _ = load_backbone(model_dir, dtype=args.dtype)
     tokenizer = load_tokenizer(tokenizer_dir)
     layer = default_retrieval_layer(encoder.config.num_layers) if args.layer is None else args.layer
     if not 0 <= layer <= encoder.config.num_layers:
@@ -123,6 +123,7 @@ def enable_compilation_cache() -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     from xstilts_jax.config import apply_overrides, load_config_file
     from xstilts_jax.experiments import run_cell
+    from xstilts_jax.storage import as_path
 
     enable_compilation_cache()
 

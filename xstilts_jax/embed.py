@@ -106,15 +106,10 @@ def embed_sentences(encoder: Encoder, tokenizer, sentences: Sequence[str], *, la
                     buckets: Sequence[int] = DEFAULT_BUCKETS, progress: bool = False,
                     mesh=None) -> np.ndarray:
     """float32 [n, hidden] sentence embeddings, in input order."""
-    max_length = min(max_length, _max_model_length(encoder))
+    if encoder.config.max_input_length is not None:
+        max_length = min(max_length, encoder.config.max_input_length)
     token_ids = tokenize_sentences(tokenizer, sentences, max_length)
     return embed_token_ids(encoder, token_ids, pad_id=tokenizer.pad_token_id, layer=layer,
                            pool=pool, max_length=max_length, batch_size=batch_size,
                            buckets=buckets, progress=progress, mesh=mesh)
 
-
-def _max_model_length(encoder: Encoder) -> int:
-    """Longest input the position table allows (RoBERTa positions start after the pad id)."""
-    cfg = encoder.config
-    offset = cfg.pad_token_id + 1 if cfg.position_style == "roberta" else 0
-    return cfg.max_position_embeddings - offset

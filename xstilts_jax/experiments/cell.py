@@ -24,12 +24,12 @@ from xstilts_jax.experiments.rundir import (LABELS_FILE, PHASE_FILE, RESULTS_FIL
                                             check_resume, params_sha256, phase_key, read_json,
                                             write_json_atomic)
 from xstilts_jax.models.encoder import REMAT_POLICIES
-from xstilts_jax.models.pretrained import load_encoder
+from xstilts_jax.models.pretrained import load_backbone
 from xstilts_jax.sharding import make_mesh, rules_table
 from xstilts_jax.storage import PathLike, as_path
 from xstilts_jax.tasks import TaskSpec, get_task, read
 from xstilts_jax.tasks.families import FAMILIES, Featurized, featurize
-from xstilts_jax.tokenization import load_tokenizer
+from xstilts_jax.tokenization import load_tokenizer, task_tokenizer
 from xstilts_jax.train.loop import PhaseConfig
 from xstilts_jax.train.multitask import task_probabilities
 
@@ -264,11 +264,12 @@ def run_cell(config, workdir: PathLike | None, *, progress: bool = True,
         rules = rules_table(config.mesh.rules)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    encoder, report = load_encoder(config.model.name, dtype=config.model.dtype,
-                                   hidden_dropout=config.model.hidden_dropout,
-                                   attention_dropout=config.model.attention_dropout,
-                                   remat=remat)
-    tokenizer = load_tokenizer(report.path)
+    encoder, report = load_backbone(config.model.name, dtype=config.model.dtype,
+                                    hidden_dropout=config.model.hidden_dropout,
+                                    attention_dropout=config.model.attention_dropout,
+                                    remat=remat)
+    # The task format: a tokenizer without a pair template (BLOOM's) gets `A </s> B </s>`.
+    tokenizer = task_tokenizer(load_tokenizer(report.path))
     pad_id = tokenizer.pad_token_id
     result = CellResult(model=str(config.model.name), seed=config.seed)
     data = _Data(config, tokenizer, result)

@@ -22,7 +22,7 @@ from xstilts_jax.data.mlm import MultilingualMlmData, tokenize_text
 from xstilts_jax.experiments.rundir import LABELS_FILE, PHASE_FILE, is_phase_dir, read_json
 from xstilts_jax.losses import mlm_loss
 from xstilts_jax.models.heads import MaskedLMHead, MultiTaskModel, TaskModel
-from xstilts_jax.models.pretrained import load_encoder, load_mlm_head
+from xstilts_jax.models.pretrained import load_backbone, load_mlm_head
 from xstilts_jax.sharding import DEFAULT_RULES
 from xstilts_jax.storage import as_path
 from xstilts_jax.tasks import TaskSpec, get_task
@@ -139,6 +139,9 @@ def multilingual_mlm(mlm_config, data_dir, tokenizer, encoder, model_dir,
     its dev text; languages are drawn with ``mlm.temperature`` (XLM-R: alpha 0.3, i.e. T =
     1/0.3). The head is the checkpoint's own MLM head when it has one, else a fresh one.
     Returns (data, head, loss, what to report)."""
+    if tokenizer.mask_token_id is None:
+        raise ConfigError(f"mlm: masked-LM needs a mask token, and {model_dir}'s tokenizer has "
+                          f"none (a decoder such as BLOOM is pretrained as a causal LM)")
     directory = pathlib.Path(mlm_config.dir or pathlib.Path(data_dir) / "mlm")
     languages = tuple(mlm_config.languages)
     if not languages and directory.is_dir():
@@ -203,7 +206,7 @@ def load_phase_model(phase_dir, *, dtype: str | None = None):
                 raise ConfigError(f"{labels_path}: no label set of task {task.name!r} (its "
                                   f"labels come from its training data)")
             tasks[i] = dataclasses.replace(task, labels=tuple(derived[task.name]))
-    encoder, report = load_encoder(model_config["name"], dtype=dtype or model_config["dtype"])
+    encoder, report = load_backbone(model_config["name"], dtype=dtype or model_config["dtype"])
     heads = {t.name: new_head(t, encoder.config, 0) for t in tasks}
     if MLM_TASK in names:
         heads[MLM_TASK] = MaskedLMHead(encoder.config, rngs=nnx.Rngs(params=0))

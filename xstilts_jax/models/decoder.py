@@ -85,6 +85,12 @@ class DecoderConfig:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
 
+    # The layout of sentence-level heads (models/heads.py): BLOOM's ``score``, a bias-free
+    # linear map of the last real token (HF's BloomForSequenceClassification).
+    sequence_head = "linear"
+    # ALiBi has no position table: no length limit but memory (and what pretraining saw).
+    max_input_length = None
+
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads

@@ -86,6 +86,16 @@ class EncoderConfig:
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
 
+    # The layout of sentence-level heads (models/heads.py): RoBERTa's dense -> tanh -> out.
+    sequence_head = "dense_tanh"
+
+    @property
+    def max_input_length(self) -> int:
+        """The longest input the position table allows (RoBERTa positions start after the
+        pad id)."""
+        offset = self.pad_token_id + 1 if self.position_style == "roberta" else 0
+        return self.max_position_embeddings - offset
+
     @property
     def compute_dtype(self):
         return jnp.dtype(self.dtype)

@@ -32,22 +32,34 @@ def _dense_params(config: BackboneConfig, rngs: nnx.Rngs, d_in: int, d_out: int,
 
 
 class ClassificationHead(nnx.Module):
-    """Sentence(-pair) classification on the backbone's pooled token (an encoder's ``<s>``),
-    RoBERTa/XTREME style.
+    """Sentence(-pair) classification on the backbone's pooled token (an encoder's ``<s>``,
+    a decoder's last real token), in the layout of the backbone family's HF heads
+    (``config.sequence_head``):
 
-    dropout -> dense(h, h) -> tanh -> dropout -> dense(h, classes), as HF's
-    ``RobertaClassificationHead`` used by XTREME's XNLI/PAWS-X baselines. For BERT the
-    same shape stands in for pooler + classifier (BERT's pooler is skipped on load: heads start
-    fresh in every phase).
+    * ``"dense_tanh"`` (encoders): dropout -> dense(h, h) -> tanh -> dropout -> dense(h,
+      classes), HF's ``RobertaClassificationHead`` used by XTREME's XNLI/PAWS-X baselines. For
+      BERT the same shape stands in for pooler + classifier (BERT's pooler is skipped on load:
+      heads start fresh in every phase).
+    * ``"linear"`` (BLOOM): dropout -> dense(h, classes) without a bias, HF's ``score`` of
+      ``BloomForSequenceClassification``.
     """
 
     def __init__(self, config: BackboneConfig, num_labels: int, *, rngs: nnx.Rngs,
                  dropout: float | None = None):
         h = config.hidden_size
+        layout = getattr(config, "sequence_head", "dense_tanh")
+        if layout not in ("dense_tanh", "linear"):
+            raise ValueError(f"sequence_head must be 'dense_tanh' or 'linear', got {layout!r}")
         with nnx.use_eager_sharding(False):
-            self.dense_kernel, self.dense_bias = _dense_params(config, rngs, h, h, (EMBED, HEAD_HIDDEN))
-            self.out_kernel, self.out_bias = _dense_params(config, rngs, h, num_labels,
-                                                           (HEAD_HIDDEN, CLASSES))
+            if layout == "dense_tanh":
+                self.dense_kernel, self.dense_bias = _dense_params(config, rngs, h, h,
+                                                                   (EMBED, HEAD_HIDDEN))
+                self.out_kernel, self.out_bias = _dense_params(config, rngs, h, num_labels,
+                                                               (HEAD_HIDDEN, CLASSES))
+            else:
+                self.dense_kernel = self.dense_bias = self.out_bias = None
+                self.out_kernel = nnx.Param(dense_init(config, (EMBED, CLASSES))(
+                    rngs.params(), (h, num_labels)))
         self.dropout = nnx.Dropout(config.hidden_dropout if dropout is None else dropout)
         self.num_labels = num_labels
 
@@ -56,9 +68,12 @@ class ClassificationHead(nnx.Module):
         dtype = hidden.dtype
         x = constrain(backbone.pool(hidden, attention_mask), (ACT_BATCH, ACT_EMBED))
         x = self.dropout(x, deterministic=rngs is None, rngs=rngs)
-        x = jnp.tanh(x @ self.dense_kernel[...].astype(dtype) + self.dense_bias[...].astype(dtype))
-        x = self.dropout(x, deterministic=rngs is None, rngs=rngs)
-        return (x @ self.out_kernel[...].astype(dtype)).astype(jnp.float32) + self.out_bias[...]
+        if self.dense_kernel is not None:
+            x = jnp.tanh(x @ self.dense_kernel[...].astype(dtype)
+                         + self.dense_bias[...].astype(dtype))
+            x = self.dropout(x, deterministic=rngs is None, rngs=rngs)
+        logits = (x @ self.out_kernel[...].astype(dtype)).astype(jnp.float32)
+        return logits if self.out_bias is None else logits + self.out_bias[...]
 
 
 class MaskedLMHead(nnx.Module):

@@ -27,7 +27,7 @@ from flax import nnx
 from xstilts_jax.models.axes import LOGICAL_AXES
 from xstilts_jax.models.backbone import Backbone, last_token
 from xstilts_jax.models.decoder import Decoder, DecoderConfig, alibi_slopes
-from xstilts_jax.models.heads import SpanHead, TaggingHead, TaskModel
+from xstilts_jax.models.heads import ClassificationHead, SpanHead, TaggingHead, TaskModel
 from xstilts_jax.models.presets import (BLOOM_LANGUAGES, PRESETS, XLMR_LANGUAGES, get_preset,
                                         pretraining_languages)
 from xstilts_jax.models.pretrained import (CheckpointError, checkpoint_family, load_backbone,
@@ -249,17 +249,18 @@ def test_task_heads_match_torch(tmp_path, bloom_checkpoints):
     ids, mask = _batch(4)
     ids_t, mask_t = torch.tensor(ids), torch.tensor(mask)
 
-    # Sequence classification: a bias-free Linear on each row's last non-pad token. Our
-    # ClassificationHead (RoBERTa's dense + tanh + out_proj) is not that function, so the
-    # backbone's pooling and the linear map are checked.
+    # Sequence classification: a bias-free Linear on each row's last non-pad token, which is
+    # our ClassificationHead on a decoder (config.sequence_head "linear").
     model = _task_checkpoint(T.BloomForSequenceClassification, base, tmp_path / "seq",
                              num_labels=3)
     decoder, report = load_backbone(tmp_path / "seq")
     assert report.skipped == ("score.weight",)
+    head = ClassificationHead(decoder.config, 3, rngs=nnx.Rngs(0))
+    assert head.dense_kernel is None and head.out_bias is None
+    _set(head.out_kernel, model.score.weight.T)
     with torch.no_grad():
         expected = model(ids_t, attention_mask=mask_t).logits.numpy()
-    pooled = decoder.pool(decoder(ids, mask).last_hidden_state, mask)
-    got = np.asarray(pooled) @ model.score.weight.detach().numpy().T
+    got = np.asarray(TaskModel(decoder, head)(ids, mask))
     np.testing.assert_allclose(got, expected, atol=ATOL, rtol=0)
 
     # Token classification: dropout (off) + Linear with bias on every position = TaggingHead.
