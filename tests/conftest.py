@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 
@@ -45,15 +46,61 @@ def build_tiny_tokenizer():
         model_max_length=512)
 
 
+# The tiny BPE's training text: a few languages and scripts, so non-ASCII words merge to
+# multi-byte tokens (and some characters' bytes end up split over two tokens).
+BLOOM_TEXTS = (
+    "The cat sat on the mat. The dog is big, the house is small!",
+    "Der Hund ist groß, die Katze ist klein. Das Haus ist rot.",
+    "Le chat est sur la table. Le chien est grand.",
+    "Москва — столица России. Река течёт через город.",
+    "東京は日本の首都です。大阪は大きい都市です。",
+    "naïve café, déjà vu? El niño comió en la ciudad.",
+    "हिन्दी भाषा भारत में बोली जाती है।",
+)
+
+
+def build_tiny_bloom_tokenizer(directory: pathlib.Path) -> pathlib.Path:
+    """A byte-level BPE shaped like bigscience/bloom's tokenizer, saved in ``directory``:
+    <unk>=0 <s>=1 </s>=2 <pad>=3, BLOOM's pre-tokenizer (its split regex, then ByteLevel
+    without a prefix space), a ByteLevel post-processor that adds no special token and keeps
+    the space in a word's offsets (``trim_offsets=False``), ``padding_side="left"``, and
+    BLOOM's ``tokenizer_config.json`` (``BloomTokenizerFast``, which transformers 5 loads as
+    its generic fast tokenizer)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(" ?[^(\\s|[.,!?…。，、।۔،])]+"), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)])
+    tok.decoder = decoders.ByteLevel(add_prefix_space=True, trim_offsets=True, use_regex=False)
+    trainer = trainers.BpeTrainer(vocab_size=420, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(BLOOM_TEXTS, trainer)
+    tok.post_processor = processors.ByteLevel(add_prefix_space=True, trim_offsets=False,
+                                              use_regex=False)
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
+                            eos_token="</s>", pad_token="<pad>", padding_side="left"
+                            ).save_pretrained(directory)
+    (directory / "tokenizer_config.json").write_text(json.dumps(dict(
+        unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        tokenizer_class="BloomTokenizerFast", padding_side="left")))
+    return directory
+
+
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
 
 
 def save_tiny_checkpoint(kind: str, directory: pathlib.Path, *, seed: int = 0,
                          max_position_embeddings: int = 130) -> pathlib.Path:
-    """A random torch model of family `kind` ('bert', 'xlmr', 'xlmr-xl') + tokenizer, saved."""
+    """A random torch model of family `kind` ('bert', 'xlmr', 'xlmr-xl', 'xlmr-mlm', 'bloom')
+    + tokenizer, saved."""
     import torch
     import transformers as T
 
+    if kind == "bloom":
+        return _save_tiny_bloom(directory, seed=seed)
     tokenizer = build_tiny_tokenizer()
     vocab = len(tokenizer)
     classes = {"bert": (T.BertConfig, T.BertModel, dict(type_vocab_size=2, pad_token_id=1)),
@@ -73,6 +120,25 @@ def save_tiny_checkpoint(kind: str, directory: pathlib.Path, *, seed: int = 0,
                 p.add_(0.1 * torch.randn_like(p))
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
+    return directory
+
+
+def _save_tiny_bloom(directory: pathlib.Path, *, seed: int) -> pathlib.Path:
+    """A random tiny BloomModel (2 layers, hidden 32, 4 heads) + the tiny BLOOM tokenizer."""
+    import torch
+    import transformers as T
+    from transformers import AutoTokenizer
+
+    build_tiny_bloom_tokenizer(directory)
+    vocab = len(AutoTokenizer.from_pretrained(directory))
+    torch.manual_seed(seed)
+    model = T.BloomModel(T.BloomConfig(vocab_size=vocab, hidden_size=32, n_layer=2, n_head=4,
+                                       pad_token_id=3, bos_token_id=1, eos_token_id=2)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "layernorm" in name or "ln_f" in name:
+                p.add_(0.1 * torch.randn_like(p))
+    model.save_pretrained(directory)
     return directory
 
 

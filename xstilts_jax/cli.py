@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     embed = commands.add_parser(
-        "embed", help="sentence embeddings from one encoder layer",
+        "embed", help="sentence embeddings from one layer of an encoder or decoder",
         description="One sentence per line in, float32 [n, hidden] .npy out.")
     embed.add_argument("input", help="text file, one sentence per line (UTF-8)")
     embed.add_argument("-o", "--output", required=True, help="output .npy file")

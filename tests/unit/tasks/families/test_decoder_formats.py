@@ -10,6 +10,7 @@ import pathlib
 import numpy as np
 import pytest
 
+from conftest import BLOOM_TEXTS, build_tiny_bloom_tokenizer
 from xstilts_jax.embed import tokenize_sentences
 from xstilts_jax.tasks.examples import MCExample, PairExample, QAExample, TaggedSentence
 from xstilts_jax.tasks.families.classification import featurize_pairs
@@ -19,49 +20,6 @@ from xstilts_jax.tasks.families.tagging import featurize_tagging, tags_from_pred
 from xstilts_jax.tokenization import load_tokenizer, task_tokenizer
 
 EOS = 2
-
-# The tiny BPE's training text: a few languages and scripts, so non-ASCII words merge to
-# multi-byte tokens (and some characters' bytes end up split over two tokens).
-BLOOM_TEXTS = (
-    "The cat sat on the mat. The dog is big, the house is small!",
-    "Der Hund ist groß, die Katze ist klein. Das Haus ist rot.",
-    "Le chat est sur la table. Le chien est grand.",
-    "Москва — столица России. Река течёт через город.",
-    "東京は日本の首都です。大阪は大きい都市です。",
-    "naïve café, déjà vu? El niño comió en la ciudad.",
-    "हिन्दी भाषा भारत में बोली जाती है।",
-)
-
-
-def build_tiny_bloom_tokenizer(directory: pathlib.Path) -> pathlib.Path:
-    """A byte-level BPE shaped like bigscience/bloom's tokenizer, saved in ``directory``:
-    <unk>=0 <s>=1 </s>=2 <pad>=3, BLOOM's pre-tokenizer (its split regex, then ByteLevel
-    without a prefix space), a ByteLevel post-processor that adds no special token and keeps
-    the space in a word's offsets (``trim_offsets=False``), ``padding_side="left"``, and
-    BLOOM's ``tokenizer_config.json`` (``BloomTokenizerFast``, which transformers 5 loads as
-    its generic fast tokenizer)."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(" ?[^(\\s|[.,!?…。，、।۔،])]+"), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)])
-    tok.decoder = decoders.ByteLevel(add_prefix_space=True, trim_offsets=True, use_regex=False)
-    trainer = trainers.BpeTrainer(vocab_size=420, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    tok.train_from_iterator(BLOOM_TEXTS, trainer)
-    tok.post_processor = processors.ByteLevel(add_prefix_space=True, trim_offsets=False,
-                                              use_regex=False)
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
-                            eos_token="</s>", pad_token="<pad>", padding_side="left"
-                            ).save_pretrained(directory)
-    (directory / "tokenizer_config.json").write_text(json.dumps(dict(
-        unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-        tokenizer_class="BloomTokenizerFast", padding_side="left")))
-    return directory
-
 
 @pytest.fixture(scope="module")
 def bloom_dir(tmp_path_factory) -> pathlib.Path:

@@ -1,0 +1,116 @@
+"""The BLOOM decoder through the whole tool: ``xstilts embed`` equals torch's masked mean of a
+hidden layer, a classification train step gives the same losses on 8 fake devices (fsdp and
+tensor parallel) as on one, and ``xstilts run`` on a BLOOM checkpoint resumes bit-identically
+after kill -9."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_xstilts, write_nli_data
+from test_run import _run_args
+from xstilts_jax.cli import main
+
+
+def test_embed_equals_torchs_masked_mean_of_a_layer(tmp_path, tiny_checkpoints):
+    import torch
+    import transformers as T
+
+    directory = tiny_checkpoints("bloom")
+    sentences = ["The cat sat on the mat.", "Der Hund ist groß.", "Москва — столица России.",
+                 "a", "東京は日本の首都です。 El niño comió en la ciudad, déjà vu."]
+    (tmp_path / "in.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    out = tmp_path / "emb.npy"
+    assert main(["embed", str(tmp_path / "in.txt"), "--model", str(directory), "--layer", "1",
+                 "--output", str(out), "-q"]) == 0
+    ours = np.load(out)
+    # What a torch user writes: the checkpoint's tokenizer (left padding, no special tokens),
+    # the model, the masked mean of hidden_states[1].
+    tokenizer = T.AutoTokenizer.from_pretrained(directory)
+    assert tokenizer.padding_side == "left"
+    batch = tokenizer(sentences, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = T.BloomModel.from_pretrained(directory)(
+            **batch, output_hidden_states=True).hidden_states[1]
+    mask = batch["attention_mask"][..., None].float()
+    expected = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
+    assert ours.shape == expected.shape == (5, 32)
+    np.testing.assert_allclose(ours, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_a_bloom_classification_step_is_the_same_on_8_devices():
+    """5 train steps of a tiny BLOOM + its sequence head, dropout on, a batch with left and
+    right padding and weight-0 rows: 1 device vs data=8, fsdp=2 x data=4, tensor=2 x data=4."""
+    import jax
+    from flax import nnx
+
+    from xstilts_jax import sharding
+    from xstilts_jax.losses import classification_loss
+    from xstilts_jax.models.decoder import Decoder
+    from xstilts_jax.models.heads import ClassificationHead, TaskModel
+    from xstilts_jax.models.presets import get_preset
+    from xstilts_jax.train.optimizer import make_optimizer
+    from xstilts_jax.train.steps import Steps
+
+    config = get_preset("bloom-tiny", hidden_dropout=0.1, attention_dropout=0.1)
+    rng = np.random.default_rng(0)
+    batches = []
+    for _ in range(5):
+        ids = rng.integers(4, 900, (16, 24)).astype(np.int32)
+        mask = np.ones_like(ids)
+        mask[4:8, :7] = 0  # left-padded rows
+        mask[8:, 15:] = 0  # right-padded rows
+        ids[mask == 0] = 3
+        batches.append(dict(input_ids=ids, attention_mask=mask,
+                            token_type_ids=np.zeros_like(ids),
+                            labels=rng.integers(0, 3, 16).astype(np.int32),
+                            weight=np.r_[np.ones(13), np.zeros(3)].astype(np.float32)))
+
+    def losses(mesh_shape, devices):
+        rngs = nnx.Rngs(0)
+        model = TaskModel(Decoder(config, rngs=rngs), ClassificationHead(config, 3, rngs=rngs))
+        graphdef, params = nnx.split(model)
+        steps = Steps(graphdef, make_optimizer(learning_rate=5e-3, total_steps=5),
+                      sharding.make_mesh(mesh_shape, devices), dropout_seed=1,
+                      loss_fn=classification_loss)
+        shardings = steps.shardings(params)
+        train_step = steps.jit_train_step(shardings, steps.batch_shardings(batches[0]))
+        state = steps.create_state(nnx.to_pure_dict(params), shardings)
+        out = []
+        for batch in batches:
+            state, metrics = train_step(state, sharding.global_batch(batch, steps.mesh))
+            out.append(float(metrics["loss"]))
+        return np.array(out)
+
+    one = losses({"data": 1}, jax.devices()[:1])
+    assert one[-1] < one[0]  # it learns
+    for shape in ({"data": 8}, {"fsdp": 2, "data": 4}, {"tensor": 2, "data": 4}):
+        np.testing.assert_allclose(losses(shape, jax.devices()), one, atol=1e-5, rtol=0,
+                                   err_msg=str(shape))
+
+
+@pytest.mark.slow
+def test_a_bloom_cell_killed_resumes_bit_identically(tmp_path, tiny_checkpoints):
+    """``xstilts run`` (MNLI then XNLI) on a BLOOM checkpoint, SIGKILLed in the target phase
+    and run again: the results (with the parameters' checksum) and logs of an uninterrupted
+    run."""
+    checkpoint = tiny_checkpoints("bloom")
+    data = write_nli_data(tmp_path / "data")
+    cache = tmp_path / "cache"
+    clean = run_xstilts(_run_args(checkpoint, data, tmp_path / "clean"), cache)
+    assert clean.returncode == 0, clean.stderr
+    resumed = tmp_path / "resumed"
+    killed = run_xstilts(_run_args(checkpoint, data, resumed, "--config.debug.phase=target",
+                                   "--config.debug.kill_at_step=13"), cache)
+    assert killed.returncode == -9, killed.stderr
+    final = run_xstilts(_run_args(checkpoint, data, resumed), cache)
+    assert final.returncode == 0, final.stderr
+    expected = json.loads((tmp_path / "clean" / "results.json").read_text())
+    assert json.loads((resumed / "results.json").read_text()) == expected
+    assert (resumed / "metrics.jsonl").read_text() == \
+        (tmp_path / "clean" / "metrics.jsonl").read_text()
+    assert expected["phases"]["target"]["best_dev"] > 0
