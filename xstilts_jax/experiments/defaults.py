@@ -56,7 +56,12 @@ def cell_config(intermediate: str = "mnli", target: str = "xnli", *,
         dtype="float32", hidden_dropout=0.1, attention_dropout=0.1,
         # What the backward pass recomputes: "none", "full" (each block) or "dots_saveable"
         # (keeps the matrix products); memory against compute, same results.
-        remat="none"))
+        remat="none",
+        # LoRA (models/lora.py): rank 0 = full fine-tuning. Rank R > 0 trains only adapters
+        # W + lora_alpha / R * A @ B on lora_targets (kernel paths in a block, e.g.
+        # "attention.query_kernel"; () = every attention and MLP projection) and the heads;
+        # frozen_dtype "bfloat16" stores the frozen backbone weights in bf16.
+        lora_rank=0, lora_alpha=8.0, lora_targets=(), frozen_dtype="float32"))
     config.data = ml_collections.ConfigDict(dict(
         source="files",  # "files": XTREME's download/ folder; "tfds": prepared TFDS datasets
         dir="data",  # XTREME's download/ folder (mnli/ and squad/ beside xnli/, ...)
