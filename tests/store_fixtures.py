@@ -48,7 +48,8 @@ def write_store(run_dir: pathlib.Path, cells: list[dict]) -> None:
                    "metric": "accuracy", "score": score, "metrics": {"accuracy": score},
                    "examples": len(a), "stats_kind": cell["kind"],
                    "phase_keys": {"target": "k"}, "config_hash": "h",
-                   "degenerate": cell.get("degenerate", [])}
+                   "degenerate": cell.get("degenerate", []),
+                   "finetuning": cell.get("finetuning", "full")}
             lines.append(json.dumps(row))
         (rows_dir / f"{cell['cell']}.jsonl").write_text("\n".join(lines) + "\n")
 

@@ -114,3 +114,38 @@ def test_a_bloom_cell_killed_resumes_bit_identically(tmp_path, tiny_checkpoints)
     assert (resumed / "metrics.jsonl").read_text() == \
         (tmp_path / "clean" / "metrics.jsonl").read_text()
     assert expected["phases"]["target"]["best_dev"] > 0
+
+
+@pytest.mark.slow
+def test_a_lora_cell_on_bloom_records_its_finetuning_and_its_phase_reloads(tmp_path,
+                                                                           tiny_checkpoints):
+    """``model.lora_rank=4`` on a BLOOM cell: the phase's key differs from full fine-tuning's,
+    the results say ``lora-r4-a8`` with the closed-form trainable count (adapters + the
+    sequence head), and the trained phase reloads with its adapters (``xstilts embed --model
+    PHASE_DIR``: the optimizer state of adapters and head only, as saved)."""
+    from xstilts_jax.experiments import run_cell
+    from xstilts_jax.experiments.cell import cell_phases
+    from xstilts_jax.experiments.defaults import cell_config
+
+    data = write_nli_data(tmp_path / "data")
+    config = cell_config("none", "xnli", tiny=True)
+    config.model.name = str(tiny_checkpoints("bloom"))
+    config.data.dir = str(data)
+    config.eval.languages = ("de",)
+    config.target.buckets = (64,)
+    full_key = cell_phases(config)[0][4]
+    config.model.lora_rank = 4
+    assert cell_phases(config)[0][4] != full_key
+    result = run_cell(config, tmp_path / "cell", progress=False)
+    h, layers, classes, rank = 32, 2, 3, 4
+    # q, k, v, out (h x h) and the MLP (h x 4h, 4h x h), rank * (d_in + d_out) each.
+    adapters = layers * rank * (4 * 2 * h + 2 * (h + 4 * h))
+    assert result.finetuning == "lora-r4-a8"
+    assert result.trainable_parameters == adapters + h * classes
+    saved = json.loads((tmp_path / "cell" / "results.json").read_text())
+    assert (saved["finetuning"], saved["trainable_parameters"]) == (
+        "lora-r4-a8", adapters + h * classes)
+    (tmp_path / "in.txt").write_text("The cat sat.\nDer Hund.\n")
+    assert main(["embed", str(tmp_path / "in.txt"), "--model", str(tmp_path / "cell" / "target"),
+                 "--output", str(tmp_path / "e.npy"), "-q"]) == 0
+    assert np.load(tmp_path / "e.npy").shape == (2, h)

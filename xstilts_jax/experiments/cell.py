@@ -14,17 +14,18 @@ import logging
 from typing import Any
 
 import jax
+from flax import nnx
 
 from xstilts_jax.config import ConfigError
 from xstilts_jax.experiments.evaluate import evaluate_zero_shot
-from xstilts_jax.experiments.phases import (MLM_TASK, encoder_of, multilingual_mlm,
-                                            phase_config, phase_tasks, train_mixture_phase,
-                                            train_phase)
+from xstilts_jax.experiments.phases import (MLM_TASK, encoder_of, load_model, lora_config,
+                                            multilingual_mlm, phase_config, phase_tasks,
+                                            train_mixture_phase, train_phase)
 from xstilts_jax.experiments.rundir import (LABELS_FILE, PHASE_FILE, RESULTS_FILE, as_json,
                                             check_resume, params_sha256, phase_key, read_json,
                                             write_json_atomic)
 from xstilts_jax.models.encoder import REMAT_POLICIES
-from xstilts_jax.models.pretrained import load_backbone
+from xstilts_jax.models import lora
 from xstilts_jax.sharding import make_mesh, rules_table
 from xstilts_jax.storage import PathLike, as_path
 from xstilts_jax.tasks import TaskSpec, get_task, read
@@ -41,6 +42,9 @@ PHASE_RECORD_FILE = "record.json"  # in a phase's directory once it is trained: 
 STATS_DIR = "stats"  # per-example statistics of the zero-shot tests (bootstrap CIs)
 # Model settings that change how a phase is computed, not what it computes.
 _NOT_IDENTITY = ("remat",)
+# LoRA's settings, part of a phase's identity only when LoRA is on (so full fine-tuning's
+# phase keys are those of run directories made before LoRA existed).
+_LORA_FIELDS = ("lora_rank", "lora_alpha", "lora_targets", "frozen_dtype")
 
 
 def _set_fields(record) -> dict:
@@ -94,10 +98,16 @@ class CellResult:
     data: dict[str, DataRecord] = dataclasses.field(default_factory=dict)
     zero_shot: dict[str, dict] = dataclasses.field(default_factory=dict)
     target_params_sha256: str | None = None
+    # How the backbone was tuned ("full", or LoRA's "lora-r8-a8"...) and how many parameters
+    # trained: the report tells full fine-tuning from LoRA cells by these.
+    finetuning: str = "full"
+    trainable_parameters: int | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict:
         out = {"schema_version": self.schema_version, "model": self.model, "seed": self.seed,
+               "finetuning": self.finetuning,
+               "trainable_parameters": self.trainable_parameters,
                "phases": {k: v.to_json() for k, v in self.phases.items()},
                "data": {k: v.to_json() for k, v in self.data.items()},
                "zero_shot": self.zero_shot}
@@ -116,6 +126,8 @@ class CellResult:
                    data={k: DataRecord(**v) for k, v in value["data"].items()},
                    zero_shot=value["zero_shot"],
                    target_params_sha256=value.get("target_params_sha256"),
+                   finetuning=value.get("finetuning", "full"),
+                   trainable_parameters=value.get("trainable_parameters"),
                    schema_version=version)
 
     @classmethod
@@ -134,8 +146,10 @@ def phase_identity(config, section, *, seed: int, previous: str | None) -> dict:
     section = as_json(section.to_dict())
     section["seed"] = seed
     with_mlm = MLM_TASK in phase_tasks(section["task"])
-    return {"model": {k: v for k, v in as_json(config.model.to_dict()).items()
-                      if k not in _NOT_IDENTITY},
+    model = {k: v for k, v in as_json(config.model.to_dict()).items() if k not in _NOT_IDENTITY}
+    if not model.get("lora_rank"):
+        model = {k: v for k, v in model.items() if k not in _LORA_FIELDS}
+    return {"model": model,
             "data": as_json(config.data.to_dict()), "previous": previous, "section": section,
             "mlm": as_json(config.mlm.to_dict()) if with_mlm else None}
 
@@ -264,17 +278,18 @@ def run_cell(config, workdir: PathLike | None, *, progress: bool = True,
         rules = rules_table(config.mesh.rules)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    encoder, report = load_backbone(config.model.name, dtype=config.model.dtype,
-                                    hidden_dropout=config.model.hidden_dropout,
-                                    attention_dropout=config.model.attention_dropout,
-                                    remat=remat)
+    phases = cell_phases(config)
+    encoder, report = load_model(config.model, adapter_seed=phases[0][2],
+                                 hidden_dropout=config.model.hidden_dropout,
+                                 attention_dropout=config.model.attention_dropout, remat=remat)
     # The task format: a tokenizer without a pair template (BLOOM's) gets `A </s> B </s>`.
     tokenizer = task_tokenizer(load_tokenizer(report.path))
     pad_id = tokenizer.pad_token_id
-    result = CellResult(model=str(config.model.name), seed=config.seed)
+    result = CellResult(model=str(config.model.name), seed=config.seed,
+                        finetuning=lora.finetuning_label(lora_config(config.model)))
     data = _Data(config, tokenizer, result)
 
-    for name, section, seed, identity, key in cell_phases(config):
+    for name, section, seed, identity, key in phases:
         names, tasks = _phase_tasks(name, section)
         phase_dir = (as_path(phases_dir) / key if phases_dir is not None
                      else workdir / name)
@@ -333,6 +348,7 @@ def run_cell(config, workdir: PathLike | None, *, progress: bool = True,
         stats_dir=workdir / STATS_DIR)
     if config.debug.params_checksum:
         result.target_params_sha256 = params_sha256(phase.params)
+    result.trainable_parameters = lora.count_params(nnx.merge(phase.graphdef, phase.params))[0]
     write_json_atomic(workdir / RESULTS_FILE, result.to_json())
     return result
 

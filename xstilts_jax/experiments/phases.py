@@ -21,6 +21,7 @@ from xstilts_jax.config import ConfigError
 from xstilts_jax.data.mlm import MultilingualMlmData, tokenize_text
 from xstilts_jax.experiments.rundir import LABELS_FILE, PHASE_FILE, is_phase_dir, read_json
 from xstilts_jax.losses import mlm_loss
+from xstilts_jax.models import lora
 from xstilts_jax.models.heads import MaskedLMHead, MultiTaskModel, TaskModel
 from xstilts_jax.models.pretrained import load_backbone, load_mlm_head
 from xstilts_jax.sharding import DEFAULT_RULES
@@ -32,7 +33,7 @@ from xstilts_jax.train.checkpoints import PhaseCheckpoints
 from xstilts_jax.train.loop import PhaseConfig, PhaseResult, SupervisedData, run_phase
 from xstilts_jax.train.multitask import MultiTaskData, task_probabilities
 from xstilts_jax.train.optimizer import make_optimizer
-from xstilts_jax.train.steps import TrainState
+from xstilts_jax.train.steps import new_state
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,27 @@ def phase_tasks(spec: str) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise ValueError(f"task list {spec!r} names a task twice")
     return names
+
+
+def lora_config(model_config: Mapping[str, Any]) -> lora.LoRAConfig | None:
+    """The cell's LoRA settings (``model.lora_rank`` ...), None for full fine-tuning."""
+    try:
+        return lora.LoRAConfig.from_model_config(model_config)
+    except ValueError as e:
+        raise ConfigError(f"model: {e}") from None
+
+
+def load_model(model_config: Mapping[str, Any], *, adapter_seed: int, **overrides):
+    """(backbone, load report): the pretrained checkpoint ``model.name`` of either family,
+    with LoRA adapters when ``model.lora_rank`` > 0, drawn from ``adapter_seed`` (the first
+    phase's seed, part of that phase's key: a shared phase must not depend on which cell
+    trains it)."""
+    overrides.setdefault("dtype", model_config["dtype"])
+    backbone, report = load_backbone(model_config["name"], **overrides)
+    settings = lora_config(model_config)
+    if settings is not None:
+        lora.add_adapters(backbone, settings, nnx.Rngs(params=adapter_seed))
+    return backbone, report
 
 
 def new_head(task: TaskSpec, backbone_config, seed: int) -> nnx.Module:
@@ -206,7 +228,9 @@ def load_phase_model(phase_dir, *, dtype: str | None = None):
                 raise ConfigError(f"{labels_path}: no label set of task {task.name!r} (its "
                                   f"labels come from its training data)")
             tasks[i] = dataclasses.replace(task, labels=tuple(derived[task.name]))
-    encoder, report = load_backbone(model_config["name"], dtype=dtype or model_config["dtype"])
+    # Adapters of any seed: the checkpoint's values replace them.
+    encoder, report = load_model(model_config, adapter_seed=0,
+                                 dtype=dtype or model_config["dtype"])
     heads = {t.name: new_head(t, encoder.config, 0) for t in tasks}
     if MLM_TASK in names:
         heads[MLM_TASK] = MaskedLMHead(encoder.config, rngs=nnx.Rngs(params=0))
@@ -218,8 +242,8 @@ def load_phase_model(phase_dir, *, dtype: str | None = None):
     tx = make_optimizer(learning_rate=1.0, total_steps=1,
                         max_grad_norm=section.get("max_grad_norm"),
                         grad_accumulation=section.get("grad_accumulation", 1))
-    abstract = jax.eval_shape(lambda p: TrainState(np.int32(0), p, tx.init(p), np.int32(0)),
-                              params)
+    trainable = lora.trainable_mask(model)
+    abstract = jax.eval_shape(lambda p: new_state(p, tx, trainable, np.int32(0)), params)
     checkpoints = PhaseCheckpoints(phase_dir / "ckpt")
     try:
         restored = checkpoints.restore_best(abstract)
@@ -232,6 +256,7 @@ def load_phase_model(phase_dir, *, dtype: str | None = None):
     return nnx.merge(graphdef, state.params), report.path
 
 
-__all__ = ["MLM_TASK", "SECTION_ONLY_FIELDS", "encoder_of", "load_phase_model",
+__all__ = ["MLM_TASK", "SECTION_ONLY_FIELDS", "encoder_of", "load_model", "load_phase_model",
+           "lora_config",
            "multilingual_mlm", "new_head", "phase_config", "phase_tasks", "supervised_data",
            "train_mixture_phase", "train_phase"]

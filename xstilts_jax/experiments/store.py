@@ -61,6 +61,8 @@ class ScoreRow:
     config_hash: str
     degenerate: list[str]  # phases of the cell whose dev curve stayed at chance
     retry_of: str | None = None  # the cell this one retrains with another seed
+    finetuning: str = "full"  # or LoRA's "lora-r8-a8"...: the report keeps them apart
+    trainable_parameters: int | None = None  # of the target phase (backbone or adapters + head)
 
 
 def cell_rows(cell: dict, result: CellResult) -> list[ScoreRow]:
@@ -78,7 +80,8 @@ def cell_rows(cell: dict, result: CellResult) -> list[ScoreRow]:
                 metrics=record["metrics"][language], examples=record["examples"][language],
                 stats_kind=record["stats_kind"], phase_keys=dict(cell["phase_keys"]),
                 config_hash=cell["config_hash"], degenerate=list(cell.get("degenerate", [])),
-                retry_of=cell.get("retry_of")))
+                retry_of=cell.get("retry_of"), finetuning=result.finetuning,
+                trainable_parameters=result.trainable_parameters))
     return rows
 
 

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from xstilts_jax.models import lora
 from xstilts_jax.models.axes import (ACT_BATCH, ACT_EMBED, ACT_HEADS, ACT_KV, ACT_LENGTH, ACT_MLP,
                                      EMBED, HEADS, HIDDEN, KV, MLP, VOCAB)
 from xstilts_jax.models.backbone import last_token
@@ -172,8 +173,10 @@ class DecoderEmbeddings(nnx.Module):
 
     def __call__(self, input_ids: jax.Array) -> jax.Array:
         # The table's FSDP shards are gathered before the lookup, as in the encoder.
-        x = constrain(jnp.take(constrain(self.word[...], (VOCAB, ACT_EMBED)), input_ids, axis=0),
-                      HIDDEN)
+        # float32 rows (a no-op for float32 tables): bf16 frozen weights under LoRA are
+        # normalised in float32 as the rest of the model is.
+        x = constrain(jnp.take(constrain(self.word[...], (VOCAB, ACT_EMBED)), input_ids, axis=0)
+                      .astype(jnp.float32), HIDDEN)
         return self.norm(x).astype(self.config.compute_dtype)
 
 
@@ -287,6 +290,7 @@ class Decoder(nnx.Module):
             self.layers = stack_layers(
                 [DecoderLayer(config, rngs=rngs) for _ in range(config.num_layers)])
             self.final_norm = LayerNorm(config.hidden_size, config.layer_norm_eps)
+        self.lora = nnx.data(None)  # the blocks' LoRA adapters, if lora.add_adapters gives some
 
     def __call__(self, input_ids: jax.Array, attention_mask: jax.Array | None = None,
                  token_type_ids: jax.Array | None = None, *,
@@ -324,12 +328,14 @@ class Decoder(nnx.Module):
     def _blocks(self, x, alibi, attention_mask, dropout_rng, depth: int):
         """The first ``depth`` blocks by one scan: (last output, every output [depth, B, S, H])."""
         graphdef = _layer_graphdef(self.config)
-        params = nnx.to_pure_dict(nnx.state(self.layers))
+        # Each scan step reads one layer's parameters and LoRA adapters ({} without LoRA).
+        stacked = (nnx.to_pure_dict(nnx.state(self.layers)), lora.stacked_adapters(self.lora))
         if depth < self.config.num_layers:
-            params = jax.tree.map(lambda a: a[:depth], params)
+            stacked = jax.tree.map(lambda a: a[:depth], stacked)
 
-        def block(carry, layer_params):
+        def block(carry, layer):
             x, count = carry
+            layer_params = lora.adapt_layer(self.lora, *layer)
             layer_rngs = None
             if dropout_rng is not None:
                 # The dropout stream continues from block to block as over unrolled blocks.
@@ -342,7 +348,7 @@ class Decoder(nnx.Module):
             return (y, count), y
 
         count = jnp.zeros((), jnp.uint32)  # no dropout before the blocks (none on embeddings)
-        (x, _), outputs = jax.lax.scan(remat_block(block, self.config.remat), (x, count), params)
+        (x, _), outputs = jax.lax.scan(remat_block(block, self.config.remat), (x, count), stacked)
         return x, outputs
 
     def pool(self, hidden: jax.Array, attention_mask: jax.Array | None = None) -> jax.Array:

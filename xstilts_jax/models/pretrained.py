@@ -802,6 +802,10 @@ def save_hf_checkpoint(backbone: Encoder | Decoder, directory: str | os.PathLike
     """
     import safetensors.numpy
 
+    if getattr(backbone, "lora", None) is not None:
+        raise ValueError("this backbone has LoRA adapters, which an HF checkpoint has no place "
+                         "for: save models.lora.merge(backbone), the weights with the "
+                         "adapters folded in")
     config = backbone.config
     hf_config = hf_config_dict(config)
     directory = pathlib.Path(directory)

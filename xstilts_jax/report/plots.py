@@ -23,7 +23,7 @@ _CHOSEN = {"all": "all of each target's", "seen": "seen by every model", "custom
 
 def _panels(study: Study) -> list[tuple[str, dict[str, list]]]:
     """(panel title, intermediate -> [(parameters, estimate)] over sized models)."""
-    sized = [m for m in study.models if m.parameters is not None]
+    sized = study.sized_models
     panels = []
     for target in [*study.targets, AVERAGE]:
         lines = {}
@@ -63,7 +63,7 @@ def gain_vs_parameters(study: Study, out_dir) -> epath.Path | None:
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     color = {inter: colors[i % len(colors)]
              for i, inter in enumerate(i for i in study.intermediates if i != DIRECT)}
-    sizes = sorted({m.parameters for m in study.models if m.parameters is not None})
+    sizes = sorted({m.parameters for m in study.sized_models})
     for ax, (target, lines) in zip(axes.flat, panels):
         for inter, points in lines.items():
             x = np.array([p for p, _ in points], dtype=np.float64)

@@ -66,11 +66,13 @@ def load_store(run_dir) -> tuple[list[dict], Callable[[str, str, str], np.ndarra
 @dataclasses.dataclass(frozen=True)
 class Model:
     """One value of the model axis: its name, parameter count and pretraining languages
-    (None: not known; taken to cover every language)."""
+    (None: not known; taken to cover every language), and how it was fine-tuned (``full``,
+    or LoRA's ``lora-r8-a8``...: a LoRA model is named ``<model> [<finetuning>]``)."""
 
     name: str
     parameters: int | None
     pretrain_languages: tuple[str, ...] | None
+    finetuning: str = "full"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +141,15 @@ class Study:
     notes: list[str]
     settings: dict[str, Any]
 
+    @property
+    def sized_models(self) -> list[Model]:
+        """The models the plots and trends run through: those with a parameter count, of one
+        way of fine-tuning (full fine-tuning when the study has it), so that a trend never
+        mixes a model fully fine-tuned with the same model under LoRA."""
+        modes = [m.finetuning for m in self.models]
+        mode = "full" if "full" in modes else (modes[0] if modes else "full")
+        return [m for m in self.models if m.parameters is not None and m.finetuning == mode]
+
     def languages(self, target: str, key: str | None = None) -> tuple[str, ...]:
         return self.language_sets[target][key or self.chosen]
 
@@ -199,7 +210,8 @@ def _models(rows: list[dict], notes: list[str]) -> list[Model]:
             continue
         languages = row.get("pretrain_languages")
         by_name[name] = Model(name, row.get("parameters"),
-                              tuple(languages) if languages is not None else None)
+                              tuple(languages) if languages is not None else None,
+                              row.get("finetuning", "full"))
     for name, model in by_name.items():
         other = {r.get("parameters") for r in rows if r["model"] == name}
         if len(other) > 1:
@@ -209,7 +221,8 @@ def _models(rows: list[dict], notes: list[str]) -> list[Model]:
     if missing:
         notes.append(f"no parameter count for {', '.join(missing)}: in the tables, left out "
                      f"of the plots and trends")
-    return sorted(by_name.values(), key=lambda m: (m.parameters is None, m.parameters or 0))
+    return sorted(by_name.values(), key=lambda m: (m.parameters is None, m.parameters or 0,
+                                                   m.finetuning != "full"))
 
 
 def _cells(rows: list[dict], path_hint: str, notes: list[str]) -> dict[str, dict[str, Cell]]:
@@ -268,6 +281,9 @@ def build_study(rows: list[dict], example_stats: Callable[[str, str, str], np.nd
     if not rows:
         raise ReportError(f"{store_path}: no rows")
     notes: list[str] = []
+    # A model under LoRA is a model of its own in the tables: "<model> [lora-r8-a8]".
+    rows = [row if row.get("finetuning", "full") == "full"
+            else {**row, "model": f"{row['model']} [{row['finetuning']}]"} for row in rows]
     models = _models(rows, notes)
     known = [set(m.pretrain_languages) for m in models if m.pretrain_languages is not None]
     seen = None if not known else set.intersection(*known)
@@ -330,6 +346,11 @@ def build_study(rows: list[dict], example_stats: Callable[[str, str, str], np.nd
                             else list(languages),
                             "store": store_path})
     _fit_trends(study)
+    others = [m.name for m in models if m.parameters is not None and m not in study.sized_models]
+    if others:
+        notes.append(f"{', '.join(others)}: fine-tuned another way than the models the plots "
+                     f"and trends run through ({study.sized_models[0].finetuning}); in the "
+                     f"tables only")
     return study
 
 
@@ -387,7 +408,7 @@ def _model_target(kind, model, target, group: list[Cell], langs, example_stats, 
 def _fit_trends(study: Study) -> None:
     """Per target and intermediate, and for the average over targets: the trend of the
     chosen languages' gain with log10(parameters), over the models with a parameter count."""
-    sized = [m for m in study.models if m.parameters is not None]
+    sized = study.sized_models
     level = study.settings["level"]
     for inter in study.intermediates:
         if inter == DIRECT:
@@ -460,7 +481,7 @@ def study_json(study: Study) -> dict:
         "run_dir": study.run_dir,
         "settings": study.settings,
         "chosen_languages": study.chosen,
-        "models": [{"name": m.name, "parameters": m.parameters,
+        "models": [{"name": m.name, "parameters": m.parameters, "finetuning": m.finetuning,
                     "pretrain_languages": list(m.pretrain_languages)
                     if m.pretrain_languages is not None else None} for m in study.models],
         "seen_by_every_model": list(study.seen) if study.seen is not None else None,

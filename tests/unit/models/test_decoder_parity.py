@@ -11,7 +11,6 @@ that is not part of the contract.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import shutil

@@ -143,6 +143,8 @@ def test_merged_export_equals_the_adapted_model(tmp_path):
     adapted_states = _hidden_states(encoder, ids)
     for a, m in zip(adapted_states, _hidden_states(merged, ids)):
         np.testing.assert_allclose(m, a, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="has LoRA adapters.*lora.merge"):
+        save_hf_checkpoint(encoder, tmp_path / "unmerged")  # would drop the adapters silently
     save_hf_checkpoint(merged, tmp_path / "merged")
     loaded, _ = load_encoder(tmp_path / "merged", hidden_dropout=0.0, attention_dropout=0.0)
     assert loaded.lora is None

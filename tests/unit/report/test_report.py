@@ -119,6 +119,35 @@ def test_a_model_without_a_size_is_in_the_tables_not_the_trend(tmp_path):
     assert any("fewer than two" in r[2] for t in tables.trend_table(study) for r in t.rows)
 
 
+def test_lora_cells_are_models_of_their_own_kept_out_of_the_trend(tmp_path):
+    """A model fine-tuned with LoRA next to the same model fully fine-tuned: its own rows in
+    the tables ("<model> [lora-r8-a8]"), its gain against its own direct cells, and no point
+    in the plots and trends, which run through the fully fine-tuned models."""
+    full = synthetic_cells(MODELS[:2])
+    lora_cells = [{**c, "cell": c["cell"] + "-lora", "finetuning": "lora-r8-a8"}
+                  for c in synthetic_cells(MODELS[1:2])]
+    for c in lora_cells:  # LoRA gains a point less than full fine-tuning here
+        if c["intermediate"] != "none":
+            c["stats"] = {k: np.where(np.arange(len(a))[:, None] < len(a) // 100, 0.0, a)
+                          for k, a in c["stats"].items()}
+    write_store(tmp_path, full + lora_cells)
+    rows, example_stats = load_store(tmp_path)
+    study = build_study(rows, example_stats, bootstrap=50)
+    name = f"{MODELS[1][0]} [lora-r8-a8]"
+    assert [m.name for m in study.models] == [MODELS[0][0], MODELS[1][0], name]
+    assert [m.name for m in study.sized_models] == [MODELS[0][0], MODELS[1][0]]
+    lora_gain = study.gain(name, "pawsx", INTERMEDIATE).mean
+    full_gain = study.gain(MODELS[1][0], "pawsx", INTERMEDIATE).mean
+    assert 0 < lora_gain < full_gain
+    assert any(n.startswith(f"{name}: fine-tuned another way") for n in study.notes)
+    trend = study.trends[("pawsx", INTERMEDIATE)]
+    assert trend is not None  # the two fully fine-tuned sizes, not three points
+    report = write_report(tmp_path, bootstrap=50)
+    assert name in report.summary.read_text()
+    models = json.loads(report.json.read_text())["models"]
+    assert [m["finetuning"] for m in models] == ["full", "full", "lora-r8-a8"]
+
+
 def test_chosen_languages_drive_the_headline(tmp_path):
     study = _rows(tmp_path, MODELS[:2], languages=["en"])
     assert study.language_sets["pawsx"]["custom"] == ("en",)
