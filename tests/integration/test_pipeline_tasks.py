@@ -5,7 +5,6 @@ computes from those files."""
 from __future__ import annotations
 
 import json
-import pathlib
 
 import numpy as np
 import pytest

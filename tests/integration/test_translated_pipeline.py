@@ -4,7 +4,6 @@ translations of its training data (``intermediate.train_languages``)."""
 from __future__ import annotations
 
 import json
-import pathlib
 
 import pytest
 

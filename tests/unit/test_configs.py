@@ -3,7 +3,6 @@ none) with every target, from ``configs/xtreme.py:INTERMEDIATE,TARGET`` argument
 
 from __future__ import annotations
 
-import pathlib
 
 import pytest
 

@@ -3,7 +3,6 @@ features -> predictions -> word tags -> XTREME's tagging F1 on real UD treebanks
 
 from __future__ import annotations
 
-import pathlib
 
 import numpy as np
 import pytest
