@@ -41,11 +41,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from xstilts_jax.models import lora
 from xstilts_jax.models.axes import (ACT_BATCH, ACT_EMBED, ACT_HEADS, ACT_KV, ACT_LENGTH, ACT_MLP,
                                      EMBED, HEADS, HIDDEN, KV, MLP, VOCAB)
 from xstilts_jax.models.backbone import last_token
-from xstilts_jax.models.encoder import (REMAT_POLICIES, LayerNorm, dense_init, remat_block,
+from xstilts_jax.models.encoder import (REMAT_POLICIES, LayerNorm, dense_init, scan_blocks,
                                         stack_layers, zeros_init)
 from xstilts_jax.sharding import constrain
 
@@ -327,29 +326,10 @@ class Decoder(nnx.Module):
 
     def _blocks(self, x, alibi, attention_mask, dropout_rng, depth: int):
         """The first ``depth`` blocks by one scan: (last output, every output [depth, B, S, H])."""
-        graphdef = _layer_graphdef(self.config)
-        # Each scan step reads one layer's parameters and LoRA adapters ({} without LoRA).
-        stacked = (nnx.to_pure_dict(nnx.state(self.layers)), lora.stacked_adapters(self.lora))
-        if depth < self.config.num_layers:
-            stacked = jax.tree.map(lambda a: a[:depth], stacked)
-
-        def block(carry, layer):
-            x, count = carry
-            layer_params = lora.adapt_layer(self.lora, *layer)
-            layer_rngs = None
-            if dropout_rng is not None:
-                # The dropout stream continues from block to block as over unrolled blocks.
-                layer_rngs = nnx.Rngs(dropout=dropout_rng)
-                layer_rngs.dropout.count[...] = count
-            y = nnx.merge(graphdef, layer_params)(x, alibi, attention_mask, rngs=layer_rngs)
-            y = constrain(y, HIDDEN)
-            if layer_rngs is not None:
-                count = layer_rngs.dropout.count[...]
-            return (y, count), y
-
         count = jnp.zeros((), jnp.uint32)  # no dropout before the blocks (none on embeddings)
-        (x, _), outputs = jax.lax.scan(remat_block(block, self.config.remat), (x, count), stacked)
-        return x, outputs
+        return scan_blocks(_layer_graphdef(self.config), self.layers, self.lora, x,
+                           (alibi, attention_mask), depth=depth, remat=self.config.remat,
+                           dropout_rng=dropout_rng, count=count)
 
     def pool(self, hidden: jax.Array, attention_mask: jax.Array | None = None) -> jax.Array:
         """[B, S, H] -> [B, H]: each row's last real token, the only one that saw the whole

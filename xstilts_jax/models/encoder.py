@@ -330,6 +330,35 @@ def stack_layers(layers: list[nnx.Module]) -> nnx.Module:
                                             is_leaf=lambda x: isinstance(x, nnx.Variable)))
 
 
+def scan_blocks(graphdef, layers: nnx.Module, adapters, x: jax.Array, block_args: tuple, *,
+                depth: int, remat: str, dropout_rng: jax.Array | None, count: jax.Array):
+    """Run the first ``depth`` of a backbone's stacked blocks by one ``jax.lax.scan``:
+    (last output, every output [depth, B, S, H]). Any family's blocks: ``graphdef`` is one
+    (unstacked) block, called as ``block(x, *block_args, rngs=)``; ``adapters`` its LoRA
+    adapters (None: none), folded into each layer's parameters in the scan body. The dropout
+    stream continues from block to block exactly as over unrolled blocks, starting at
+    ``count``: each block starts where the previous one stopped."""
+    # Each scan step reads one layer's parameters and LoRA adapters ({} without LoRA).
+    stacked = (nnx.to_pure_dict(nnx.state(layers)), lora.stacked_adapters(adapters))
+    if depth < jax.tree.leaves(stacked[0])[0].shape[0]:
+        stacked = jax.tree.map(lambda a: a[:depth], stacked)
+
+    def block(carry, layer):
+        x, count = carry
+        layer_params = lora.adapt_layer(adapters, *layer)
+        layer_rngs = None
+        if dropout_rng is not None:
+            layer_rngs = nnx.Rngs(dropout=dropout_rng)
+            layer_rngs.dropout.count[...] = count
+        y = constrain(nnx.merge(graphdef, layer_params)(x, *block_args, rngs=layer_rngs), HIDDEN)
+        if layer_rngs is not None:
+            count = layer_rngs.dropout.count[...]
+        return (y, count), y
+
+    (x, _), outputs = jax.lax.scan(remat_block(block, remat), (x, count), stacked)
+    return x, outputs
+
+
 @functools.lru_cache(maxsize=None)
 def _layer_graphdef(config: EncoderConfig):
     """The graph of one (unstacked) block, which the scan body fills with one layer's slice."""
@@ -399,30 +428,10 @@ class Encoder(nnx.Module):
 
     def _blocks(self, x, mask_bias, rngs, dropout_rng, depth: int):
         """The first ``depth`` blocks by one scan: (last output, every output [depth, B, S, H])."""
-        graphdef = _layer_graphdef(self.config)
-        # Each scan step reads one layer's parameters and LoRA adapters ({} without LoRA).
-        stacked = (nnx.to_pure_dict(nnx.state(self.layers)), lora.stacked_adapters(self.lora))
-        if depth < self.config.num_layers:
-            stacked = jax.tree.map(lambda a: a[:depth], stacked)
-
-        def block(carry, layer):
-            x, count = carry
-            layer_params = lora.adapt_layer(self.lora, *layer)
-            layer_rngs = None
-            if dropout_rng is not None:
-                # The dropout stream continues from block to block exactly as over unrolled
-                # blocks: each block starts at the count where the previous one stopped.
-                layer_rngs = nnx.Rngs(dropout=dropout_rng)
-                layer_rngs.dropout.count[...] = count
-            y = nnx.merge(graphdef, layer_params)(x, mask_bias, rngs=layer_rngs)
-            y = constrain(y, HIDDEN)
-            if layer_rngs is not None:
-                count = layer_rngs.dropout.count[...]
-            return (y, count), y
-
         count = rngs.dropout.count[...] if rngs is not None else jnp.zeros((), jnp.uint32)
-        (x, _), outputs = jax.lax.scan(remat_block(block, self.config.remat), (x, count), stacked)
-        return x, outputs
+        return scan_blocks(_layer_graphdef(self.config), self.layers, self.lora, x, (mask_bias,),
+                           depth=depth, remat=self.config.remat, dropout_rng=dropout_rng,
+                           count=count)
 
     def pool(self, hidden: jax.Array, attention_mask: jax.Array | None = None) -> jax.Array:
         """[B, S, H] -> [B, H]: the first token (``<s>`` / ``[CLS]``), whatever the mask."""

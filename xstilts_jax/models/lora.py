@@ -16,9 +16,9 @@ outside it (the heads) train. ``train/program.py`` keeps optimizer state for tho
 
 The adapters are folded into each layer's kernels inside the scan body (``adapt_layer``, one
 layer at a time) rather than applied as ``x @ A @ B`` beside every projection: a backbone
-family needs only a ``lora`` slot and two lines in its ``_blocks``, not a hook at each
-projection, and the exported model (``merge``) computes exactly what was trained. Both forms
-were measured (train step, float32, 2-core CPU): on the tiny preset (16 x 32 tokens)
+family needs only a ``lora`` slot and the shared block scan, not a hook at each projection,
+and the exported model (``merge``) computes exactly what was trained. Both forms were
+measured (train step, float32, 2-core CPU): on the tiny preset (16 x 32 tokens)
 they compile alike (4.0-4.2 s against 3.7-4.2 s) and the folded one steps a little faster
 (14 against 16-17 ms CPU time). The folded form's cost shows at real widths: it computes the
 full weight gradient of each adapted kernel, as full fine-tuning does, which ``x @ A @ B``
@@ -27,9 +27,10 @@ more CPU time per step), and without remat it keeps one copy of the adapted kern
 backward pass (temporaries 346 against 308 MB; with remat="full" 155 against 182 MB).
 
 A backbone family supports LoRA when (1) its stacked blocks are its ``layers`` attribute,
-(2) its ``__init__`` declares ``self.lora = nnx.data(None)`` and (3) its ``_blocks`` scans
+(2) its ``__init__`` declares ``self.lora = nnx.data(None)`` and (3) it runs its blocks with
+``encoder.scan_blocks(..., self.layers, self.lora, ...)``, which scans
 ``stacked_adapters(self.lora)`` beside the layers' parameters and passes each layer's
-parameters through ``adapt_layer(self.lora, ...)`` before merging them into a block.
+parameters through ``adapt_layer`` before merging them into a block.
 """
 
 from __future__ import annotations
@@ -215,8 +216,8 @@ def add_adapters(backbone: nnx.Module, config: LoRAConfig, rngs: nnx.Rngs) -> nn
     blocks and store its own weights, which are frozen from now on, in ``frozen_dtype``."""
     if "lora" not in vars(backbone) or not hasattr(backbone, "layers"):
         raise ValueError(f"{type(backbone).__name__} does not support LoRA: it needs its "
-                         f"stacked blocks as `layers` and a `lora` slot its `_blocks` applies "
-                         f"(see models/lora.py)")
+                         f"stacked blocks as `layers` and a `lora` slot it passes to "
+                         f"`scan_blocks` (see models/lora.py)")
     if backbone.lora is not None:
         raise ValueError(f"this {type(backbone).__name__} already has LoRA adapters; "
                          f"lora.merge it first to add new ones")
