@@ -236,6 +236,30 @@ def run_xstilts(args, cache_dir):
                           text=True, env=env, timeout=600)
 
 
+def mesh_losses(model, loss_fn, batches, mesh_shape: dict, devices, *,
+                learning_rate: float = 5e-3) -> np.ndarray:
+    """The losses of ``len(batches)`` AdamW train steps of ``model`` (dropout seed 1) on a
+    mesh of ``devices``: what the "N devices train like one" tests compare."""
+    from flax import nnx
+
+    from xstilts_jax import sharding
+    from xstilts_jax.train.optimizer import make_optimizer
+    from xstilts_jax.train.steps import Steps
+
+    graphdef, params = nnx.split(model)
+    steps = Steps(graphdef, make_optimizer(learning_rate=learning_rate,
+                                           total_steps=len(batches)),
+                  sharding.make_mesh(mesh_shape, devices), dropout_seed=1, loss_fn=loss_fn)
+    shardings = steps.shardings(params)
+    train_step = steps.jit_train_step(shardings, steps.batch_shardings(batches[0]))
+    state = steps.create_state(nnx.to_pure_dict(params), shardings)
+    out = []
+    for batch in batches:
+        state, metrics = train_step(state, sharding.global_batch(batch, steps.mesh))
+        out.append(float(metrics["loss"]))
+    return np.array(out)
+
+
 def scan_lengths(jaxpr) -> list[int]:
     """Lengths of every scan in a (closed) jaxpr, nested ones included: how many encoder
     blocks a traced program runs."""

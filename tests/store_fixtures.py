@@ -83,3 +83,14 @@ def synthetic_cells(models=MODELS) -> list[dict]:
                               "intermediate_seed": None if inter == "none" else 0,
                               "kind": "accuracy", "stats": stats, "degenerate": degenerate})
     return cells
+
+
+def score_row(cell: str, language: str, score: float):
+    """One store row of cell ``cell`` (model "a", direct XNLI, 4 test examples)."""
+    from xstilts_jax.experiments.store import ScoreRow  # the trainer's layer: only when used
+
+    return ScoreRow(cell=cell, sweep="t", model="a", model_path="/m/a", parameters=10,
+                    pretrain_languages=None, intermediate="none", target="xnli",
+                    intermediate_seed=None, target_seed=0, language=language, metric="accuracy",
+                    score=score, metrics={"accuracy": score}, examples=4, stats_kind="accuracy",
+                    phase_keys={"target": "k"}, config_hash="h", degenerate=[])

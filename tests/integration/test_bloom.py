@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_xstilts, write_nli_data
+from conftest import mesh_losses, run_xstilts, write_nli_data
 from test_run import _run_args
 from xstilts_jax.cli import main
 
@@ -48,13 +48,10 @@ def test_a_bloom_classification_step_is_the_same_on_8_devices():
     import jax
     from flax import nnx
 
-    from xstilts_jax import sharding
     from xstilts_jax.losses import classification_loss
     from xstilts_jax.models.decoder import Decoder
     from xstilts_jax.models.heads import ClassificationHead, TaskModel
     from xstilts_jax.models.presets import get_preset
-    from xstilts_jax.train.optimizer import make_optimizer
-    from xstilts_jax.train.steps import Steps
 
     config = get_preset("bloom-tiny", hidden_dropout=0.1, attention_dropout=0.1)
     rng = np.random.default_rng(0)
@@ -73,18 +70,7 @@ def test_a_bloom_classification_step_is_the_same_on_8_devices():
     def losses(mesh_shape, devices):
         rngs = nnx.Rngs(0)
         model = TaskModel(Decoder(config, rngs=rngs), ClassificationHead(config, 3, rngs=rngs))
-        graphdef, params = nnx.split(model)
-        steps = Steps(graphdef, make_optimizer(learning_rate=5e-3, total_steps=5),
-                      sharding.make_mesh(mesh_shape, devices), dropout_seed=1,
-                      loss_fn=classification_loss)
-        shardings = steps.shardings(params)
-        train_step = steps.jit_train_step(shardings, steps.batch_shardings(batches[0]))
-        state = steps.create_state(nnx.to_pure_dict(params), shardings)
-        out = []
-        for batch in batches:
-            state, metrics = train_step(state, sharding.global_batch(batch, steps.mesh))
-            out.append(float(metrics["loss"]))
-        return np.array(out)
+        return mesh_losses(model, classification_loss, batches, mesh_shape, devices)
 
     one = losses({"data": 1}, jax.devices()[:1])
     assert one[-1] < one[0]  # it learns

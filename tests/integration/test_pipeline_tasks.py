@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from release_fixtures import write_qa, write_udpos
-from conftest import REPO
+from conftest import REPO, mesh_losses
 from xstilts_jax import metrics
 from xstilts_jax.cli import main
 from xstilts_jax.models.heads import SpanHead, TaggingHead
@@ -120,9 +120,6 @@ def test_token_heads_train_the_same_on_8_devices(family):
     from xstilts_jax.models.encoder import Encoder
     from xstilts_jax.models.heads import TaskModel
     from xstilts_jax.models.presets import get_preset
-    from xstilts_jax import sharding
-    from xstilts_jax.train.optimizer import make_optimizer
-    from xstilts_jax.train.steps import Steps
 
     rng = np.random.default_rng(0)
     batches = []
@@ -145,18 +142,9 @@ def test_token_heads_train_the_same_on_8_devices(family):
         config = get_preset("tiny")
         rngs = nnx.Rngs(0)
         head = TaggingHead(config, 5, rngs=rngs) if family == "tagging" else SpanHead(config, rngs=rngs)
-        graphdef, params = nnx.split(TaskModel(Encoder(config, rngs=rngs), head))
-        steps = Steps(graphdef, make_optimizer(learning_rate=5e-3, total_steps=5),
-                      sharding.make_mesh(mesh_shape, devices), dropout_seed=1,
-                      loss_fn=token_classification_loss if family == "tagging" else span_loss)
-        shardings = steps.shardings(params)
-        train_step = steps.jit_train_step(shardings, steps.batch_shardings(batches[0]))
-        state = steps.create_state(nnx.to_pure_dict(params), shardings)
-        out = []
-        for batch in batches:
-            state, metrics = train_step(state, sharding.global_batch(batch, steps.mesh))
-            out.append(float(metrics["loss"]))
-        return np.array(out)
+        return mesh_losses(TaskModel(Encoder(config, rngs=rngs), head),
+                           token_classification_loss if family == "tagging" else span_loss,
+                           batches, mesh_shape, devices)
 
     one = losses({"data": 1}, jax.devices()[:1])
     assert one[-1] < one[0]

@@ -11,8 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from store_fixtures import score_row
 from xstilts_jax.experiments.rundir import check_resume, read_json, write_json_atomic
-from xstilts_jax.experiments.store import ScoreRow, Store
+from xstilts_jax.experiments.store import Store
 from xstilts_jax.storage import as_path, is_local, write_atomic
 from xstilts_jax.train.checkpoints import PhaseCheckpoints
 from xstilts_jax.train.writer import MetricWriter
@@ -81,19 +82,11 @@ def test_orbax_checkpoints_in_a_bucket_restore_exactly(gcs):
     assert list((gcs / "xstilts-test" / "phase" / "ckpt" / "latest" / "7").iterdir())
 
 
-def _row(cell: str, language: str, score: float) -> ScoreRow:
-    return ScoreRow(cell=cell, sweep="t", model="a", model_path="/m/a", parameters=10,
-                    pretrain_languages=None, intermediate="none", target="xnli",
-                    intermediate_seed=None, target_seed=0, language=language, metric="accuracy",
-                    score=score, metrics={"accuracy": score}, examples=4, stats_kind="accuracy",
-                    phase_keys={"target": "k"}, config_hash="h", degenerate=[])
-
-
 def test_results_store_in_a_bucket(gcs):
     store = Store(f"{BUCKET}/sweep")
     stats = {"xnli/de": np.array([[1.0], [0.0], [1.0], [1.0]])}
-    store.append([_row("c1", "de", 75.0)], stats)
-    store.append([_row("c0", "de", 50.0)], stats)
+    store.append([score_row("c1", "de", 75.0)], stats)
+    store.append([score_row("c0", "de", 50.0)], stats)
     assert [r["cell"] for r in store.rows()] == ["c0", "c1"]
     np.testing.assert_array_equal(store.example_stats("c1", "xnli", "de"), stats["xnli/de"])
     assert sorted(p.name for p in (gcs / "xstilts-test" / "sweep" / "store" / "rows").iterdir()) \

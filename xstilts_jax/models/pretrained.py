@@ -118,22 +118,25 @@ def resolve_model_dir(name_or_path: str | os.PathLike) -> pathlib.Path:
 # --------------------------------------------------------------------------- config
 
 
-def _model_type(hf: Mapping[str, Any], source: str) -> str:
+def _model_type(hf: Mapping[str, Any], source: str, family: str | None = None) -> str:
+    """The checkpoint's supported ``model_type``, of ``family`` when one is required."""
     model_type = hf.get("model_type")
     if model_type not in MODEL_FAMILIES:
         raise CheckpointError(
             f"{source}: model_type {model_type!r} is not supported; expected one of "
             f"{sorted(MODEL_FAMILIES)}")
+    found = MODEL_FAMILIES[model_type]
+    if family is not None and found != family:
+        article = {"encoder": "an", "decoder": "a"}
+        raise CheckpointError(f"{source}: model_type {model_type!r} is {article[found]} {found}, "
+                              f"not {article[family]} {family} (use load_backbone)")
     return model_type
 
 
 def encoder_config_from_hf(hf: Mapping[str, Any], *, source: str = "config.json",
                            **overrides) -> EncoderConfig:
     """EncoderConfig from an HF config dict; unsupported variants raise CheckpointError."""
-    model_type = _model_type(hf, source)
-    if MODEL_FAMILIES[model_type] != "encoder":
-        raise CheckpointError(f"{source}: model_type {model_type!r} is a "
-                              f"{MODEL_FAMILIES[model_type]}, not an encoder (use load_backbone)")
+    model_type = _model_type(hf, source, "encoder")
     position_style, pre_ln, _ = _ENCODER_TYPES[model_type]
     if hf.get("hidden_act", "gelu") != "gelu":
         raise CheckpointError(f"{source}: hidden_act {hf['hidden_act']!r} is not supported (only exact 'gelu')")
@@ -174,10 +177,7 @@ def _first(hf: Mapping[str, Any], *keys: str):
 def decoder_config_from_hf(hf: Mapping[str, Any], *, source: str = "config.json",
                            **overrides) -> DecoderConfig:
     """DecoderConfig from a BLOOM config dict (``BloomConfig``'s fields and their aliases)."""
-    model_type = _model_type(hf, source)
-    if MODEL_FAMILIES[model_type] != "decoder":
-        raise CheckpointError(f"{source}: model_type {model_type!r} is an "
-                              f"{MODEL_FAMILIES[model_type]}, not a decoder")
+    _model_type(hf, source, "decoder")
     fields = dict(vocab_size=_first(hf, "vocab_size"),
                   hidden_size=_first(hf, "hidden_size", "n_embed"),
                   num_layers=_first(hf, "n_layer", "num_hidden_layers"),
@@ -731,10 +731,7 @@ def load_encoder(name_or_path: str | os.PathLike, *, mesh=None,
     """``load_backbone`` for encoder checkpoints only; a decoder checkpoint is refused."""
     model_dir = resolve_model_dir(name_or_path)
     source = str(model_dir / "config.json")
-    model_type = _model_type(read_hf_config(model_dir), source)
-    if MODEL_FAMILIES[model_type] != "encoder":
-        raise CheckpointError(f"{source}: model_type {model_type!r} is a "
-                              f"{MODEL_FAMILIES[model_type]}, not an encoder (use load_backbone)")
+    _model_type(read_hf_config(model_dir), source, "encoder")
     return load_backbone(model_dir, mesh=mesh, rules=rules, **config_overrides)
 
 

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from store_fixtures import score_row
 from xstilts_jax.config import ConfigError
 from xstilts_jax.experiments.cell import PHASE_RECORD_FILE
 from xstilts_jax.experiments.defaults import ALL_NINE, TARGETS
-from xstilts_jax.experiments.store import ScoreRow, Store
+from xstilts_jax.experiments.store import Store
 from xstilts_jax.experiments.sweep import (ModelSpec, SweepSpec, chance_level, degenerate_phase,
                                            expand, format_plan, load_sweep, make_plan)
 
@@ -112,20 +113,12 @@ def test_load_sweep_errors_name_the_file(tmp_path):
         load_sweep(f"{path}:x")
 
 
-def row(cell: str, language: str, score: float) -> ScoreRow:
-    return ScoreRow(cell=cell, sweep="t", model="a", model_path="/m/a", parameters=10,
-                    pretrain_languages=None, intermediate="none", target="xnli",
-                    intermediate_seed=None, target_seed=0, language=language, metric="accuracy",
-                    score=score, metrics={"accuracy": score}, examples=4, stats_kind="accuracy",
-                    phase_keys={"target": "k"}, config_hash="h", degenerate=[])
-
-
 def test_store_writes_a_cell_once_in_files_of_its_own(tmp_path):
     store = Store(tmp_path)
     stats = {"xnli/de": np.array([[1.0], [0.0], [1.0], [1.0]])}
-    store.append([row("c1", "de", 75.0), row("c1", "fr", 50.0)], stats)
-    store.append([row("c1", "de", 99.0)], stats)  # already there: not written again
-    store.append([row("c0", "de", 25.0)], stats)
+    store.append([score_row("c1", "de", 75.0), score_row("c1", "fr", 50.0)], stats)
+    store.append([score_row("c1", "de", 99.0)], stats)  # already there: not written again
+    store.append([score_row("c0", "de", 25.0)], stats)
     assert [(r["cell"], r["language"]) for r in store.rows()] == [
         ("c0", "de"), ("c1", "de"), ("c1", "fr")]  # cells in name order
     assert store.cells() == {"c0", "c1"}

@@ -29,8 +29,9 @@ from xstilts_jax.models.decoder import Decoder, DecoderConfig, alibi_slopes
 from xstilts_jax.models.heads import ClassificationHead, SpanHead, TaggingHead, TaskModel
 from xstilts_jax.models.presets import (BLOOM_LANGUAGES, PRESETS, XLMR_LANGUAGES, get_preset,
                                         pretraining_languages)
-from xstilts_jax.models.pretrained import (CheckpointError, checkpoint_family, load_backbone,
-                                           load_encoder, save_hf_checkpoint)
+from xstilts_jax.models.pretrained import (CheckpointError, checkpoint_family,
+                                           decoder_config_from_hf, load_backbone, load_encoder,
+                                           save_hf_checkpoint)
 
 ATOL = 1e-5
 VOCAB, PAD = 120, 3
@@ -345,6 +346,8 @@ def test_older_config_names_and_causal_lm_checkpoint(tmp_path, bloom_checkpoints
     assert checkpoint_family(tmp_path / "ckpt") == "decoder"
     with pytest.raises(CheckpointError, match=r"model_type 'bloom' is a decoder, not an encoder"):
         load_encoder(tmp_path / "ckpt")
+    with pytest.raises(CheckpointError, match=r"'xlm-roberta' is an encoder, not a decoder"):
+        decoder_config_from_hf({"model_type": "xlm-roberta"}, source="x/config.json")
 
 
 def test_every_problem_is_listed(tmp_path, bloom_checkpoints):
