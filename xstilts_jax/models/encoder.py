@@ -25,6 +25,8 @@ gradients agree to float32 rounding (the compiled loop orders some sums differen
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 from typing import Literal, NamedTuple
@@ -330,6 +332,23 @@ def stack_layers(layers: list[nnx.Module]) -> nnx.Module:
                                             is_leaf=lambda x: isinstance(x, nnx.Variable)))
 
 
+_UNROLL_SCANS: contextvars.ContextVar[bool] = contextvars.ContextVar("xstilts_unroll_scans",
+                                                                  default=False)
+
+
+@contextlib.contextmanager
+def unrolled_scans():
+    """Trace the blocks' scan fully unrolled inside this. XLA's cost analysis counts a loop's
+    body once, whatever its trip count; the planner (``plan/``) counts a step's FLOPs on
+    unrolled one- and two-block models and extrapolates to the full depth. Values are the
+    same either way."""
+    token = _UNROLL_SCANS.set(True)
+    try:
+        yield
+    finally:
+        _UNROLL_SCANS.reset(token)
+
+
 def scan_blocks(graphdef, layers: nnx.Module, adapters, x: jax.Array, block_args: tuple, *,
                 depth: int, remat: str, dropout_rng: jax.Array | None, count: jax.Array):
     """Run the first ``depth`` of a backbone's stacked blocks by one ``jax.lax.scan``:
@@ -355,7 +374,8 @@ def scan_blocks(graphdef, layers: nnx.Module, adapters, x: jax.Array, block_args
             count = layer_rngs.dropout.count[...]
         return (y, count), y
 
-    (x, _), outputs = jax.lax.scan(remat_block(block, remat), (x, count), stacked)
+    (x, _), outputs = jax.lax.scan(remat_block(block, remat), (x, count), stacked,
+                                   unroll=_UNROLL_SCANS.get())
     return x, outputs
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping
 
-from xstilts_jax.models.decoder import DecoderConfig
-from xstilts_jax.models.encoder import EncoderConfig
+from xstilts_jax.models.decoder import Decoder, DecoderConfig
+from xstilts_jax.models.encoder import Encoder, EncoderConfig
 
 _XLMR_VOCAB = 250002
 _BLOOM_VOCAB = 250880  # the embedding matrix (250,680 tokenizer pieces, padded)
@@ -53,6 +53,32 @@ PRESETS: dict[str, EncoderConfig | DecoderConfig] = {
     "bloom-7b1": _bloom(4096, 30, 32),
     "bloom-176b": _bloom(14336, 70, 112),  # bigscience/bloom
 }
+
+
+# The published checkpoint of each real-sized preset: `model.name` may be a preset name, which
+# training resolves to this hub id and planning (`xstilts plan`) builds from its shape alone.
+HUB_IDS: Mapping[str, str] = {
+    "xlmr-base": "FacebookAI/xlm-roberta-base",
+    "xlmr-large": "FacebookAI/xlm-roberta-large",
+    "xlmr-xl": "facebook/xlm-roberta-xl",
+    "xlmr-xxl": "facebook/xlm-roberta-xxl",
+    "bloom-560m": "bigscience/bloom-560m",
+    "bloom-1b1": "bigscience/bloom-1b1",
+    "bloom-1b7": "bigscience/bloom-1b7",
+    "bloom-3b": "bigscience/bloom-3b",
+    "bloom-7b1": "bigscience/bloom-7b1",
+    "bloom-176b": "bigscience/bloom",
+}
+
+
+def new_backbone(config: EncoderConfig | DecoderConfig, *, rngs) -> Encoder | Decoder:
+    """The backbone module of a config of either family (random weights; under
+    ``nnx.eval_shape``, shapes only)."""
+    if isinstance(config, DecoderConfig):
+        return Decoder(config, rngs=rngs)
+    if isinstance(config, EncoderConfig):
+        return Encoder(config, rngs=rngs)
+    raise TypeError(f"not a backbone config: {type(config).__name__}")
 
 
 def get_preset(name: str, **overrides) -> EncoderConfig | DecoderConfig:

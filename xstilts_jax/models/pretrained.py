@@ -42,6 +42,7 @@ from flax import nnx
 
 from xstilts_jax.models.decoder import Decoder, DecoderConfig
 from xstilts_jax.models.encoder import Encoder, EncoderConfig
+from xstilts_jax.models.presets import HUB_IDS, PRESETS, get_preset
 from xstilts_jax.sharding import DEFAULT_RULES, shardings_from_metadata
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,8 @@ def resolve_model_dir(name_or_path: str | os.PathLike) -> pathlib.Path:
     from xstilts_jax.models import offline
 
     name = str(name_or_path)
+    if name in HUB_IDS:  # a preset name: its published checkpoint
+        name = HUB_IDS[name]
     if offline.is_offline_model(name):
         try:
             return offline.materialize(name)
@@ -221,6 +224,21 @@ def read_hf_config(model_dir: pathlib.Path) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from e
+
+
+def model_shape(name_or_path: str | os.PathLike, **overrides) -> EncoderConfig | DecoderConfig:
+    """The backbone config of a model without its weights: a preset name (``xlmr-xxl``,
+    ``bloom-176b``: the published shape) or a checkpoint's ``config.json``. What the planner
+    builds an abstract model from."""
+    name = str(name_or_path)
+    if name in PRESETS:
+        try:
+            return get_preset(name, **overrides)
+        except TypeError as e:
+            raise CheckpointError(f"preset {name}: {e}") from None
+    model_dir = resolve_model_dir(name_or_path)
+    return backbone_config_from_hf(read_hf_config(model_dir), source=str(model_dir / "config.json"),
+                                   **overrides)
 
 
 def checkpoint_family(name_or_path: str | os.PathLike) -> str:

@@ -111,6 +111,12 @@ class TaskSpec:
     data (CCG supertags). Family options: ``qa_version`` ("2.0": unanswerable questions),
     ``answer_normalization`` ("mlqa": MLQA's per-language normalisation), ``num_choices``
     (multiple choice), ``max_length`` (the configs' sequence length).
+
+    ``train_examples``: the number of training examples of the published English training split
+    the task trains on (``train_split`` in ``train_language``), as the paper / jiant / XTREME
+    uses it; None when unknown. Used only for planning costs before the data is present (never
+    to check or cut what is read); for QA tasks it counts questions, not the windows a long
+    context is featurized into.
     """
 
     name: str
@@ -131,6 +137,7 @@ class TaskSpec:
     num_choices: int = 0
     placeholders: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
     description: str = ""
+    train_examples: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "placeholders", types.MappingProxyType(
@@ -159,6 +166,10 @@ class TaskSpec:
         if self.train_split is not None and self.train_language not in self.languages:
             problems.append(f"train_language {self.train_language!r} is not one of its "
                             f"languages")
+        if self.train_examples is not None and (self.train_split is None
+                                                or self.train_examples <= 0):
+            problems.append(f"train_examples={self.train_examples}: only a task with a "
+                            f"train_split has them, and more than 0")
         if problems:
             raise ValueError(f"task spec {self.name!r}: " + "; ".join(problems))
 

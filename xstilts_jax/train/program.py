@@ -68,6 +68,21 @@ class Program:
                                  steps.jit_eval_step(self.shardings.params, batch_shardings))
         return self._steps[task]
 
+    def sharding_table(self, batch: Mapping[str, Any] | None = None) -> dict:
+        """Where everything lives, as text: the mesh, and the PartitionSpec of every leaf of
+        the train state (and of ``batch``'s fields) by its path. ``xstilts run`` writes it
+        beside each phase and ``xstilts plan`` prints it, so the two can be compared."""
+        def table(tree):
+            leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+            return {jax.tree_util.keystr(path): str(s.spec) for path, s in leaves}
+
+        out = {"mesh": {a: int(n) for a, n in self.mesh.shape.items()},
+               "params": table(self.shardings.params), "opt_state": table(self.shardings.opt_state)}
+        if batch is not None:
+            out["batch"] = table(Steps(self.graphdef, self.tx, self.mesh, rules=self.rules)
+                                 .batch_shardings(batch))
+        return out
+
     def feed(self, batch: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
         """A host batch placed on the mesh by the rules (each host its own rows)."""
         return sharding.feed(batch, self.mesh, self.rules)

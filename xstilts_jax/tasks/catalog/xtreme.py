@@ -80,6 +80,8 @@ XNLI = TaskSpec(
     name="xnli", family="classification", roles=("target",), labels=NLI_LABELS,
     languages=XNLI_LANGUAGES, xtreme_group="classification", metric="accuracy",
     test_split="test",
+    # XNLI's English training data is MultiNLI train: its 392,702 pairs (XTREME's Table 1).
+    train_examples=392_702,
     splits=(
         # XTREME trains XNLI on MultiNLI train: its own train-en.tsv, else the MNLI files.
         split("train", at("xtreme_tsv", "xnli/train-en.tsv", origin=XTREME), *mnli_files("train"),
@@ -97,6 +99,10 @@ PAWSX = TaskSpec(
     name="pawsx", family="classification", roles=("target",), labels=PAWSX_LABELS,
     languages=PAWSX_LANGUAGES, xtreme_group="classification", metric="accuracy",
     test_split="test",
+    # Pairs of PAWS-X's x-final/en/train.tsv = PAWS-Wiki labeled final train (TFDS
+    # paws_x_wiki/en train; XTREME's Table 1). (HF's google/xtreme PAWS-X.en lists 49,175: a
+    # different parse of the same file, not what XTREME or these readers see.)
+    train_examples=49_401,
     splits=(
         split("train", at("pawsx_xtreme_tsv", "pawsx/train-en.tsv", origin=XTREME),
               at("pawsx_tsv", "x-final/en/train.tsv", origin="PAWS-X release"),
@@ -121,6 +127,10 @@ UDPOS = TaskSpec(
     name="udpos", family="tagging", roles=("target",), labels=UPOS_TAGS,
     languages=UDPOS_LANGUAGES, xtreme_group="tagging", metric="tagging_f1", test_split="test",
     placeholders={"ud_name": UD_LANGUAGE_NAMES},
+    # Sentences of XTREME's udpos/train-en.tsv: the train files of all UD v2.5 English
+    # treebanks together (EWT, GUM, LinES, ParTUT; what the release glob below reads too).
+    # XTREME's Table 1; HF google/xtreme udpos.English train.
+    train_examples=21_253,
     splits=tuple(
         _xtreme_or_release(
             s, at("udpos_tsv", f"udpos/{s}-{{lang}}.tsv", origin=XTREME),
@@ -133,6 +143,9 @@ UDPOS = TaskSpec(
 PANX = TaskSpec(
     name="panx", family="tagging", roles=("target",), labels=PANX_LABELS,
     languages=PANX_LANGUAGES, xtreme_group="tagging", metric="tagging_f1", test_split="test",
+    # Sentences of PAN-X (WikiANN, Rahimi et al.'s balanced split) English train: 20,000
+    # (XTREME's Table 1; TFDS / HF wikiann/en train).
+    train_examples=20_000,
     splits=tuple(
         _xtreme_or_release(
             s, at("panx_tsv", f"panx/{s}-{{lang}}.tsv", origin=XTREME),
@@ -148,6 +161,8 @@ PANX = TaskSpec(
 
 SQUAD = TaskSpec(
     name="squad", family="qa", roles=("extra",), labels=(), languages=_EN, max_length=384,
+    # Questions of SQuAD v1.1's train-v1.1.json (TFDS squad/v1.1 train; XTREME's Table 1).
+    train_examples=87_599,
     splits=(
         split("train", *squad_files("train"), tfds=(TfdsDataset("squad", "v1.1", "train", "qa"),)),
         split("dev", *squad_files("dev"),
@@ -171,6 +186,7 @@ _SQUAD_TRANSLATIONS = Split("translate_train", same_as=("squad", "translate_trai
 XQUAD = TaskSpec(
     name="xquad", family="qa", roles=("target",), labels=(), languages=XQUAD_LANGUAGES,
     xtreme_group="qa", metric="squad", test_split="test", max_length=384,
+    train_examples=SQUAD.train_examples,  # it trains on SQuAD v1.1 train (87,599 questions)
     description="XQuAD's English test questions are SQuAD v1.1 dev questions: selecting on "
                 "SQuAD dev sees them (XTREME trains a fixed number of epochs instead; set "
                 "patience/eval_every).",
@@ -187,6 +203,7 @@ MLQA = TaskSpec(
     name="mlqa", family="qa", roles=("target",), labels=(), languages=MLQA_LANGUAGES,
     xtreme_group="qa", metric="mlqa", answer_normalization="mlqa", test_split="test",
     max_length=384,
+    train_examples=SQUAD.train_examples,  # it trains on SQuAD v1.1 train (87,599 questions)
     splits=(
         Split("train", same_as=("squad", "train")),
         _SQUAD_TRANSLATIONS,
@@ -210,6 +227,9 @@ TYDIQA = TaskSpec(
     name="tydiqa", family="qa", roles=("target",), labels=(), languages=TYDIQA_LANGUAGES,
     xtreme_group="qa", metric="squad", test_split="test", max_length=384,
     placeholders={"name": TYDIQA_LANGUAGE_NAMES},
+    # English questions of TyDiQA-GoldP v1.1 train (those whose id starts "english-"; XTREME's
+    # tydiqa.goldp.en.train.json; XTREME's Table 1). All nine languages: 49,881.
+    train_examples=3_696,
     description="TyDiQA-GoldP has no test split: XTREME tests on its dev files, so the English "
                 "dev set that selects checkpoints is also the English test set.",
     splits=(

@@ -55,6 +55,11 @@ class Family:
             return (scores["exact_match"] + scores["f1"]) / 2
         return scores[self.metric]
 
+    def batch_fields(self, task: TaskSpec) -> tuple[int, dict[str, str]]:
+        """What ``inputs`` adds to a batch beyond ids, mask, segments and weight, without data:
+        (rows per example, {field: "row" or "token"}): the planner's abstract batches."""
+        raise NotImplementedError
+
     # Each family overrides these five.
     def featurize(self, tokenizer, examples: Sequence, task: TaskSpec, cfg: FeatureOptions):
         raise NotImplementedError

@@ -93,6 +93,9 @@ class ClassificationFamily(Family):
     def inputs(self, features) -> ModelInputs:
         return classification_inputs(features)
 
+    def batch_fields(self, task):
+        return 1, {"labels": "row"}
+
     def predict(self, features, examples, logits, task, cfg):
         return [task.labels[i] for i in np.argmax(logits, axis=-1)]
 

@@ -104,6 +104,9 @@ class MultipleChoiceFamily(ClassificationFamily):
         return featurize_choices(tokenizer, examples, cfg.max_length,
                                  num_choices=task.num_choices)
 
+    def batch_fields(self, task):
+        return task.num_choices, {"labels": "row"}
+
     def inputs(self, features) -> ModelInputs:
         return ModelInputs(features.input_ids, features.token_type_ids,
                            {"labels": np.repeat(np.asarray(features.labels, np.int32),

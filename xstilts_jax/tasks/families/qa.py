@@ -515,6 +515,9 @@ class QAFamily(Family):
         return featurize_qa(tokenizer, examples, max_length=cfg.max_length,
                             doc_stride=cfg.doc_stride, max_query_length=cfg.max_query_length)
 
+    def batch_fields(self, task):
+        return 1, {"start_positions": "row", "end_positions": "row"}
+
     def inputs(self, features) -> ModelInputs:
         return ModelInputs(features.input_ids, features.token_type_ids,
                            {"start_positions": features.start_positions,

@@ -481,6 +481,9 @@ class TaggingFamily(Family):
         return ModelInputs(features.input_ids, features.token_type_ids,
                            token_extras={"token_labels": features.token_labels})
 
+    def batch_fields(self, task):
+        return 1, {"token_labels": "token"}
+
     def predict(self, features, examples, logits, task, cfg):
         return tags_from_predictions(features, np.argmax(logits, axis=-1), task.labels)
 
