@@ -22,16 +22,12 @@ holds every field); a model's own overrides come first.
 
 from xstilts_jax.experiments.defaults import ALL_NINE, TARGETS
 from xstilts_jax.experiments.sweep import NONE, ModelSpec, SweepSpec
-from xstilts_jax.models.presets import PRESETS, pretraining_languages
+from xstilts_jax.models.presets import HUB_IDS, PRESETS, pretraining_languages
 
-# The checkpoints of each preset; backbone sizes (embeddings included) come from the presets'
-# shapes, pretraining languages from their model cards (models/presets.py).
-XLMR = {"xlmr-base": "FacebookAI/xlm-roberta-base", "xlmr-large": "FacebookAI/xlm-roberta-large",
-        "xlmr-xl": "facebook/xlm-roberta-xl", "xlmr-xxl": "facebook/xlm-roberta-xxl"}
-BLOOM = {"bloom-560m": "bigscience/bloom-560m", "bloom-1b1": "bigscience/bloom-1b1",
-         "bloom-1b7": "bigscience/bloom-1b7", "bloom-3b": "bigscience/bloom-3b",
-         "bloom-7b1": "bigscience/bloom-7b1", "bloom-176b": "bigscience/bloom"}
-CHECKPOINTS = {**XLMR, **BLOOM}
+# The published checkpoint of each preset (``HUB_IDS``); backbone sizes (embeddings included)
+# come from the presets' shapes, pretraining languages from their model cards
+# (models/presets.py).
+CHECKPOINTS = HUB_IDS
 
 
 def published(name: str) -> ModelSpec:

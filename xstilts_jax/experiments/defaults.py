@@ -85,6 +85,12 @@ def cell_config(intermediate: str = "mnli", target: str = "xnli", *,
     config.debug = ml_collections.ConfigDict(dict(
         phase="intermediate", inject_nan_at_step=-1, kill_at_step=-1, sigterm_at_step=-1,
         params_checksum=True))
+    # `xstilts plan` only (not part of the experiment: runs ignore it): on-demand prices per
+    # chip-hour in USD by TPU generation (Google Cloud list prices, us-central1, late 2024;
+    # override for your region, commitments or spot), and the model-FLOPs utilisation that
+    # turns the compute roofline into an estimated step time.
+    config.plan = ml_collections.ConfigDict(dict(
+        prices=dict(v4=3.22, v5e=1.20, v5p=4.20, v6e=2.70), mfu=0.4))
     if tiny:
         for section in (config.intermediate, config.target):
             qa = _max_length(section.task) > 128

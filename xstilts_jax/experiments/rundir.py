@@ -45,13 +45,22 @@ def as_json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+# Config sections that are not part of the experiment: fault injection and checksums
+# (``debug``), and what `xstilts plan` assumes about prices and utilisation (``plan``).
+NOT_EXPERIMENT = ("debug", "plan")
+
+
+def experiment_fields(resolved: dict) -> dict:
+    """The config as JSON without the sections that do not change what a run computes."""
+    return {k: v for k, v in as_json(resolved).items() if k not in NOT_EXPERIMENT}
+
+
 def check_resume(directory: PathLike, resolved: dict, *, file: str = CONFIG_FILE,
                  what: str = "run directory") -> None:
     """A directory belongs to one config: resuming under another would mix two runs. The
-    first run writes ``file``; later ones must match it. The ``debug`` section (fault
-    injection, checksums) is not part of the experiment."""
+    first run writes ``file``; later ones must match it, except in ``NOT_EXPERIMENT``."""
     path = as_path(directory) / file
-    resolved = {k: v for k, v in as_json(resolved).items() if k != "debug"}
+    resolved = experiment_fields(resolved)
     if path.exists():
         previous = read_json(path)
         if previous != resolved:

@@ -26,8 +26,8 @@ from etils import epath
 from xstilts_jax.config import ConfigError, call_in_file
 from xstilts_jax.experiments.cell import PHASE_RECORD_FILE, cell_phases, run_cell
 from xstilts_jax.experiments.defaults import ALL_NINE, cell_config
-from xstilts_jax.experiments.rundir import (RESULTS_FILE, as_json, phase_key, read_json,
-                                            write_json_atomic)
+from xstilts_jax.experiments.rundir import (RESULTS_FILE, experiment_fields, phase_key,
+                                            read_json, write_json_atomic)
 from xstilts_jax.experiments.store import (CELL_FILE, Store, cell_rows, cell_stats,
                                            write_cell_record)
 from xstilts_jax.storage import as_path
@@ -102,8 +102,7 @@ class Cell:
 
     @property
     def config_hash(self) -> str:
-        return phase_key({k: v for k, v in as_json(self.config.to_dict()).items()
-                          if k != "debug"})
+        return phase_key(experiment_fields(self.config.to_dict()))
 
     def describe(self, sweep: str) -> dict:
         """What ``cell.json`` records of the cell (the store's rows are built from it)."""

@@ -226,11 +226,15 @@ def read_hf_config(model_dir: pathlib.Path) -> dict:
         raise CheckpointError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from e
 
 
+PRESET_OF_HUB_ID = {hub_id: preset for preset, hub_id in HUB_IDS.items()}
+
+
 def model_shape(name_or_path: str | os.PathLike, **overrides) -> EncoderConfig | DecoderConfig:
     """The backbone config of a model without its weights: a preset name (``xlmr-xxl``,
     ``bloom-176b``: the published shape) or a checkpoint's ``config.json``. What the planner
     builds an abstract model from."""
     name = str(name_or_path)
+    name = PRESET_OF_HUB_ID.get(name, name)  # a published checkpoint's id: its preset's shape
     if name in PRESETS:
         try:
             return get_preset(name, **overrides)

@@ -347,7 +347,6 @@ def plan_phase(config, phase: str, topology: Topology, *, variant: Variant | Non
     devices = topology.devices()
     build = build_phase(config, phase, devices, variant=variant, where=topology.name)
     program = build.program
-    task = build.tasks[0]
     # The largest task's step decides memory (a mixture's heads differ; the state is shared).
     per_task = {}
     for key in build.tasks:
