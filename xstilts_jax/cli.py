@@ -172,6 +172,75 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def _use_cpu_devices(topology: str) -> None:
+    """``cpu:N`` plans need N host devices, which JAX creates only before it starts."""
+    name = topology.strip().lower()
+    if name.startswith("cpu:") and name[4:].isdigit():
+        import jax
+
+        try:
+            jax.config.update("jax_num_cpu_devices", max(int(name[4:]), 1))
+            jax.config.update("jax_platforms", "cpu")  # not libtpu's backend, if installed
+        except RuntimeError:  # JAX already started (in-process callers): use what it has
+            pass
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from xstilts_jax.config import apply_overrides, load_config_file
+    from xstilts_jax.plan.planner import PHASES, plan_phase
+    from xstilts_jax.plan.render import format_plan
+    from xstilts_jax.plan.topology import GIB, parse_topology
+
+    if bool(args.config) == bool(args.sweep):
+        raise CliError("give one of --config FILE.py[:ARG] (a cell) or --sweep FILE.py:NAME")
+    if args.sweep and args.overrides:
+        raise CliError("--config.* overrides apply to --config, not to --sweep")
+    _use_cpu_devices(args.topology)
+    memory = int(args.chip_memory_gib * GIB) if args.chip_memory_gib else None
+    topology = parse_topology(args.topology, cpu_memory_bytes=memory)
+    if args.sweep:
+        from xstilts_jax.experiments.sweep import load_sweep
+        from xstilts_jax.plan.pricing import price_sweep, render_sweep_cost
+
+        cost = price_sweep(load_sweep(args.sweep), topology, mfu=args.mfu,
+                           progress=None if args.quiet else _stderr)
+        print(json.dumps(cost.to_json(), indent=2) if args.json else render_sweep_cost(cost))
+        return 0
+    config = apply_overrides(load_config_file(args.config), args.overrides)
+    mfu = args.mfu if args.mfu is not None else float(config.plan.mfu)
+    phases = [args.phase] if args.phase != "all" else [p for p in PHASES if config[p].task]
+    if args.search:
+        from xstilts_jax.plan.search import render_frontier, search_plans
+
+        ranks = tuple(int(r) for r in args.lora_ranks.split(","))
+        results = {phase: search_plans(config, phase, topology, mfu=mfu, lora_ranks=ranks,
+                                       max_compiles=args.max_compiles,
+                                       progress=None if args.quiet else _stderr)
+                   for phase in phases}
+        if args.json:
+            print(json.dumps({p: r.to_json() for p, r in results.items()}, indent=2))
+        else:
+            print("\n\n".join(render_frontier(r) for r in results.values()))
+        return 0
+    plans = []
+    for phase in phases:
+        if not args.quiet:
+            _stderr(f"compiling the {phase} phase for {topology.name} ...")
+        plans.append(plan_phase(config, phase, topology, mfu=mfu))
+    if args.json:
+        out = {p.phase: p.to_json(with_shardings=args.shardings) for p in plans}
+        print(json.dumps(out, indent=2))
+    else:
+        print("\n\n".join(format_plan(p) for p in plans))
+    return 0 if all(p.fits for p in plans) else 3
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from xstilts_jax.report import write_report
 
@@ -331,6 +400,41 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sweep.set_defaults(func=cmd_sweep)
 
+    from xstilts_jax.plan.topology import topology_names
+
+    plan = commands.add_parser(
+        "plan", help="what a cell or a sweep costs on a TPU slice: compiled ahead of time, "
+                     "no weights, no chips",
+        description="Compile the training program of a cell's phases (or of every phase of a "
+                    "sweep) for a slice, from the model's shape alone, and print per-chip "
+                    "memory against HBM, FLOPs, step time and chip-hours. Exit status 3 when a "
+                    "phase does not fit. Topologies: " + topology_names() + ".")
+    plan.add_argument("--config", help="configs/FILE.py[:ARG] (a cell); --config.KEY=VALUE "
+                                       "overrides, e.g. --config.model.name=bloom-176b")
+    plan.add_argument("--sweep", help="configs/sweep.py:NAME: price every phase of the sweep "
+                                      "(shared phases once)")
+    plan.add_argument("--topology", required=True, metavar="NAME",
+                      help="v4:AxBxC, v5e:AxB, v5p:AxBxC, v6e:AxB (the names libtpu accepts; "
+                           "needs the tpu extra) or cpu:N")
+    plan.add_argument("--phase", choices=("intermediate", "target", "all"), default="all")
+    plan.add_argument("--search", action="store_true",
+                      help="search mesh, remat, micro-batch and LoRA for the smallest slice "
+                           "of the generation that fits, and the fastest plan on it")
+    plan.add_argument("--lora-ranks", default="0", metavar="R,R",
+                      help="--search: LoRA ranks to try (0 = full fine-tuning; default 0)")
+    plan.add_argument("--max-compiles", type=int, default=12, metavar="N",
+                      help="--search: compiles per slice at most (default 12)")
+    plan.add_argument("--mfu", type=float, default=None,
+                      help="model-FLOPs utilisation for the step-time estimate (default: "
+                           "config.plan.mfu, 0.4)")
+    plan.add_argument("--chip-memory-gib", type=float, default=None, metavar="G",
+                      help="cpu:N only: memory per fake device (default: host RAM / N)")
+    plan.add_argument("--shardings", action="store_true",
+                      help="--json: include every parameter's PartitionSpec")
+    plan.add_argument("--json", action="store_true", help="print JSON (bytes, seconds)")
+    plan.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    plan.set_defaults(func=cmd_plan)
+
     report = commands.add_parser(
         "report", help="tables, gains with bootstrap CIs, and gain-vs-size plots of a sweep",
         description="From DIR/store alone: the paper's tables per model, the XTREME score, "
@@ -368,10 +472,12 @@ def main(argv: list[str] | None = None) -> int:
     overrides, rest = split_overrides(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(rest)
     args.overrides = overrides
-    if overrides and args.command != "run":
-        print(f"xstilts {args.command}: error: --config.* overrides only apply to 'run'", file=sys.stderr)
+    if overrides and args.command not in ("run", "plan"):
+        print(f"xstilts {args.command}: error: --config.* overrides only apply to 'run' and "
+              f"'plan'", file=sys.stderr)
         return 2
     from xstilts_jax.models.pretrained import CheckpointError
+    from xstilts_jax.plan.topology import TopologyError
     from xstilts_jax.tasks import DataError, UnknownTaskError
     from xstilts_jax.tokenization import TokenizerError
     from xstilts_jax.train.loop import Preempted, TrainingError
@@ -383,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"xstilts {args.command}: {e}", file=sys.stderr)
         return PREEMPTED_EXIT
     except (CliError, CheckpointError, TokenizerError, ConfigError, DataError,
-            UnknownTaskError, TrainingError, ScoreError) as e:
+            UnknownTaskError, TrainingError, ScoreError, TopologyError) as e:
         print(f"xstilts {args.command}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -98,8 +98,17 @@ def make_mesh(shape: Mapping[str, int], devices: Sequence[jax.Device] | None = N
     if math.prod(sizes) != len(devices):
         raise ValueError(f"mesh.shape {dict(zip(MESH_AXES, sizes))} needs {math.prod(sizes)} devices, "
                          f"found {len(devices)}")
-    return jax.make_mesh(tuple(sizes), MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES),
-                         devices=devices)
+    try:
+        return jax.make_mesh(tuple(sizes), MESH_AXES,
+                             axis_types=(AxisType.Auto,) * len(MESH_AXES), devices=devices)
+    except NotImplementedError:
+        # A TPU torus whose physical axes no product of mesh sizes matches (fsdp 32 x tensor 2
+        # on a 4x4x4 slice): split a physical axis between two mesh axes, as MaxText allows.
+        from jax.experimental import mesh_utils
+
+        grid = mesh_utils.create_device_mesh(tuple(sizes), devices,
+                                             allow_split_physical_axes=True)
+        return Mesh(grid, MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES))
 
 
 def logical_to_spec(logical_axes: Sequence[str | None], shape: Sequence[int], mesh: Mesh,

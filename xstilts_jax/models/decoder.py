@@ -41,11 +41,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from xstilts_jax.models.axes import (ACT_BATCH, ACT_EMBED, ACT_HEADS, ACT_KV, ACT_LENGTH, ACT_MLP,
+from xstilts_jax.models.axes import (ACT_BATCH, ACT_HEADS, ACT_KV, ACT_LENGTH, ACT_MLP,
                                      EMBED, HEADS, HIDDEN, KV, MLP, VOCAB)
 from xstilts_jax.models.backbone import last_token
-from xstilts_jax.models.encoder import (REMAT_POLICIES, LayerNorm, dense_init, scan_blocks,
-                                        stack_layers, zeros_init)
+from xstilts_jax.models.encoder import (REMAT_POLICIES, LayerNorm, dense_init, lookup_rows,
+                                        scan_blocks, stack_layers, zeros_init)
 from xstilts_jax.sharding import constrain
 
 
@@ -171,11 +171,8 @@ class DecoderEmbeddings(nnx.Module):
         self.norm = LayerNorm(config.hidden_size, config.layer_norm_eps)
 
     def __call__(self, input_ids: jax.Array) -> jax.Array:
-        # The table's FSDP shards are gathered before the lookup, as in the encoder.
-        # float32 rows (a no-op for float32 tables): bf16 frozen weights under LoRA are
-        # normalised in float32 as the rest of the model is.
-        x = constrain(jnp.take(constrain(self.word[...], (VOCAB, ACT_EMBED)), input_ids, axis=0)
-                      .astype(jnp.float32), HIDDEN)
+        # Looked up in the sharded table, as in the encoder (float32 rows).
+        x = constrain(lookup_rows(self.word[...], VOCAB, input_ids), HIDDEN)
         return self.norm(x).astype(self.config.compute_dtype)
 
 

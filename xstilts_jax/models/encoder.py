@@ -36,7 +36,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from xstilts_jax.models import lora
-from xstilts_jax.models.axes import (ACT_BATCH, ACT_EMBED, ACT_HEADS, ACT_KV, ACT_LENGTH, ACT_MLP,
+from xstilts_jax.models.axes import (ACT_BATCH, ACT_HEADS, ACT_KV, ACT_LENGTH, ACT_MLP,
                                      EMBED, HEADS, HIDDEN, KV, LAYERS, MLP, NORM, POSITIONS, TYPES,
                                      VOCAB)
 from xstilts_jax.models.backbone import first_token
@@ -174,22 +174,29 @@ class Embeddings(nnx.Module):
     def __call__(self, input_ids, token_type_ids, *, rngs: nnx.Rngs | None) -> jax.Array:
         dtype = self.config.compute_dtype
 
-        def lookup(table: nnx.Param, rows: str, ids: jax.Array) -> jax.Array:
-            # Gather the table's FSDP shards first, as every FSDP weight is gathered before use
-            # (its gradient is then reduce-scattered). Looked up in an embed-sharded table, the
-            # rows would come out embed-sharded, and XLA reshards them to the batch sharding
-            # (and their gradient back) only by replicating them whole.
-            # float32 rows: the sum and LayerNorm stay float32 when LoRA stores the frozen
-            # tables in bf16 (a no-op for float32 tables).
-            return jnp.take(constrain(table[...], (rows, ACT_EMBED)), ids,
-                            axis=0).astype(jnp.float32)
-
-        x = constrain(lookup(self.word, VOCAB, input_ids)
-                      + lookup(self.token_type, TYPES, token_type_ids)
-                      + lookup(self.position, POSITIONS, self.position_ids(input_ids)), HIDDEN)
+        x = constrain(lookup_rows(self.word[...], VOCAB, input_ids)
+                      + lookup_rows(self.token_type[...], TYPES, token_type_ids)
+                      + lookup_rows(self.position[...], POSITIONS, self.position_ids(input_ids)),
+                      HIDDEN)
         if self.norm is not None:
             x = self.norm(x)
         return self.dropout(x.astype(dtype), deterministic=rngs is None, rngs=rngs)
+
+
+def lookup_rows(table: jax.Array, rows: str, ids: jax.Array) -> jax.Array:
+    """float32 rows of an embedding table for ``ids`` [B, S], still sharded like the table's
+    embedding dimension (callers constrain the sum to the batch sharding, ``HIDDEN``).
+
+    The table is used as it is sharded (embed over fsdp): every device looks up its slice of
+    the embedding dimension for the whole batch's ids (a few KB, replicated), and only the
+    rows move to the batch sharding. Gathering the table's FSDP shards first, as the blocks'
+    weights are, would hold a whole [vocab, hidden] copy and its whole gradient on every
+    device: 2 x 14.4 GB for BLOOM-176B's float32 table (``xstilts plan`` showed it).
+    float32: the sum and LayerNorm stay float32 when LoRA stores the frozen tables in bf16.
+    """
+    ids = constrain(ids, (None,) * ids.ndim)
+    found = jnp.take(constrain(table, (rows, EMBED)), ids, axis=0)
+    return constrain(found, (None,) * ids.ndim + (EMBED,)).astype(jnp.float32)
 
 
 class SelfAttention(nnx.Module):

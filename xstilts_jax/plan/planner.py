@@ -49,13 +49,12 @@ from xstilts_jax.models.pretrained import CheckpointError, model_shape
 from xstilts_jax.plan.topology import Topology
 from xstilts_jax.tasks import TaskSpec, get_task
 from xstilts_jax.tasks.families import FAMILIES
+from xstilts_jax.train.multitask import task_probabilities
 from xstilts_jax.train.program import Program, build_program
 
 # A task whose label set comes from its training data (CCG supertags) has none before the
 # data is read; planning assumes this many (CCGbank's supertags seen in training: ~1,300).
 ASSUMED_DATA_LABELS = 1363
-# Masked-LM rows in a mixture have no published size: planned as this many rows per update
-# group like any member (their share of the updates follows the mixture's sampling).
 PHASES = ("intermediate", "target")
 
 
@@ -71,7 +70,7 @@ class Variant:
     lora_rank: int
 
     def label(self) -> str:
-        mesh = "x".join(str(self.mesh[a]) for a in sharding.MESH_AXES)
+        mesh = "x".join(str(self.mesh.get(a, 1)) for a in sharding.MESH_AXES)
         lora_text = f" lora-r{self.lora_rank}" if self.lora_rank else ""
         return (f"mesh {mesh} remat {self.remat} micro {self.micro_batch}x"
                 f"{self.grad_accumulation}{lora_text}")
@@ -176,6 +175,7 @@ def build_phase(config, phase: str, devices, *, variant: Variant | None = None,
         if MLM_TASK in names:
             losses[MLM_TASK] = mlm_loss
     rows_total = phase_train_rows(tasks, section) if cfg.num_steps is None else 0
+    eval_rows = cfg.eval_batch_size or cfg.batch_size  # the config's, whatever the micro-batch
     cfg = dataclasses.replace(cfg, batch_size=micro, grad_accumulation=accumulation)
     updates = cfg.total_updates(rows_total)
     mesh_shape = dict(config.mesh.shape) if variant is None else dict(variant.mesh)
@@ -190,7 +190,6 @@ def build_phase(config, phase: str, devices, *, variant: Variant | None = None,
                             max_grad_norm=cfg.max_grad_norm, grad_accumulation=accumulation,
                             dropout_seed=seed)
     length = bucket_lengths(cfg.max_length, cfg.buckets)[-1]
-    eval_rows = cfg.eval_batch_size or cfg.batch_size
     by_name = {t.name: t for t in tasks}
     train_batches, eval_batches, rows = {}, {}, 0
     for task_key in program.tasks:
@@ -343,54 +342,59 @@ class PhasePlan:
 def plan_phase(config, phase: str, topology: Topology, *, variant: Variant | None = None,
                mfu: float = 0.4) -> PhasePlan:
     """Compile ``phase`` of ``config`` for ``topology`` and read back its plan; step time and
-    chip-hours assume the model-FLOPs utilisation ``mfu``."""
+    chip-hours assume the model-FLOPs utilisation ``mfu``.
+
+    A mixture's tasks share the state and differ in their heads and batch rows: the task
+    with the largest batch is compiled for memory, and every task's FLOPs are counted and
+    averaged by how often the mixture draws it."""
     devices = topology.devices()
     build = build_phase(config, phase, devices, variant=variant, where=topology.name)
     program = build.program
-    # The largest task's step decides memory (a mixture's heads differ; the state is shared).
-    per_task = {}
-    for key in build.tasks:
-        train_step, eval_step = program.jitted(key, build.train_batches[key])
-        per_task[key] = (compile_step(train_step, program.abstract_state, build.train_batches[key]),
-                         compile_step(eval_step, program.abstract_state.params,
-                                      build.eval_batches[key]))
-    worst = max(per_task, key=lambda k: _total_bytes(per_task[k][0]) or math.inf)
-    train, evaluation = per_task[worst]
+    largest = max(build.tasks, key=lambda k: _batch_elements(build.train_batches[k]))
+    train_step, eval_step = program.jitted(largest, build.train_batches[largest])
+    train = compile_step(train_step, program.abstract_state, build.train_batches[largest])
+    evaluation = (compile_step(eval_step, program.abstract_state.params,
+                               build.eval_batches[largest]) if train.ok else None)
     state = program.abstract_state
     params_bytes = shard_bytes(state.params)
     opt_bytes = shard_bytes(state.opt_state)
     trainable, _ = _trainable_params(program)
     grad_bytes = shard_bytes(trainable)
-    batch_bytes = shard_bytes(build.train_batches[worst])
+    batch_bytes = shard_bytes(build.train_batches[largest])
     hbm = topology.chip.hbm_bytes
     if train.ok:
         total = _total_bytes(train)
-        temporaries = train.memory["temp_size_in_bytes"]
-        activations = max(0, temporaries - grad_bytes)
+        activations = max(0, train.memory["temp_size_in_bytes"] - grad_bytes)
         error = None
-    else:
-        needed = _oom_required(train.error) or 0
-        total = max(needed, params_bytes + opt_bytes + batch_bytes)
+    else:  # the TPU compiler refused it: what it says it needed, at least the state
+        total = max(_oom_required(train.error) or 0,
+                    params_bytes + opt_bytes + grad_bytes + batch_bytes)
         activations = max(0, total - params_bytes - opt_bytes - grad_bytes - batch_bytes)
         error = train.error
     per_chip = {"parameters": params_bytes, "optimizer_state": opt_bytes,
                 "gradients": grad_bytes, "batch": batch_bytes,
                 "activations_and_temporaries": activations, "total": total, "hbm": hbm}
-    fits = bool(train.ok and total <= hbm)
-    eval_fits = bool(evaluation.ok and (_total_bytes(evaluation) or 0) <= hbm)
-    compile_seconds = sum(c.seconds for pair in per_task.values() for c in pair)
-    with unrolled_scans():
-        step = program.steps(worst).jit_train_step(
-            program.shardings, {k: v.sharding for k, v in build.train_batches[worst].items()})
-        unrolled = step.lower(program.abstract_state, build.train_batches[worst])
-    total_flops = global_flops(unrolled)
-    flops = total_flops / topology.num_chips if total_flops is not None else None
+    eval_fits = bool(evaluation is not None and evaluation.ok
+                     and (_total_bytes(evaluation) or 0) <= hbm)
+    fits = bool(train.ok and total <= hbm and eval_fits)
+    compile_seconds = train.seconds + (evaluation.seconds if evaluation is not None else 0.0)
+    weights, notes = _draw_weights(config, phase, build)
+    flops = None
+    for key, weight in weights.items():
+        with unrolled_scans():
+            step = program.steps(key).jit_train_step(
+                program.shardings, {k: v.sharding for k, v in build.train_batches[key].items()})
+            counted = global_flops(step.lower(program.abstract_state, build.train_batches[key]))
+        if counted is None:
+            flops = None
+            break
+        flops = (flops or 0.0) + weight * counted / topology.num_chips
     bytes_accessed = train.cost["bytes_accessed"] if train.ok and train.cost else None
     compute = flops / topology.chip.peak_flops if flops is not None else None
     memory_time = (bytes_accessed / topology.chip.hbm_bandwidth
                    if bytes_accessed is not None else None)
-    roofline = max(t for t in (compute, memory_time) if t is not None) if (
-        compute is not None or memory_time is not None) else None
+    known = [t for t in (compute, memory_time) if t is not None]
+    roofline = max(known) if known else None
     used = max(compute / mfu, memory_time or 0.0) if compute is not None else None
     step_seconds = {"compute": compute, "memory_lower_bound": memory_time,
                     "roofline": roofline, "estimate": used, "mfu": mfu}
@@ -411,8 +415,31 @@ def plan_phase(config, phase: str, topology: Topology, *, variant: Variant | Non
         eval_fits=eval_fits, flops_per_step=flops, bytes_accessed_per_step=bytes_accessed,
         step_seconds=step_seconds, tokens_per_second=tokens_per_second, updates=build.updates,
         chip_hours=chip_hours, compile_seconds=compile_seconds, compiler_error=error,
-        notes=build.notes + ([f"task of the largest step: {worst}"] if worst else []),
-        shardings=program.sharding_table(build.train_batches[worst]))
+        notes=build.notes + notes,
+        shardings=program.sharding_table(build.train_batches[largest]))
+
+
+def _batch_elements(batch) -> int:
+    return sum(math.prod(v.shape) for v in batch.values())
+
+
+def _draw_weights(config, phase: str, build: PhaseBuild) -> tuple[dict, list[str]]:
+    """How often each of the phase's tasks is drawn per micro-step (a single task: 1), from
+    the mixture's sampling over the published training sizes; and notes on what was
+    assumed."""
+    if len(build.tasks) == 1:
+        return {build.tasks[0]: 1.0}, []
+    section = config[phase]
+    sizes = {k: getattr(get_task(k), "train_examples", None) for k in build.tasks if k != MLM_TASK}
+    if MLM_TASK in build.tasks or not all(sizes.values()):
+        return ({k: 1 / len(build.tasks) for k in build.tasks},
+                ["mixture: tasks weighted equally (a member has no published size)"])
+    probabilities = task_probabilities(sizes, sampling=section.get("sampling", "proportional"),
+                                       temperature=section.get("temperature", 1.0),
+                                       examples_cap=section.get("examples_cap", 0) or None)
+    return probabilities, [f"mixture: step time averaged over {len(sizes)} tasks by their "
+                           f"{section.get('sampling', 'proportional')} sampling; memory of the "
+                           f"largest batch"]
 
 
 def _total_bytes(compiled: Compiled) -> int | None:

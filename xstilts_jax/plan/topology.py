@@ -10,6 +10,7 @@ devices that XLA compiles for without the chips being there. That needs libtpu, 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import os
 import re
@@ -151,12 +152,14 @@ def cpu_devices(n: int) -> list:
 
 def tpu_devices(topology: Topology) -> list:
     """Abstract devices of a TPU slice (libtpu compiles for them; none need be present)."""
-    try:
-        import libtpu  # noqa: F401  (only to tell a missing extra from other failures)
-    except ImportError:
+    if importlib.util.find_spec("libtpu") is None:
         raise TopologyError(f"topology {topology.name}: compiling for TPU needs libtpu; install "
-                            f"the tpu extra: {TPU_EXTRA}") from None
+                            f"the tpu extra: {TPU_EXTRA}")
     from jax.experimental import topologies
+
+    # libtpu takes a machine-wide lock (/tmp/libtpu_lockfile) meant for processes that drive
+    # chips; compiling for abstract devices needs none, so planners may run side by side.
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
 
     # A host holds at most 2x2x1 chips (v5e/v6e: 2x4); smaller slices name their own bounds.
     host = tuple(min(d, b) for d, b in zip((*topology.shape, 1, 1)[:3], (2, 2, 1)))

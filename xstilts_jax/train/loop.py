@@ -14,6 +14,7 @@ resumes from that step, exactly as after a kill.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -26,7 +27,7 @@ from flax import nnx
 
 from xstilts_jax import sharding
 from xstilts_jax.progress import Progress
-from xstilts_jax.storage import PathLike, as_path
+from xstilts_jax.storage import PathLike, as_path, write_atomic
 from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths
 from xstilts_jax.data.inputs import ModelInputs
 from xstilts_jax.train.checkpoints import PhaseCheckpoints
@@ -34,6 +35,8 @@ from xstilts_jax.train.program import build_program
 from xstilts_jax.train.writer import MetricWriter
 
 log = logging.getLogger(__name__)
+
+SHARDINGS_FILE = "shardings.json"  # beside a phase's checkpoints: Program.sharding_table()
 
 
 class TrainingError(RuntimeError):
@@ -294,6 +297,10 @@ def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, 
                             warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
                             max_grad_norm=cfg.max_grad_norm,
                             grad_accumulation=cfg.grad_accumulation, dropout_seed=cfg.seed)
+    if sharding.is_primary_host():  # where everything lives; `xstilts plan` prints the same
+        phase_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(phase_dir / SHARDINGS_FILE,
+                     json.dumps(program.sharding_table(), indent=1, sort_keys=True))
     # Multi-task data (train.multitask.MultiTaskData) names the task of every micro-step; the
     # model then has a head per task, and each task its own jitted steps.
     multitask = None not in program.losses
