@@ -50,7 +50,7 @@ def row(preset: str, result: dict) -> str:
     mesh = "×".join(str(result["mesh"][a]) for a in ("data", "fsdp", "tensor"))
     fits = "yes" if result["fits"] else f"no (+{result['over_by_bytes'] / 2**30:.1f} GiB)"
     return (f"| {preset} | {result['topology']} | {mesh} | {fits} | "
-            f"{b['total'] / 2**30:.1f} / {b['hbm'] / 2**30:.1f} | {step * 1e3:.0f} ms | "
+            f"{b['total'] / 2**30:.1f} / {b['hbm'] / 2**30:.1f} | {step * 1e3:.3g} ms | "
             f"{epoch:,.2f} | {2 * epoch:,.2f} |")
 
 
@@ -59,15 +59,25 @@ def main() -> None:
     parser.add_argument("--slices", default="v5e:2x2,v5e:4x4,v5p:4x4x4")
     parser.add_argument("--presets", default=",".join(PRESETS))
     parser.add_argument("-o", "--output", default="plan_table.md")
+    parser.add_argument("--cache", default="plan_table.jsonl",
+                        help="each plan's JSON, one a line; a rerun reuses what it holds")
     args = parser.parse_args()
     lines = ["| model | slice | mesh d×f×t | fits | GiB per chip (of HBM) | step | "
              "chip-h / MNLI epoch | chip-h / XNLI phase |",
              "|---|---|---|---|---|---|---|---|"]
+    cache = pathlib.Path(args.cache)
+    cached = ({r["key"]: r["plan"] for r in map(json.loads, cache.read_text().splitlines())}
+              if cache.exists() else {})
     for preset in args.presets.split(","):
         for slice_name in args.slices.split(","):
             chips = math.prod(int(d) for d in slice_name.split(":")[1].split("x"))
             start = time.perf_counter()
-            result = plan(preset, slice_name, chips)
+            key = f"{preset} {slice_name}"
+            if key not in cached:
+                cached[key] = plan(preset, slice_name, chips)
+                with open(args.cache, "a") as f:
+                    f.write(json.dumps({"key": key, "plan": cached[key]}) + "\n")
+            result = cached[key]
             lines.append(row(preset, result))
             print(f"{lines[-1]}  ({time.perf_counter() - start:.0f} s)", file=sys.stderr,
                   flush=True)

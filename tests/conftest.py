@@ -13,6 +13,9 @@ import pytest
 # that are not sharded explicitly run on device 0, as on one CPU.
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The suite runs on the CPU; libtpu (the tpu extra, for `xstilts plan`) still compiles for
+# abstract TPU slices with this set, and JAX does not try to start a TPU backend.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -103,6 +103,21 @@ def test_lower_layers_do_not_import_the_trainer_or_experiments(lower):
     assert not found, found
 
 
+def test_the_planner_sits_above_experiments_and_below_the_command_line():
+    """plan/ builds phases as cells do (experiments/) and nothing below it imports plan/; it
+    never imports the command line, the demo or the report."""
+    def under(name, *parts):
+        return any(name == f"{ROOT}.{p}" or name.startswith(f"{ROOT}.{p}.") for p in parts)
+
+    found = [(n, t) for n, targets in GRAPH.items() if under(n, "plan")
+             for t in targets if under(t, "cli", "demo", "report")]
+    found += [(n, t) for n, targets in GRAPH.items()
+              if under(n, "experiments", "train", "models", "tasks", "report", "demo")
+              for t in targets if under(t, "plan")]
+    assert not found, found
+    assert any(under(t, "experiments") for n, ts in GRAPH.items() if under(n, "plan") for t in ts)
+
+
 def test_bottom_modules_import_nothing_above_them():
     """sharding, losses, config and data/ are the floor: they import only each other."""
     floor = {f"{ROOT}.sharding", f"{ROOT}.losses", f"{ROOT}.config", f"{ROOT}.progress",
