@@ -184,19 +184,23 @@ class Embeddings(nnx.Module):
 
 
 def lookup_rows(table: jax.Array, rows: str, ids: jax.Array) -> jax.Array:
-    """float32 rows of an embedding table for ``ids`` [B, S], still sharded like the table's
-    embedding dimension (callers constrain the sum to the batch sharding, ``HIDDEN``).
+    """float32 rows of an embedding table for ``ids`` [B, S], replicated (callers constrain
+    the sum to the batch sharding, ``HIDDEN``: a local slice).
 
     The table is used as it is sharded (embed over fsdp): every device looks up its slice of
-    the embedding dimension for the whole batch's ids (a few KB, replicated), and only the
-    rows move to the batch sharding. Gathering the table's FSDP shards first, as the blocks'
-    weights are, would hold a whole [vocab, hidden] copy and its whole gradient on every
-    device: 2 x 14.4 GB for BLOOM-176B's float32 table (``xstilts plan`` showed it).
+    the embedding dimension for the whole batch's ids (a few KB, replicated), and the rows
+    are all-gathered (their gradient, in the backward pass, sliced). Gathering the table's
+    FSDP shards first, as the blocks' weights are, would hold a whole [vocab, hidden] copy
+    and its whole gradient on every device: 2 x 14.4 GB for BLOOM-176B's float32 table
+    (``xstilts plan`` showed it); the rows are the global batch's [B, S, H]. Going from the
+    embed-sharded rows to the batch sharding in one step instead makes XLA warn and
+    replicate anyway ("involuntary full rematerialization").
     float32: the sum and LayerNorm stay float32 when LoRA stores the frozen tables in bf16.
     """
     ids = constrain(ids, (None,) * ids.ndim)
     found = jnp.take(constrain(table, (rows, EMBED)), ids, axis=0)
-    return constrain(found, (None,) * ids.ndim + (EMBED,)).astype(jnp.float32)
+    found = constrain(found, (None,) * ids.ndim + (EMBED,))
+    return constrain(found, (None,) * (ids.ndim + 1)).astype(jnp.float32)
 
 
 class SelfAttention(nnx.Module):

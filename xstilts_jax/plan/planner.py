@@ -323,6 +323,7 @@ class PhasePlan:
     eval_fits: bool
     flops_per_step: float | None  # per chip, one micro-step (XLA's count, full depth)
     bytes_accessed_per_step: float | None  # per chip, loop body once: a lower bound
+    collective_bytes_per_step: float  # per chip, over the inter-chip links (by hand)
     step_seconds: dict  # compute, memory (lower bound), roofline, estimate (at mfu), mfu
     tokens_per_second: float | None
     updates: int
@@ -393,11 +394,17 @@ def plan_phase(config, phase: str, topology: Topology, *, variant: Variant | Non
     compute = flops / topology.chip.peak_flops if flops is not None else None
     memory_time = (bytes_accessed / topology.chip.hbm_bandwidth
                    if bytes_accessed is not None else None)
-    known = [t for t in (compute, memory_time) if t is not None]
+    remat = variant.remat if variant else config.model.get("remat", "none")
+    exchanged = collective_bytes(program, build,
+                                 model_shape(config.model.name, dtype=config.model.dtype), remat)
+    communication = exchanged / topology.chip.ici_bandwidth
+    known = [t for t in (compute, memory_time, communication) if t is not None]
     roofline = max(known) if known else None
-    used = max(compute / mfu, memory_time or 0.0) if compute is not None else None
+    used = (max(compute / mfu, memory_time or 0.0, communication) if compute is not None
+            else None)
     step_seconds = {"compute": compute, "memory_lower_bound": memory_time,
-                    "roofline": roofline, "estimate": used, "mfu": mfu}
+                    "communication": communication, "roofline": roofline, "estimate": used,
+                    "mfu": mfu}
     tokens = build.rows * build.length
     tokens_per_second = tokens / used if used else None
     micro_steps = build.updates * build.grad_accumulation
@@ -407,12 +414,13 @@ def plan_phase(config, phase: str, topology: Topology, *, variant: Variant | Non
     return PhasePlan(
         phase=phase, task=str(config[phase].task), model=str(config.model.name),
         topology=topology.name, chips=topology.num_chips, chip=topology.chip.name, mesh=mesh,
-        remat=variant.remat if variant else config.model.get("remat", "none"),
+        remat=remat,
         lora_rank=lora_rank, micro_batch_rows=build.rows,
         grad_accumulation=build.grad_accumulation, sequence_length=build.length,
         parameters=build.parameters, trainable_parameters=build.trainable_parameters,
         per_chip_bytes=per_chip, fits=fits, over_by_bytes=max(0, total - hbm),
         eval_fits=eval_fits, flops_per_step=flops, bytes_accessed_per_step=bytes_accessed,
+        collective_bytes_per_step=exchanged,
         step_seconds=step_seconds, tokens_per_second=tokens_per_second, updates=build.updates,
         chip_hours=chip_hours, compile_seconds=compile_seconds, compiler_error=error,
         notes=build.notes + notes,
@@ -450,6 +458,47 @@ def _total_bytes(compiled: Compiled) -> int | None:
     m = compiled.memory
     return (m["argument_size_in_bytes"] + m["output_size_in_bytes"] - m["alias_size_in_bytes"]
             + m["temp_size_in_bytes"] + m["generated_code_size_in_bytes"])
+
+
+def collective_bytes(program: Program, build: PhaseBuild, shape, remat: str) -> float:
+    """Bytes one chip exchanges with the others in one micro-step, counted from the shardings
+    (XLA's cost analysis does not count collectives):
+
+    - FSDP: every weight sharded over ``fsdp`` is all-gathered (a chip receives the other
+      shards, in the compute dtype) for the forward, again for the backward, and once more
+      to recompute the forward under remat "full"; a trained weight's gradient is
+      reduce-scattered back (float32);
+    - data parallelism: a trained weight not sharded over ``data`` has its gradient
+      all-reduced over it (2 (d-1)/d of its bytes);
+    - tensor parallelism: two all-reduces of the hidden states per block forward, two
+      backward (two more recomputing under remat "full").
+    """
+    mesh = program.mesh.shape
+    fsdp, data, tensor = (mesh[a] for a in ("fsdp", "data", "tensor"))
+    compute_bytes = np.dtype(shape.dtype).itemsize
+    gathers = 3 if remat == "full" else 2
+    params = jax.tree_util.tree_flatten_with_path(program.abstract_state.params)[0]
+    trained = {jax.tree_util.keystr(path) for path, _ in
+               jax.tree_util.tree_flatten_with_path(_trainable_params(program)[0])[0]}
+    total = 0.0
+    for path, leaf in params:
+        spec = leaf.sharding.spec
+        axes = {a for entry in spec if entry is not None
+                for a in ((entry,) if isinstance(entry, str) else entry)}
+        shard = math.prod(leaf.sharding.shard_shape(leaf.shape))
+        is_trained = jax.tree_util.keystr(path) in trained
+        if "fsdp" in axes and fsdp > 1:
+            total += gathers * (fsdp - 1) * shard * compute_bytes
+            if is_trained:
+                total += (fsdp - 1) * shard * 4
+        if is_trained and data > 1 and "data" not in axes:
+            total += 2 * (data - 1) / data * shard * 4
+    if tensor > 1:
+        rows = build.rows / max(1, data * fsdp)
+        hidden = rows * build.length * shape.hidden_size * compute_bytes
+        reductions = (6 if remat == "full" else 4) * shape.num_layers
+        total += reductions * 2 * (tensor - 1) / tensor * hidden
+    return float(total)
 
 
 def _trainable_params(program: Program):

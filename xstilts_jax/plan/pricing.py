@@ -41,13 +41,13 @@ DEFAULT_MFU = 0.4
 
 # A phase section's fields that do not change the compiled train or eval step: seeds,
 # optimizer and schedule constants, how long it trains, when it evaluates and saves, and
-# what data it reads (mixture sampling, caps, languages, QA windows past max_length).
-# Everything else of the section (task names, batch sizes, lengths and buckets, gradient
-# accumulation, clipping) is part of the program's shape.
+# what data it reads (languages, QA windows past max_length). Everything else of the
+# section (task names, batch sizes, lengths and buckets, gradient accumulation, clipping,
+# and a mixture's sampling, which weighs its tasks' step times) is part of the plan's key.
 NOT_PROGRAM_FIELDS = ("seed", "learning_rate", "num_epochs", "num_steps", "warmup_ratio",
                       "weight_decay", "eval_every", "checkpoint_every", "patience",
-                      "examples_cap", "sampling", "temperature", "train_languages", "doc_stride",
-                      "max_query_length", "max_answer_length", "n_best_size")
+                      "train_languages", "doc_stride", "max_query_length", "max_answer_length",
+                      "n_best_size")
 
 
 def _jsonable(value: Any) -> Any:

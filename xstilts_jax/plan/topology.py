@@ -33,17 +33,24 @@ class Chip:
     hbm_bytes: int
     peak_flops: float
     hbm_bandwidth: float  # bytes/s
+    ici_bandwidth: float  # bytes/s a chip exchanges with the others (inter-chip links)
     source: str  # where the numbers come from
     nominal: bool = False  # True: placeholders (cpu:N), not a real chip's numbers
 
 
 # Google Cloud's published per-chip figures (cloud.google.com/tpu/docs/v4, v5e, v5p, v6e).
 CHIPS: dict[str, Chip] = {
-    "v4": Chip("TPU v4", 32 * GIB, 275e12, 1228e9, "Cloud TPU v4: 32 GiB HBM2, 1228 GB/s, 275 bf16 TFLOP/s"),
+    "v4": Chip("TPU v4", 32 * GIB, 275e12, 1228e9, 300e9,
+               "Cloud TPU v4: 32 GiB HBM2, 1228 GB/s, 275 bf16 TFLOP/s, ICI 2400 Gbps"),
     # 15.75 GiB: the HBM XLA reports as available on a v5e chip (16 GiB nominal).
-    "v5e": Chip("TPU v5e", int(15.75 * GIB), 197e12, 819e9, "Cloud TPU v5e: 16 GiB HBM2e (15.75 usable), 819 GB/s, 197 bf16 TFLOP/s"),
-    "v5p": Chip("TPU v5p", 95 * GIB, 459e12, 2765e9, "Cloud TPU v5p: 95 GiB HBM2e, 2765 GB/s, 459 bf16 TFLOP/s"),
-    "v6e": Chip("TPU v6e", 32 * GIB, 918e12, 1640e9, "Cloud TPU v6e (Trillium): 32 GiB HBM, 1640 GB/s, 918 bf16 TFLOP/s"),
+    "v5e": Chip("TPU v5e", int(15.75 * GIB), 197e12, 819e9, 200e9,
+                "Cloud TPU v5e: 16 GiB HBM2e (15.75 usable), 819 GB/s, 197 bf16 TFLOP/s, "
+                "ICI 1600 Gbps"),
+    "v5p": Chip("TPU v5p", 95 * GIB, 459e12, 2765e9, 600e9,
+                "Cloud TPU v5p: 95 GiB HBM2e, 2765 GB/s, 459 bf16 TFLOP/s, ICI 4800 Gbps"),
+    "v6e": Chip("TPU v6e", 32 * GIB, 918e12, 1640e9, 448e9,
+                "Cloud TPU v6e (Trillium): 32 GiB HBM, 1640 GB/s, 918 bf16 TFLOP/s, "
+                "ICI 3584 Gbps"),
 }
 
 # The slice shapes each generation is sold in (the names libtpu accepts), smallest first:
@@ -114,9 +121,10 @@ def parse_topology(name: str, *, cpu_memory_bytes: int | None = None) -> Topolog
             raise TopologyError(f"topology {name!r}: cpu:N takes a positive device count N")
         n = int(shape_text)
         memory = cpu_memory_bytes or max(1, _host_memory_bytes() // n)
-        chip = Chip("CPU device", memory, 1e11, 2e10,
+        chip = Chip("CPU device", memory, 1e11, 2e10, 1e10,
                     "nominal: a fake host device (memory per --chip-memory-gib, else host RAM / N; "
-                    "100 GFLOP/s, 20 GB/s placeholders)", nominal=True)
+                    "100 GFLOP/s, 20 GB/s memory, 10 GB/s between devices: placeholders)",
+                    nominal=True)
         return Topology(f"cpu:{n}", "cpu", "cpu", (n,), chip)
     if gen not in SLICES:
         raise TopologyError(f"topology {name!r}: unknown generation {gen!r}; known: "
