@@ -471,7 +471,9 @@ def collective_bytes(program: Program, build: PhaseBuild, shape, remat: str) -> 
     - data parallelism: a trained weight not sharded over ``data`` has its gradient
       all-reduced over it (2 (d-1)/d of its bytes);
     - tensor parallelism: two all-reduces of the hidden states per block forward, two
-      backward (two more recomputing under remat "full").
+      backward (two more recomputing under remat "full");
+    - embedding tables (``['embeddings']``) are not gathered: the rows looked up in each
+      shard are (``encoder.lookup_rows``), float32, forward and their gradient backward.
     """
     mesh = program.mesh.shape
     fsdp, data, tensor = (mesh[a] for a in ("fsdp", "data", "tensor"))
@@ -487,7 +489,11 @@ def collective_bytes(program: Program, build: PhaseBuild, shape, remat: str) -> 
                 for a in ((entry,) if isinstance(entry, str) else entry)}
         shard = math.prod(leaf.sharding.shard_shape(leaf.shape))
         is_trained = jax.tree_util.keystr(path) in trained
-        if "fsdp" in axes and fsdp > 1:
+        if "['embeddings']" in jax.tree_util.keystr(path) and len(leaf.shape) == 2:
+            if "fsdp" in axes and fsdp > 1:  # looked-up rows, not the table
+                rows = build.rows * build.length * shape.hidden_size * 4
+                total += 2 * (fsdp - 1) / fsdp * rows
+        elif "fsdp" in axes and fsdp > 1:
             total += gathers * (fsdp - 1) * shard * compute_bytes
             if is_trained:
                 total += (fsdp - 1) * shard * 4

@@ -48,6 +48,8 @@ def test_tiny_plan_counts_every_part_by_hand():
     block_matmul = layers * (4 * h * h + 2 * h * shape.intermediate_size)
     closed = 6 * block_matmul * tokens + 12 * layers * 64 * h * tokens
     assert 0.9 * closed <= plan.flops_per_step <= 1.6 * closed
+    # Data parallelism only: every gradient all-reduced over 8 devices, 2 x 7/8 of its bytes.
+    assert plan.collective_bytes_per_step == pytest.approx(2 * 7 / 8 * 4 * plan.parameters)
     assert plan.updates == 20 and plan.step_seconds["estimate"] > 0
     assert plan.chip_hours == pytest.approx(
         20 * plan.step_seconds["estimate"] * 8 / 3600)
