@@ -150,3 +150,15 @@ def test_cli_prints_a_plan_and_exits_3_when_it_does_not_fit(capsys):
     assert main(args + ["--chip-memory-gib", "0.0001", "--json"]) == 3
     plan = json.loads(capsys.readouterr().out)["target"]
     assert not plan["fits"] and plan["over_by_bytes"] == plan["per_chip_bytes"]["total"] - plan["per_chip_bytes"]["hbm"]
+
+
+def test_presets_are_model_names_everywhere(monkeypatch):
+    """A preset plans from its shape; training resolves it to its published checkpoint (the
+    hub lookup fails offline, naming the checkpoint); a published id plans as its preset."""
+    from xstilts_jax.models.pretrained import CheckpointError, model_shape, resolve_model_dir
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match="bigscience/bloom: not a local directory"):
+        resolve_model_dir("bloom-176b")
+    assert model_shape("bigscience/bloom") == get_preset("bloom-176b")
+    assert model_shape("xlmr-xxl", dtype="bfloat16").dtype == "bfloat16"
