@@ -49,9 +49,11 @@ def row(preset: str, result: dict) -> str:
     epoch = micro * step * result["chips"] / 3600
     mesh = "×".join(str(result["mesh"][a]) for a in ("data", "fsdp", "tensor"))
     fits = "yes" if result["fits"] else f"no (+{result['over_by_bytes'] / 2**30:.1f} GiB)"
+    hours = (f"{epoch:,.2f} | {2 * epoch:,.2f}" if result["fits"] else "– | –")
     return (f"| {preset} | {result['topology']} | {mesh} | {fits} | "
-            f"{b['total'] / 2**30:.1f} / {b['hbm'] / 2**30:.1f} | {step * 1e3:.3g} ms | "
-            f"{epoch:,.2f} | {2 * epoch:,.2f} |")
+            f"{b['total'] / 2**30:.1f} / {b['hbm'] / 2**30:.1f} | "
+            f"{f'{step:.2f} s' if step >= 1 else f'{step * 1e3:.3g} ms'} | "
+            f"{hours} |")
 
 
 def main() -> None:
