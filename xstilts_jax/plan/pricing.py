@@ -34,7 +34,8 @@ from typing import Any, Callable, Mapping
 from xstilts_jax.config import ConfigError
 from xstilts_jax.experiments.phases import MLM_TASK, phase_config, phase_tasks
 from xstilts_jax.plan.planner import PhasePlan, phase_train_rows, plan_phase
-from xstilts_jax.plan.topology import GIB, Topology
+from xstilts_jax.plan.render import gib
+from xstilts_jax.plan.topology import Topology
 from xstilts_jax.tasks import get_task
 
 DEFAULT_MFU = 0.4
@@ -321,15 +322,6 @@ def _row(p: _Phase, program: str, price: float | None, updates: int | None, erro
 # --------------------------------------------------------------------------- text
 
 
-def _bytes(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for unit, size in (("GiB", GIB), ("MiB", 1024 ** 2), ("KiB", 1024)):
-        if abs(n) >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{n} B"
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -366,7 +358,7 @@ def render_sweep_cost(cost: SweepCost) -> str:
                          for i, (c, w) in enumerate(zip(row, widths))).rstrip()
 
     lines = [f"sweep {cost.sweep} on {cost.topology} ({cost.chips} chips, "
-             f"{_bytes(cost.hbm_bytes)} each): {_plural(cost.cells, 'cell')}, "
+             f"{gib(cost.hbm_bytes)} each): {_plural(cost.cells, 'cell')}, "
              f"{_plural(cost.phases, 'distinct phase')}, "
              f"{_plural(cost.compiles, 'program')} compiled ({cost.compile_seconds:.0f} s)",
              "", line(header), line(tuple("-" * w for w in widths))]
@@ -390,14 +382,14 @@ def render_sweep_cost(cost: SweepCost) -> str:
                  f"(each shared phase once); training steps only, evaluation not included")
     if cost.unfit:
         lines += ["", f"!! {len(cost.unfit)} of {cost.phases} phases DO NOT FIT on "
-                  f"{cost.topology} ({_bytes(cost.hbm_bytes)} per chip) and are NOT in the "
+                  f"{cost.topology} ({gib(cost.hbm_bytes)} per chip) and are NOT in the "
                   f"totals: use a larger slice, remat, LoRA or a smaller micro-batch "
                   f"(xstilts plan --search):"]
         for r in cost.unfit:
             total = (r.per_chip_bytes or {}).get("total")
             lines.append(f"!!   {r.model} {r.phase} {r.task} (key {r.key}, "
-                         f"{_plural(len(r.cells), 'cell')}): needs {_bytes(total)} per chip, "
-                         f"over by {_bytes(r.over_by_bytes)}")
+                         f"{_plural(len(r.cells), 'cell')}): needs {gib(total)} per chip, "
+                         f"over by {gib(r.over_by_bytes)}")
     if cost.errors:
         lines += ["", f"!! {len(cost.errors)} of {cost.phases} phases could not be priced and "
                   f"are NOT in the totals:"]
