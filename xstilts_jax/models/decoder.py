@@ -44,6 +44,7 @@ from flax import nnx
 from xstilts_jax.models.axes import (ACT_BATCH, ACT_HEADS, ACT_KV, ACT_LENGTH, ACT_MLP,
                                      EMBED, HEADS, HIDDEN, KV, MLP, VOCAB)
 from xstilts_jax.models.backbone import last_token
+from xstilts_jax.models.dropout import Dropout
 from xstilts_jax.models.encoder import (REMAT_POLICIES, LayerNorm, dense_init, lookup_rows,
                                         scan_blocks, stack_layers, zeros_init)
 from xstilts_jax.sharding import constrain
@@ -191,7 +192,7 @@ class AlibiAttention(nnx.Module):
         self.value_bias = nnx.Param(zeros_init((HEADS, KV))(rngs.params(), (n, d)))
         self.out_kernel = nnx.Param(dense_init(config, (HEADS, KV, EMBED))(rngs.params(), (n, d, h)))
         self.out_bias = nnx.Param(zeros_init((EMBED,))(rngs.params(), (h,)))
-        self.dropout = nnx.Dropout(config.attention_dropout)
+        self.dropout = Dropout(config.attention_dropout)
 
     def __call__(self, x: jax.Array, alibi: jax.Array, attention_mask: jax.Array, *,
                  rngs: nnx.Rngs | None) -> jax.Array:
@@ -255,7 +256,7 @@ class DecoderLayer(nnx.Module):
         self.attention = AlibiAttention(config, rngs=rngs)
         self.ffn_norm = LayerNorm(config.hidden_size, config.layer_norm_eps)
         self.ffn = DecoderFeedForward(config, rngs=rngs)
-        self.dropout = nnx.Dropout(config.hidden_dropout)
+        self.dropout = Dropout(config.hidden_dropout)
 
     def __call__(self, x, alibi, attention_mask, *, rngs: nnx.Rngs | None):
         drop = lambda y: self.dropout(y, deterministic=rngs is None, rngs=rngs)  # noqa: E731

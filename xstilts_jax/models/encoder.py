@@ -40,6 +40,7 @@ from xstilts_jax.models.axes import (ACT_BATCH, ACT_HEADS, ACT_KV, ACT_LENGTH, A
                                      EMBED, HEADS, HIDDEN, KV, LAYERS, MLP, NORM, POSITIONS, TYPES,
                                      VOCAB)
 from xstilts_jax.models.backbone import first_token
+from xstilts_jax.models.dropout import Dropout
 from xstilts_jax.sharding import activation_mesh, constrain
 
 PositionStyle = Literal["absolute", "roberta"]
@@ -162,7 +163,7 @@ class Embeddings(nnx.Module):
             nnx.with_partitioning(init, (TYPES, EMBED))(rngs.params(), (config.type_vocab_size, h)))
         # XLM-R XL/XXL (pre-LN) has no LayerNorm on the embeddings.
         self.norm = None if config.pre_layer_norm else LayerNorm(h, config.layer_norm_eps)
-        self.dropout = nnx.Dropout(config.hidden_dropout)
+        self.dropout = Dropout(config.hidden_dropout)
 
     def position_ids(self, input_ids: jax.Array) -> jax.Array:
         cfg = self.config
@@ -216,7 +217,7 @@ class SelfAttention(nnx.Module):
         self.value_bias = nnx.Param(zeros_init((HEADS, KV))(rngs.params(), (n, d)))
         self.out_kernel = nnx.Param(dense_init(config, (HEADS, KV, EMBED))(rngs.params(), (n, d, h)))
         self.out_bias = nnx.Param(zeros_init((EMBED,))(rngs.params(), (h,)))
-        self.dropout = nnx.Dropout(config.attention_dropout)
+        self.dropout = Dropout(config.attention_dropout)
 
     def __call__(self, x: jax.Array, mask_bias: jax.Array, *, rngs: nnx.Rngs | None) -> jax.Array:
         dtype = x.dtype
@@ -313,7 +314,7 @@ class EncoderLayer(nnx.Module):
         self.attention_norm = LayerNorm(config.hidden_size, config.layer_norm_eps)
         self.ffn = FeedForward(config, rngs=rngs)
         self.ffn_norm = LayerNorm(config.hidden_size, config.layer_norm_eps)
-        self.dropout = nnx.Dropout(config.hidden_dropout)
+        self.dropout = Dropout(config.hidden_dropout)
 
     def __call__(self, x, mask_bias, *, rngs: nnx.Rngs | None):
         drop = lambda y: self.dropout(y, deterministic=rngs is None, rngs=rngs)  # noqa: E731

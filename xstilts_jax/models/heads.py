@@ -20,6 +20,7 @@ from flax import nnx
 from xstilts_jax.models.axes import (ACT_BATCH, ACT_EMBED, ACT_LENGTH, ACT_VOCAB, CLASSES, EMBED,
                                      HEAD_HIDDEN, VOCAB)
 from xstilts_jax.models.backbone import Backbone, BackboneConfig
+from xstilts_jax.models.dropout import Dropout
 from xstilts_jax.models.encoder import LayerNorm, dense_init, zeros_init
 from xstilts_jax.sharding import constrain
 
@@ -60,7 +61,7 @@ class ClassificationHead(nnx.Module):
                 self.dense_kernel = self.dense_bias = self.out_bias = None
                 self.out_kernel = nnx.Param(dense_init(config, (EMBED, CLASSES))(
                     rngs.params(), (h, num_labels)))
-        self.dropout = nnx.Dropout(config.hidden_dropout if dropout is None else dropout)
+        self.dropout = Dropout(config.hidden_dropout if dropout is None else dropout)
         self.num_labels = num_labels
 
     def __call__(self, hidden: jax.Array, backbone: Backbone, attention_mask=None, *,
@@ -113,7 +114,7 @@ class TaggingHead(nnx.Module):
         with nnx.use_eager_sharding(False):
             self.out_kernel, self.out_bias = _dense_params(config, rngs, config.hidden_size,
                                                            num_labels, (EMBED, CLASSES))
-        self.dropout = nnx.Dropout(config.hidden_dropout if dropout is None else dropout)
+        self.dropout = Dropout(config.hidden_dropout if dropout is None else dropout)
         self.num_labels = num_labels
 
     def __call__(self, hidden: jax.Array, backbone: Backbone | None, attention_mask=None, *,

@@ -8,6 +8,7 @@ counts the schedule in optimizer updates, not micro-batches.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import optax
 
 
@@ -19,6 +20,26 @@ def no_decay(path) -> bool:
 
 def decay_mask(params):
     return jax.tree_util.tree_map_with_path(lambda path, _: not no_decay(path), params)
+
+
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+    """``optax.clip_by_global_norm`` as one scalar factor: ``g * min(1, max_norm / norm)``.
+
+    optax computes ``select(norm < max_norm, g, g / norm * max_norm)`` per element; XLA:CPU
+    then materialises ``g / norm`` as an array of its own and the moment updates read both it
+    and ``g``. On XLM-R's 250,002 x 768 embedding that update took 624 ms against 281 ms with
+    the scalar factor, which XLA fuses into each consumer (one read of the gradient each).
+    The clipped values differ from optax's by float rounding only (two roundings instead of
+    one, at most 1 ulp).
+    """
+
+    def update(updates, state, params=None):
+        del params
+        norm = optax.tree.norm(updates)
+        scale = jnp.where(norm < max_norm, jnp.float32(1.0), max_norm / norm)
+        return jax.tree.map(lambda g: g * scale.astype(g.dtype), updates), state
+
+    return optax.GradientTransformation(optax.init_empty_state, update)
 
 
 def warmup_linear_decay(peak_lr: float, total_steps: int, warmup_ratio: float) -> optax.Schedule:
@@ -40,7 +61,7 @@ def make_optimizer(*, learning_rate: float, total_steps: int, warmup_ratio: floa
     schedule = warmup_linear_decay(learning_rate, total_steps, warmup_ratio)
     parts = []
     if max_grad_norm:
-        parts.append(optax.clip_by_global_norm(max_grad_norm))
+        parts.append(clip_by_global_norm(max_grad_norm))
     parts.append(optax.adamw(schedule, b1=adam_b1, b2=adam_b2, eps=adam_eps,
                              weight_decay=weight_decay, mask=decay_mask))
     tx = optax.chain(*parts)
