@@ -247,13 +247,14 @@ def part_device(args, sizes: Sizes) -> dict:
 
 def part_peak(args, sizes: Sizes) -> dict:
     from peak import measure_peak
-    from train_step import measure_matmul_peak
 
     peak = measure_peak(dtype="bfloat16", n=sizes.peak_n, rounds=sizes.peak_rounds,
                         calls=sizes.peak_calls)
-    # The same product at the default precision (train_step.py's own peak): a check that
+    # The same product at the default precision : a check that
     # Precision.HIGHEST does not slow bf16 inputs down on this device.
-    plain = measure_matmul_peak(sizes.peak_n, sizes.peak_rounds, sizes.peak_calls)
+    plain = [g / 1e3 for g in measure_peak(dtype="bfloat16", n=sizes.peak_n,
+                                           rounds=sizes.peak_rounds, calls=sizes.peak_calls,
+                                           precision="default")["rounds"]]
     return {"dtype": peak["dtype"], "n": peak["n"],
             "rounds_tflops": [g / 1e3 for g in peak["rounds"]],
             "median_tflops": peak["median"] / 1e3, "max_tflops": peak["max"] / 1e3,

@@ -50,6 +50,10 @@ import sys
 import time
 
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peak import describe_peak, measure_peak, of_peak  # noqa: E402
+
+
 def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -105,6 +109,21 @@ def make_batch(batch: int, seq: int, vocab: int, pad_id: int, seed: int = 0):
         mask[batch - n_padded:, real:] = 0
     ids[mask == 0] = pad_id
     return ids, mask, np.zeros_like(ids)
+
+
+def forward_flops(config, encoder_state, batch: int, seq: int) -> float:
+    """Model FLOPs of one forward: 2 x (non-embedding parameters) per token, plus the two
+    attention products (QK^T and PV: 4 S^2 H per layer and sequence). Padded tokens count,
+    the same for both frameworks; LayerNorm, softmax and GELU are not counted."""
+    import jax
+    import numpy as np
+    from flax import nnx
+
+    pure = nnx.to_pure_dict(encoder_state)
+    weights = sum(int(np.prod(x.shape)) for name, sub in pure.items() if name != "embeddings"
+                  for x in jax.tree.leaves(sub))
+    return float(2 * weights * batch * seq + 4 * config.num_layers * config.hidden_size
+                 * seq ** 2 * batch)
 
 
 def hf_config_fields(config) -> dict:
@@ -183,6 +202,11 @@ def main(argv=None) -> None:
     print(f"built both models with the same weights in {time.perf_counter() - t0:.1f}s")
 
     graphdef, state = nnx.split(flax_model)
+    flops = forward_flops(config, state, args.batch, args.seq)
+    peak = measure_peak()
+    print(describe_peak(peak))
+    print(f"model FLOPs per forward call: {flops / 1e9:.1f} GFLOP ({flops / args.batch / 1e9:.2f} "
+          f"a sentence)")
 
     @jax.jit
     def flax_forward(state, ids, mask, tt):
@@ -229,21 +253,22 @@ def main(argv=None) -> None:
     torch_median = statistics.median(rates["torch"])
     flax_label = "flax (jit)" if args.dtype == "float32" else "flax (jit, bfloat16 compute)"
     labels = {"flax": flax_label, "torch": "torch eager (float32)"}
-    rows = [("framework", "median sent/s", "min", "max", "ratio vs torch")]
+    rows = []
     for name in runners:
         med = statistics.median(rates[name])
         rows.append((labels[name], f"{med:.1f}", f"{min(rates[name]):.1f}",
-                     f"{max(rates[name]):.1f}", f"{med / torch_median:.2f}x"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+                     f"{max(rates[name]):.1f}", of_peak(med * flops / args.batch / 1e9, peak),
+                     f"{med / torch_median:.2f}x"))
     print(f"\n{args.repeats} rounds x {args.calls} calls x {args.batch} sentences, "
           f"{threads} threads each")
-    for i, row in enumerate(rows):
-        print(" | ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                         for j, (c, w) in enumerate(zip(row, widths))))
-        if i == 0:
-            print("-+-".join("-" * w for w in widths))
+    print_table(("framework", "median sent/s", "min", "max", "model FLOP/s (median)",
+                 "ratio vs torch"), rows)
     print(f"paired flax/torch ratio per round: median {statistics.median(paired):.2f}x "
           f"(min {min(paired):.2f}x, max {max(paired):.2f}x)")
+    ratio = statistics.median(rates["flax"]) / torch_median
+    goal = 0.9  # parity: both frameworks run near this machine's peak (see the fractions)
+    print(f"goal flax >= {goal}x torch (ratio of medians): {ratio:.2f}x -> "
+          f"{'MET' if ratio >= goal else 'NOT MET'}")
 
 
 if __name__ == "__main__":
