@@ -48,6 +48,34 @@ PositionStyle = Literal["absolute", "roberta"]
 # "none" keeps every activation, "full" keeps only each block's input (recomputes the block),
 # "dots_saveable" keeps the matrix products' outputs (jax.checkpoint_policies.dots_saveable).
 REMAT_POLICIES = ("none", "full", "dots_saveable")
+# How self-attention is computed: "xla" writes the products out (below); "cudnn" is
+# jax.nn.dot_product_attention's fused cuDNN kernel (GPU, bf16/fp16, no attention dropout);
+# "auto" is cuDNN where it applies and XLA elsewhere.
+ATTENTION_IMPLEMENTATIONS = ("auto", "xla", "cudnn")
+
+
+def resolve_attention(config: "EncoderConfig", platform: str | None = None) -> str:
+    """The implementation attention will use on ``platform`` (default: JAX's backend).
+
+    cuDNN's fused kernel needs a GPU, a 16-bit compute dtype and a head size that is a
+    multiple of 8 up to 128; ``jax.nn.dot_product_attention`` has no dropout, so attention
+    dropout must be off (evaluation, or ``attention_dropout=0``). "auto" falls back to XLA
+    when any of these fails; an explicit "cudnn" that cannot hold is an error.
+    """
+    platform = platform or jax.default_backend()
+    reasons = [why for why, bad in (
+        (f"platform {platform!r} is not a GPU", platform not in ("gpu", "cuda")),
+        (f"compute dtype {config.dtype} is not bfloat16/float16",
+         config.dtype not in ("bfloat16", "float16")),
+        (f"head size {config.head_dim} is not a multiple of 8 up to 128",
+         config.head_dim % 8 or config.head_dim > 128),
+        (f"attention dropout {config.attention_dropout} is on",
+         config.attention_dropout > 0)) if bad]
+    if config.attention == "xla" or (config.attention == "auto" and reasons):
+        return "xla"
+    if reasons:
+        raise ValueError(f"attention='cudnn' cannot be used: {'; '.join(reasons)}")
+    return "cudnn"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +100,8 @@ class EncoderConfig:
     initializer_range: float = 0.02
     dtype: str = "float32"  # compute dtype; parameters are always float32 (master weights)
     remat: str = "none"  # one of REMAT_POLICIES: activation memory traded for recomputation
+    # One of ATTENTION_IMPLEMENTATIONS; "auto" picks per device (resolve_attention).
+    attention: str = "auto"
 
     def __post_init__(self):
         if self.num_layers < 1:
@@ -82,6 +112,9 @@ class EncoderConfig:
         if self.hidden_size % self.num_heads:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.attention not in ATTENTION_IMPLEMENTATIONS:
+            raise ValueError(f"attention must be one of "
+                             f"{', '.join(map(repr, ATTENTION_IMPLEMENTATIONS))}, got {self.attention!r}")
         if self.position_style not in ("absolute", "roberta"):
             raise ValueError(f"position_style must be 'absolute' or 'roberta', got {self.position_style!r}")
 
@@ -230,6 +263,8 @@ class SelfAttention(nnx.Module):
         # batched GEMMs, and the transposes fuse with the bias adds. With the "bqnd,bknd"
         # einsums XLA:CPU produced a transposed context and ran attention ~3x slower. (One
         # stacked q/k/v GEMM instead of three was measured too: no gain, so not done.)
+        if resolve_attention(self.config) == "cudnn":
+            return self._fused(x, mask_bias, "cudnn")
         q = proj(self.query_kernel, self.query_bias) * jnp.asarray(
             self.config.head_dim ** -0.5, dtype)
         k = proj(self.key_kernel, self.key_bias)
@@ -249,6 +284,22 @@ class SelfAttention(nnx.Module):
         ctx = jnp.einsum("bnqk,bnkd->bnqd", weights, v).astype(jnp.float32)
         ctx = (ctx / denom).astype(dtype)
         out = jnp.einsum("bnqd,nde->bqe", ctx, self.out_kernel[...].astype(dtype))
+        return constrain(out, HIDDEN) + self.out_bias[...].astype(dtype)
+
+    def _fused(self, x: jax.Array, mask_bias: jax.Array, implementation: str) -> jax.Array:
+        """Attention by ``jax.nn.dot_product_attention`` ([b, s, n, d] layout, the key mask
+        as an additive bias in the compute dtype); no dropout (resolve_attention checks)."""
+        dtype = x.dtype
+
+        def proj(kernel, bias):  # -> [b, s, n, d]
+            return (jnp.einsum("bse,end->bsnd", x, kernel[...].astype(dtype))
+                    + bias[...].astype(dtype))
+
+        ctx = jax.nn.dot_product_attention(
+            proj(self.query_kernel, self.query_bias), proj(self.key_kernel, self.key_bias),
+            proj(self.value_kernel, self.value_bias), bias=mask_bias.astype(dtype),
+            scale=self.config.head_dim ** -0.5, implementation=implementation)
+        out = jnp.einsum("bqnd,nde->bqe", ctx, self.out_kernel[...].astype(dtype))
         return constrain(out, HIDDEN) + self.out_bias[...].astype(dtype)
 
 
