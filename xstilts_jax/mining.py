@@ -5,7 +5,10 @@ Pure NumPy (no JAX here). The nearest-neighbour search is a parameter: every fun
 top-k in descending order, ties to the lower index; ``knn=None`` imports
 :func:`xstilts_jax.retrieval.knn` when first needed. Embeddings are L2-normalised here (in
 float32, as ``faiss.normalize_L2``; an all-zero row stays zero) and handed to ``knn`` with
-``normalize=False``.
+``normalize=False``. BUCC mining with ``knn=None`` needs the neighbours both ways and gets
+them from one pass, :func:`xstilts_jax.retrieval.knn_both_ways` (each score block gives its
+row-wise and its column-wise top-k: half the FLOPs of two searches, same neighbours and
+tie rule); a ``knn`` that is passed is called twice, once each way.
 
 BUCC, as google-research/xtreme ``third_party/utils_retrieve.py`` does it (itself LASER's
 ``source/mine_bitexts.py`` and ``tasks/bucc/bucc.py``), called by
@@ -135,6 +138,11 @@ def _default_knn() -> Knn:
     return knn
 
 
+def _default_knn_both_ways() -> Callable[..., tuple]:
+    from xstilts_jax.retrieval import knn_both_ways  # lazy, as _default_knn
+    return knn_both_ways
+
+
 def _matrix(embeddings, what: str) -> np.ndarray:
     x = np.asarray(embeddings)
     if x.ndim != 2:
@@ -166,8 +174,23 @@ def _search(knn: Knn | None, queries: np.ndarray, keys: np.ndarray,
             k: int) -> tuple[np.ndarray, np.ndarray]:
     """Call the kNN on normalised inputs and check what comes back."""
     knn = _default_knn() if knn is None else knn
-    scores, indices = knn(queries, keys, k, normalize=False)
-    scores, indices = np.asarray(scores), np.asarray(indices)
+    return _checked(knn(queries, keys, k, normalize=False), queries, keys, k)
+
+
+def _search_both_ways(knn: Knn | None, x: np.ndarray, y: np.ndarray, k: int):
+    """k-NN x -> y and y -> x (k capped by the other side's size), checked: one pass of
+    ``knn_both_ways`` by default, two calls of a given ``knn``."""
+    k_xy, k_yx = min(k, y.shape[0]), min(k, x.shape[0])
+    if knn is not None:
+        return _search(knn, x, y, k_xy), _search(knn, y, x, k_yx)
+    forward, backward = _default_knn_both_ways()(x, y, k_xy, k_yx, normalize=False)
+    return _checked(forward, x, y, k_xy), _checked(backward, y, x, k_yx)
+
+
+def _checked(result, queries: np.ndarray, keys: np.ndarray,
+             k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scores float64, indices int64) of a kNN result, after checking its shapes and range."""
+    scores, indices = (np.asarray(a) for a in result)
     expected = (queries.shape[0], k)
     if scores.shape != expected or indices.shape != expected:
         raise ValueError(f"knn returned scores {scores.shape} and indices {indices.shape}, "
@@ -219,8 +242,7 @@ def mine_pairs(source_embeddings, english_embeddings, *, k: int = NEIGHBORHOOD,
     empty = MinedPairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
     if x.shape[0] == 0 or y.shape[0] == 0:
         return empty
-    x2y_sim, x2y_ind = _search(knn, x, y, min(k, y.shape[0]))
-    y2x_sim, y2x_ind = _search(knn, y, x, min(k, x.shape[0]))
+    (x2y_sim, x2y_ind), (y2x_sim, y2x_ind) = _search_both_ways(knn, x, y, k)
     x_mean, y_mean = x2y_sim.mean(axis=1), y2x_sim.mean(axis=1)
     fwd = _score_neighbours(x, y, x2y_ind, x_mean, y_mean, margin)
     bwd = _score_neighbours(y, x, y2x_ind, y_mean, x_mean, margin)

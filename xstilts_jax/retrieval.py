@@ -99,19 +99,26 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 # Upper bounds of the block sizes per backend (block_shape evens them out). On 2 CPU cores
 # 512 x 4096 and 1024 x 4096 were fastest of {256..4096} x {2048..20000} (1024 x 8192 was
-# ~20 % slower); 512 halves the score block. Accelerators need bigger calls to amortise
+# ~20 % slower); 512 halves the score block. Both ways, 1024 x 4096 was ~10 % faster than
+# 512 x 4096 and than 2048 x 4096 or 1024 x 8192 at N = 20k (the column top-k's cost per
+# block does not grow with the query rows). Accelerators need bigger calls to amortise
 # dispatch (not measured here: no GPU).
 _DEFAULT_BLOCKS = {"cpu": (512, 4096)}
+_DEFAULT_BLOCKS_BOTH_WAYS = {"cpu": (1024, 4096)}
 _ACCELERATOR_BLOCKS = (4096, 32768)
 _BLOCKS_PER_CALL = 4  # query blocks per jitted call (lax.map over them)
 _GROUP = 32  # columns per group in _top_k
+_ROW_GROUP = 8  # rows per group in _column_top_k (query blocks are multiples of 8)
 _CHECK_ROWS = 16384  # rows per chunk of the host-side finiteness check (bounded temporaries)
 
 
-def default_block_sizes(backend: str | None = None) -> tuple[int, int]:
-    """(query block, key block) rows used when ``knn`` is not given them."""
+def default_block_sizes(backend: str | None = None, *,
+                        both_ways: bool = False) -> tuple[int, int]:
+    """(query block, key block) rows used when ``knn`` (or ``knn_both_ways``) is not given
+    them."""
     backend = backend or jax.default_backend()
-    return _DEFAULT_BLOCKS.get(backend, _ACCELERATOR_BLOCKS)
+    table = _DEFAULT_BLOCKS_BOTH_WAYS if both_ways else _DEFAULT_BLOCKS
+    return table.get(backend, _ACCELERATOR_BLOCKS)
 
 
 def _l2_normalize(x: jax.Array) -> jax.Array:
@@ -184,13 +191,67 @@ def _top_k(scores: jax.Array, k: int, columns_left=None) -> tuple[jax.Array, jax
     return values, jnp.take_along_axis(columns, pos, axis=1)
 
 
-def _block_top_k(q, keys, best_v, best_i, offset, n_keys, *, k: int, normalize: bool,
-                 compute_dtype, masked: bool, axes: tuple[str, ...] | None):
-    """One query block against this device's key block, merged into the running top-k.
+def _column_top_k(scores: jax.Array, k: int, rows_left=None) -> tuple[jax.Array, jax.Array]:
+    """Top k rows of each *column* of ``scores`` [rows, cols] -> [cols, k] (ties: lower row).
 
-    q [B, d] raw queries; keys [KB, d] prepared; best_v/best_i [B, k] running top-k (key
-    order preserved on ties); offset: key index of the first row of this step's chunk.
+    ``rows_left``: rows at or past it are padding (never selected). The mirror image of
+    ``_top_k``, with groups of ``_ROW_GROUP`` contiguous rows: their maxima are an
+    element-wise max of ``_ROW_GROUP`` rows of the block (vectorised, no transpose of the
+    block); the top-k groups of each column (ties: lower group first) contain its top-k rows
+    by the same argument as there; their rows are gathered in increasing row order and go
+    through ``lax.top_k``. Only the [groups, cols] maxima and the [cols, k x _ROW_GROUP]
+    candidates are transposed, never the block.
     """
+    rows, cols = scores.shape
+
+    def masked(values, row):
+        values = _plus_zero(values)
+        return values if rows_left is None else jnp.where(row < rows_left, values, -jnp.inf)
+
+    if rows % _ROW_GROUP or rows // _ROW_GROUP <= k:
+        return lax.top_k(masked(scores.T, lax.broadcasted_iota(jnp.int32, (1, rows), 1)), k)
+    n_groups = rows // _ROW_GROUP
+    grouped = scores.reshape(n_groups, _ROW_GROUP, cols)
+    maxima = jnp.max(grouped, axis=1)  # [groups, cols]
+    if rows_left is not None:  # as in _top_k: the edge group's maximum over its real rows
+        edge = jnp.clip(rows_left // _ROW_GROUP, 0, n_groups - 1)
+        edge_values = lax.dynamic_index_in_dim(grouped, edge, axis=0, keepdims=False)
+        edge_rows = edge * _ROW_GROUP + jnp.arange(_ROW_GROUP)
+        edge_max = jnp.max(jnp.where(edge_rows[:, None] < rows_left, edge_values, -jnp.inf),
+                           axis=0)
+        group = jnp.arange(n_groups)[:, None]
+        maxima = jnp.where(group * _ROW_GROUP >= rows_left, -jnp.inf, maxima)
+        maxima = jnp.where(group == edge, edge_max[None, :], maxima)
+    _, groups = lax.top_k(_plus_zero(maxima).T, k)  # [cols, k]
+    groups = jnp.sort(groups, axis=1)  # row order, for the tie rule
+    candidates = jnp.take_along_axis(grouped, groups.T[:, None, :], axis=0)  # [k, group, cols]
+    candidates = candidates.reshape(k * _ROW_GROUP, cols).T
+    row = (groups[:, :, None] * _ROW_GROUP + jnp.arange(_ROW_GROUP, dtype=groups.dtype))
+    row = row.reshape(cols, k * _ROW_GROUP)
+    values, pos = lax.top_k(masked(candidates, row), k)
+    return values, jnp.take_along_axis(row, pos, axis=1)
+
+
+def _merge(best_v, best_i, values, index, k: int):
+    """Top k of the running candidates and new ones; the running ones must come first (they
+    have the lower indices), so lax.top_k's lower-position-first keeps the tie rule."""
+    values = jnp.concatenate([best_v, values], axis=1)
+    index = jnp.concatenate([best_i, index], axis=1)
+    values, pos = lax.top_k(values, k)
+    return values, jnp.take_along_axis(index, pos, axis=1)
+
+
+def _block_step(carry, xs, keys, offset, n_keys, n_queries, *, k: int, k_back: int,
+                normalize: bool, compute_dtype, masked: bool, masked_queries: bool,
+                axes: tuple[str, ...] | None):
+    """One query block against this device's key block: both running top-ks updated.
+
+    carry: (col_v, col_i) [KB, k_back], the running top-k queries of this device's key block
+    (``()`` when ``k_back`` is 0); xs: q [B, d] raw queries, best_v/best_i [B, k] their
+    running top-k keys, q_start the index of the block's first query; offset: key index of
+    the first row of this step's chunk.
+    """
+    q, best_v, best_i, q_start = xs
     qn = _prepare(q, normalize=normalize, compute_dtype=compute_dtype)
     # HIGHEST: a true float32 product where the default would be TF32/bf16 passes (GPU/TPU).
     precision = lax.Precision.HIGHEST if compute_dtype == jnp.float32 else None
@@ -204,32 +265,42 @@ def _block_top_k(q, keys, best_v, best_i, offset, n_keys, *, k: int, normalize: 
     if axes is not None:  # [B, n_devices * k], devices in key order
         values = lax.all_gather(values, axes, axis=1, tiled=True, to="invarying")
         index = lax.all_gather(index, axes, axis=1, tiled=True, to="invarying")
-    # Running candidates first: they all have lower key indices than this step's.
-    values = jnp.concatenate([best_v, values], axis=1)
-    index = jnp.concatenate([best_i, index], axis=1)
-    values, pos = lax.top_k(values, k)
-    return values, jnp.take_along_axis(index, pos, axis=1)
+    best = _merge(best_v, best_i, values, index, k)
+    if k_back:  # this device's key columns: no collective, every device has every query
+        col_v, col_i = carry
+        values, index = _column_top_k(scores, k_back,
+                                      n_queries - q_start if masked_queries else None)
+        carry = _merge(col_v, col_i, values, index + q_start, k_back)
+    return carry, best
 
 
-def _group_top_k(q, keys, best_v, best_i, offset, n_keys, **static):
-    """``_block_top_k`` over a group of query blocks [m, B, d] (``lax.map``: one at a time)."""
-    def one(args):
-        return _block_top_k(*args[:1], keys, *args[1:], offset, n_keys, **static)
+def _group_step(q, keys, best_v, best_i, cols, q_first, offset, n_keys, n_queries, **static):
+    """``_block_step`` over a group of query blocks [m, B, d], one after the other
+    (``lax.scan``, carrying the key block's running top-k queries)."""
+    m, rows = q.shape[:2]
+    starts = q_first + jnp.arange(m, dtype=jnp.int32) * rows
 
-    return lax.map(one, (q, best_v, best_i))
+    def one(carry, xs):
+        return _block_step(carry, xs, keys, offset, n_keys, n_queries, **static)
+
+    cols, (best_v, best_i) = lax.scan(one, cols, (q, best_v, best_i, starts))
+    return best_v, best_i, cols
 
 
 @functools.lru_cache(maxsize=64)
-def _step_fn(k: int, normalize: bool, compute_dtype, masked: bool, mesh: Mesh | None):
+def _step_fn(k: int, k_back: int, normalize: bool, compute_dtype, masked: bool,
+             masked_queries: bool, mesh: Mesh | None):
     """The jitted step for these static settings (one per mesh)."""
-    kernel = functools.partial(_group_top_k, k=k, normalize=normalize,
+    kernel = functools.partial(_group_step, k=k, k_back=k_back, normalize=normalize,
                                compute_dtype=compute_dtype, masked=masked,
+                               masked_queries=masked_queries,
                                axes=None if mesh is None else tuple(mesh.axis_names))
     if mesh is None:
         return jax.jit(kernel)
     rep, keys = PartitionSpec(), PartitionSpec(tuple(mesh.axis_names), None)
-    mapped = jax.shard_map(kernel, mesh=mesh, in_specs=(rep, keys, rep, rep, rep, rep),
-                           out_specs=(rep, rep))
+    mapped = jax.shard_map(kernel, mesh=mesh,
+                           in_specs=(rep, keys, rep, rep, keys, rep, rep, rep, rep),
+                           out_specs=(rep, rep, keys))
     return jax.jit(mapped)
 
 
@@ -272,27 +343,37 @@ def _balanced(n: int, limit: int, multiple: int) -> int:
 
 
 def block_shape(n_queries: int, n_keys: int, k: int = 1, *, block_size: int | None = None,
-                key_block_size: int | None = None) -> tuple[int, int]:
-    """(query rows, key rows) of the blocks ``knn`` uses for these sizes.
+                key_block_size: int | None = None, k_back: int = 0) -> tuple[int, int]:
+    """(query rows, key rows) of the blocks ``knn`` / ``knn_both_ways`` use for these sizes.
 
-    ``block_size`` / ``key_block_size`` (default ``default_block_sizes()``) are upper bounds,
+    ``block_size`` / ``key_block_size`` (default ``default_block_sizes()``, the both-ways ones
+    when ``k_back`` is given, as ``knn_both_ways`` does) are upper bounds,
     give or take rounding: the rows are spread evenly over as few blocks as that allows, then
-    rounded up to a multiple of 8 (queries) or 32 (keys; the top-k's column groups), so the
-    padding is small. Passing the returned sizes back gives the same sizes.
+    rounded up to a multiple of 8 (queries; the column top-k's row groups) or 32 (keys; the
+    row top-k's column groups), so the padding is small; a block holds at least ``k`` keys
+    and ``k_back`` queries. Passing the returned sizes back gives the same sizes.
     """
-    default_q, default_kb = default_block_sizes()
+    default_q, default_kb = default_block_sizes(both_ways=bool(k_back))
     block_size = default_q if block_size is None else block_size
     key_block_size = default_kb if key_block_size is None else key_block_size
     for name, value in (("block_size", block_size), ("key_block_size", key_block_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return (_balanced(n_queries, int(block_size), 8),
+    return (max(k_back, _balanced(n_queries, int(block_size), _ROW_GROUP)),
             max(k, _balanced(n_keys, int(key_block_size), _GROUP)))
 
 
 def _input_dtype(x):
     """float32 or bfloat16 stay as they are on the way to the device; others become float32."""
     return x.dtype if x.dtype in (jnp.float32, jnp.bfloat16) else jnp.dtype(jnp.float32)
+
+
+def _check_k(name: str, k, n: int, what: str) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"{name} must be a positive integer, got {k!r}")
+    if k > n:
+        raise ValueError(f"{name}={k} is larger than the number of {what} ({n})")
+    return int(k)
 
 
 def knn(queries, keys, k: int, *, block_size: int | None = None, key_block_size: int | None = None,
@@ -321,20 +402,57 @@ def knn(queries, keys, k: int, *, block_size: int | None = None, key_block_size:
       ValueError: non-2-D or non-float inputs, different ``d``, ``k`` not in ``[1, n_k]``,
         non-finite values, bad block sizes, or scores that overflow float32.
     """
+    forward, _ = _search(queries, keys, k, None, block_size=block_size,
+                         key_block_size=key_block_size, mesh=mesh, normalize=normalize,
+                         compute_dtype=compute_dtype)
+    return forward
+
+
+def knn_both_ways(queries, keys, k: int, k_back: int | None = None, *,
+                  block_size: int | None = None, key_block_size: int | None = None,
+                  mesh: Mesh | None = None, normalize: bool = True, compute_dtype=None
+                  ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Every query's top-``k`` keys *and* every key's top-``k_back`` queries, in one pass.
+
+    What BUCC's margin needs (neighbours source -> target and target -> source): each score
+    block is computed once and gives both its row-wise and its column-wise top-k, so this
+    costs one search's matmul instead of two. Exact, with ``knn``'s tie rule both ways
+    (equal scores: lower index first). The forward result is bitwise what ``knn(queries,
+    keys, k)`` gives with the same blocks; the backward one equals ``knn(keys, queries,
+    k_back)`` up to float rounding (the products are summed in another order there, so
+    near-ties within ~1e-7 may come out the other way round).
+
+    Args are ``knn``'s, plus ``k_back`` (default ``k``), ``<= n_q``; the default blocks are
+    ``default_block_sizes(both_ways=True)`` (1024 x 4096 on CPU).
+
+    Returns:
+      ``((scores [n_q, k], indices [n_q, k]), (scores [n_k, k_back], indices [n_k, k_back]))``,
+      numpy float32 / int32, best first; backward indices are query rows.
+    """
+    k_back = k if k_back is None else k_back
+    forward, backward = _search(queries, keys, k, k_back, block_size=block_size,
+                                key_block_size=key_block_size, mesh=mesh,
+                                normalize=normalize, compute_dtype=compute_dtype)
+    return forward, backward
+
+
+def _search(queries, keys, k, k_back, *, block_size, key_block_size, mesh, normalize,
+            compute_dtype):
+    """The blockwise search: forward top-k, and backward top-k_back unless it is None."""
     queries = _validate("queries", queries)
     keys = _validate("keys", keys)
     n_q, d = queries.shape
     n_k, d_k = keys.shape
     if d != d_k:
         raise ValueError(f"queries and keys have different dimensions: {d} vs {d_k}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    k = int(k)
-    if k > n_k:
-        raise ValueError(f"k={k} is larger than the number of keys ({n_k})")
-    if n_k >= 2**31 - 1:
-        raise ValueError(f"{n_k} keys do not fit int32 indices")
-    block_shape(max(n_q, 1), n_k, k, block_size=block_size, key_block_size=key_block_size)
+    k = _check_k("k", k, n_k, "keys")
+    if k_back is not None:
+        k_back = _check_k("k_back", k_back, n_q, "queries")
+    for n, what in ((n_k, "keys"), (n_q, "queries")):
+        if n >= 2**31 - 1:
+            raise ValueError(f"{n} {what} do not fit int32 indices")
+    block_shape(max(n_q, 1), n_k, k, block_size=block_size, key_block_size=key_block_size,
+                k_back=k_back or 0)
     compute_dtype = jnp.dtype(jnp.float32 if compute_dtype is None else compute_dtype)
     if compute_dtype not in (jnp.float32, jnp.bfloat16, jnp.float16):
         raise ValueError(f"compute_dtype must be float32, bfloat16 or float16, got {compute_dtype}")
@@ -342,11 +460,11 @@ def knn(queries, keys, k: int, *, block_size: int | None = None, key_block_size:
         if not _all_finite(x):
             raise ValueError(f"{name} contain NaN or infinite values")
     if n_q == 0:
-        return np.zeros((0, k), np.float32), np.zeros((0, k), np.int32)
+        return (np.zeros((0, k), np.float32), np.zeros((0, k), np.int32)), None
 
     # Shapes depend on the data and block sizes only (not on the mesh): bitwise equal results.
     q_rows, kb_rows = block_shape(n_q, n_k, k, block_size=block_size,
-                                  key_block_size=key_block_size)
+                                  key_block_size=key_block_size, k_back=k_back or 0)
     n_dev = 1 if mesh is None else mesh.devices.size
     chunk = kb_rows * n_dev  # key rows per step (one key block per device)
     n_chunks = -(-n_k // chunk)
@@ -367,6 +485,7 @@ def knn(queries, keys, k: int, *, block_size: int | None = None, key_block_size:
     q_dtype, k_dtype = _input_dtype(queries), _input_dtype(keys)
     best_v = [put(np.full((m, q_rows, k), -np.inf, np.float32), q_sharding) for _, m in groups]
     best_i = [put(np.full((m, q_rows, k), -1, np.int32), q_sharding) for _, m in groups]
+    back_v, back_i = [], []  # per key chunk, on the host
     key_block = None
     for c in range(n_chunks):
         del key_block  # the previous chunk's calls are done: one key chunk alive at a time
@@ -376,19 +495,29 @@ def knn(queries, keys, k: int, *, block_size: int | None = None, key_block_size:
         del raw
         if normalize or key_block.dtype != compute_dtype:
             key_block = _prepare(key_block, normalize=normalize, compute_dtype=compute_dtype)
-        step = _step_fn(k, normalize, compute_dtype, start + chunk > n_k, mesh)
-        offset, count = np.int32(start), np.int32(n_k)
+        cols = () if k_back is None else (
+            put(np.full((chunk, k_back), -np.inf, np.float32), key_sharding),
+            put(np.full((chunk, k_back), -1, np.int32), key_sharding))
+        offset, count, n_queries = np.int32(start), np.int32(n_k), np.int32(n_q)
         for g, (first, m) in enumerate(groups):
             q0 = first * q_rows
+            padded = q0 + m * q_rows > n_q
+            step = _step_fn(k, k_back or 0, normalize, compute_dtype, start + chunk > n_k,
+                            k_back is not None and padded, mesh)
             q = _rows(queries, q0, min(q0 + m * q_rows, n_q), m * q_rows, q_dtype)
             q = put(q.reshape(m, q_rows, d), q_sharding)
-            best_v[g], best_i[g] = step(q, key_block, best_v[g], best_i[g], offset, count)
+            best_v[g], best_i[g], cols = step(q, key_block, best_v[g], best_i[g], cols,
+                                              np.int32(q0), offset, count, n_queries)
             # Wait before sending the next query group: a call queued ahead measured no
             # faster on CPU and kept a second query group and score buffer alive (~40 MB).
             best_v[g].block_until_ready()
+        if k_back is not None:
+            back_v.append(np.asarray(cols[0])[:n_k - start])
+            back_i.append(np.asarray(cols[1])[:n_k - start])
     scores = np.concatenate([np.asarray(v).reshape(-1, k) for v in best_v])[:n_q]
     indices = np.concatenate([np.asarray(i).reshape(-1, k) for i in best_i])[:n_q]
-    if not np.isfinite(scores).all():
+    backward = None if k_back is None else (np.concatenate(back_v), np.concatenate(back_i))
+    if not np.isfinite(scores).all() or (backward is not None and not np.isfinite(backward[0]).all()):
         raise ValueError("scores overflowed float32 (inner products of very large vectors); "
                          "normalize or rescale the inputs")
-    return scores, indices
+    return (scores, indices), backward

@@ -304,12 +304,19 @@ def test_default_knn_is_imported_lazily(monkeypatch, dev):
         calls.append(normalize)
         return brute_knn(queries, keys, k, normalize=normalize)
 
+    def fake_both_ways(queries, keys, k, k_back, *, normalize=True):
+        calls.append(("both", normalize))
+        return (brute_knn(queries, keys, k, normalize=normalize),
+                brute_knn(keys, queries, k_back, normalize=normalize))
+
     monkeypatch.setitem(sys.modules, "xstilts_jax.retrieval",
-                        types.SimpleNamespace(knn=fake_knn))
+                        types.SimpleNamespace(knn=fake_knn, knn_both_ways=fake_both_ways))
     got = mining.mine_bucc(data, x, y)
     assert got == mining.mine_bucc(data, x, y, knn=brute_knn)
-    assert calls == [False, False]  # inputs are normalised by mining itself
+    # one pass both ways by default; inputs are normalised by mining itself
+    assert calls == [("both", False)]
     assert len(mining.tatoeba_search(x, x)) == len(x)
+    assert calls == [("both", False), False]
 
 
 def test_no_jax_at_import():
@@ -328,6 +335,31 @@ def test_with_the_real_knn_when_present(dev):
     assert [(c.source_id, c.english_id) for c in got] == [(c.source_id, c.english_id)
                                                           for c in want]
     np.testing.assert_allclose([c.score for c in got], [c.score for c in want], atol=1e-5)
+
+
+def test_default_one_pass_equals_two_searches():
+    """Default mining (knn_both_ways, one pass) gives the pairs of the real knn called once
+    each way, scores to rounding (a neighbour's cosine is recomputed in float64; only the
+    kNN means, float32 sums in another order, may differ in the last bits). Sizes need no
+    multiple of a block, one side is the larger, and rows are near-duplicates of others."""
+    from xstilts_jax.retrieval import knn
+
+    rng = np.random.default_rng(21)
+    latent = rng.standard_normal((150, 32))
+    x = (latent + 0.3 * rng.standard_normal(latent.shape)).astype(np.float32)
+    y = np.concatenate([latent[:120] + 0.3 * rng.standard_normal((120, 32)),
+                        rng.standard_normal((97, 32))]).astype(np.float32)
+    x[7] = x[3]  # exact duplicates: ties in both directions
+    y[50] = y[40]
+    default = mining.mine_pairs(x, y)
+    two = mining.mine_pairs(x, y, knn=knn)
+    np.testing.assert_array_equal(default.source, two.source)
+    np.testing.assert_array_equal(default.english, two.english)
+    np.testing.assert_allclose(default.score, two.score, rtol=1e-6, atol=0)
+    assert len(default) > 100
+    for k in (1, 2):  # k capped per side by the other side's size (k = min(4, n))
+        small = mining.mine_pairs(x[:k], y)
+        np.testing.assert_array_equal(small.english, mining.mine_pairs(x[:k], y, knn=knn).english)
 
 
 # --------------------------------------------------------------------------- Tatoeba

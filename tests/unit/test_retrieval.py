@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from xstilts_jax.retrieval import knn
+from xstilts_jax.retrieval import knn, knn_both_ways
 from xstilts_jax.sharding import make_mesh
 
 N_Q, N_K, D = 1000, 777, 40
@@ -234,5 +234,121 @@ def test_block_top_k_masks_padding_exactly(columns_left):
         jnp.asarray(scores), k, None if columns_left is None else jnp.int32(columns_left))
     np.testing.assert_array_equal(np.asarray(indices)[:, :min(k, max(left, 0))],
                                   order[:, :min(k, max(left, 0))])
+    np.testing.assert_array_equal(np.asarray(values),
+                                  np.take_along_axis(reference, order, axis=1) + 0.0)
+
+
+# --------------------------------------------------------------------------- both ways
+
+
+def brute_force_both(queries, keys, k, k_back, normalize=True):
+    """Brute-force top-k keys per query and top-k_back queries per key (ties: lower index)."""
+    full, fwd_scores, fwd_indices = brute_force(queries, keys, k, normalize)
+    back = np.argsort(-full.T, axis=1, kind="stable")[:, :k_back]
+    return full, (fwd_scores, fwd_indices), (np.take_along_axis(full.T, back, axis=1), back)
+
+
+@pytest.mark.parametrize("n_q,n_k", [(300, 777), (777, 300), (61, 50)])
+def test_both_ways_exact_ties(mesh8, n_q, n_k):
+    """Integer vectors (exact scores, ties everywhere): both directions equal the stable
+    argsort exactly, on 1 and 8 devices; blocks of 96 / 16 queries (12 / 2 row groups: the
+    grouped and the plain column top-k), 64 / 256 keys, none dividing the sizes."""
+    rng = np.random.default_rng(12)
+    queries = rng.integers(-2, 3, size=(n_q, 24)).astype(np.float32)
+    keys = rng.integers(-2, 3, size=(n_k, 24)).astype(np.float32)
+    _, fwd, back = brute_force_both(queries, keys, 5, 3, normalize=False)
+    for block, key_block in ((96, 64), (96, 256), (16, 64)):
+        for mesh in (None, mesh8):
+            got_fwd, got_back = knn_both_ways(queries, keys, 5, 3, block_size=block,
+                                              key_block_size=key_block, normalize=False,
+                                              mesh=mesh)
+            for got, want in ((got_fwd, fwd), (got_back, back)):
+                np.testing.assert_array_equal(got[0], want[0].astype(np.float32))
+                np.testing.assert_array_equal(got[1], want[1])
+            # the forward half is knn itself, bit for bit
+            one_way = knn(queries, keys, 5, block_size=block, key_block_size=key_block,
+                          normalize=False, mesh=mesh)
+            np.testing.assert_array_equal(got_fwd[0], one_way[0])
+            np.testing.assert_array_equal(got_fwd[1], one_way[1])
+
+
+def test_both_ways_matches_two_searches():
+    """Float data, cosine: forward is knn(queries, keys) bitwise; backward is knn(keys,
+    queries) wherever the scores are not near-tied (those sum the products in another
+    order), and its scores agree to float32 rounding."""
+    queries, keys = _data(seed=13)
+    (fwd_v, fwd_i), (back_v, back_i) = knn_both_ways(queries, keys, 4, block_size=128,
+                                                     key_block_size=256)
+    one_way = knn(queries, keys, 4, block_size=128, key_block_size=256)
+    np.testing.assert_array_equal(fwd_v, one_way[0])
+    np.testing.assert_array_equal(fwd_i, one_way[1])
+    other_v, other_i = knn(keys, queries, 4, block_size=128, key_block_size=256)
+    full, _, (ref_v, ref_i) = brute_force_both(queries, keys, 4, 4)
+    np.testing.assert_allclose(back_v, other_v, rtol=0, atol=TOL)
+    np.testing.assert_allclose(back_v, ref_v, rtol=0, atol=TOL)
+    clear = separated(full.T, 4)
+    assert clear.mean() > 0.95
+    np.testing.assert_array_equal(back_i[clear], other_i[clear])
+    np.testing.assert_array_equal(back_i[clear], ref_i[clear])
+
+
+@pytest.mark.parametrize("n_q,block", [(61, 16), (200, 64), (203, 64)])
+def test_both_ways_query_padding_never_selected(mesh8, n_q, block):
+    """All real scores negative: the zero-padded query rows (score 0) of the last block must
+    never be a key's neighbour. 16-row blocks take the plain column top-k (2 groups), 64-row
+    blocks the grouped one, with the end inside a group (203 = 3 x 64 + 11) or on one."""
+    queries, keys = _data(seed=14, n_q=n_q, n_k=300)
+    queries, keys = -np.abs(queries), np.abs(keys)
+    _, _, (ref_v, ref_i) = brute_force_both(queries, keys, 4, 4)
+    assert (ref_v < 0).all()
+    for mesh in (None, mesh8):
+        _, (back_v, back_i) = knn_both_ways(queries, keys, 4, block_size=block,
+                                            key_block_size=128, mesh=mesh)
+        assert (back_i < n_q).all()
+        np.testing.assert_allclose(back_v, ref_v, rtol=0, atol=TOL)
+        np.testing.assert_array_equal(back_i, ref_i)
+
+
+def test_both_ways_signed_zeros_and_k_back():
+    """Zero keys score -0.0 and +0.0 against the queries: one score, so by query index; and
+    k_back differs from k (BUCC's k = min(4, other side) when one side is small)."""
+    queries = np.ones((80, 4), np.float32)  # blocks of 64: 8 row groups > k_back, grouped
+    queries[::2] = -1.0
+    queries[:8] = -1.0  # a whole row group of -0.0 scores
+    keys = np.zeros((3, 4), np.float32)
+    (fwd_v, fwd_i), (back_v, back_i) = knn_both_ways(queries, keys, 2, 6, block_size=64)
+    np.testing.assert_array_equal(back_i, np.tile(np.arange(6), (3, 1)))
+    np.testing.assert_array_equal(fwd_i, np.tile(np.arange(2), (80, 1)))
+    assert not np.signbit(back_v).any() and not np.signbit(fwd_v).any()
+
+
+def test_both_ways_errors():
+    with pytest.raises(ValueError, match="k_back=5 is larger than the number of queries"):
+        knn_both_ways(np.ones((4, 8)), np.ones((9, 8)), 4, 5)
+    with pytest.raises(ValueError, match="k_back must be a positive integer"):
+        knn_both_ways(np.ones((4, 8)), np.ones((9, 8)), 4, 0)
+    with pytest.raises(ValueError, match="k_back=1 is larger"):  # no queries, no backward
+        knn_both_ways(np.ones((0, 8)), np.ones((9, 8)), 1)
+
+
+@pytest.mark.parametrize("rows_left", [None, -5, 0, 3, 8, 30, 61, 64, 90])
+def test_column_top_k_masks_padding_exactly(rows_left):
+    """The column top-k of one [64, 48] block (8 row groups > k) equals a stable argsort of
+    each column with rows at or past ``rows_left`` removed, zeros of both signs included."""
+    from xstilts_jax.retrieval import _column_top_k
+
+    rng = np.random.default_rng(15)
+    scores = -np.abs(rng.standard_normal((64, 48), dtype=np.float32))
+    scores[:, :24] = np.where(rng.random((64, 24)) < 0.5, -0.0, 0.0)  # ties at zero
+    scores[:8, :24] = -0.0  # a whole group whose maximum is -0.0
+    scores[3:8, 30:40] = 0.0  # padding-like zeros inside an edge group
+    k = 4
+    left = 64 if rows_left is None else rows_left
+    reference = np.where(np.arange(64)[:, None] < left, scores, -np.inf).T
+    order = np.argsort(-reference, axis=1, kind="stable")[:, :k]
+    values, indices = jax.jit(_column_top_k, static_argnums=1)(
+        jnp.asarray(scores), k, None if rows_left is None else jnp.int32(rows_left))
+    shown = min(k, max(left, 0))
+    np.testing.assert_array_equal(np.asarray(indices)[:, :shown], order[:, :shown])
     np.testing.assert_array_equal(np.asarray(values),
                                   np.take_along_axis(reference, order, axis=1) + 0.0)
