@@ -1,6 +1,7 @@
 """Zero-shot sentence retrieval, XTREME's BUCC 2018 and Tatoeba, straight from an encoder.
 
-No training data: sentences are embedded (``embed.py``: masked mean of one hidden layer),
+No training data: sentences are embedded (``embed.py``: masked mean of one hidden layer;
+many languages in one call, so that batches hold sentences of one length),
 neighbours found by the exact blockwise kernel (``retrieval.knn``), and pairs mined or
 retrieved as XTREME does (``mining.py``). Predictions are written in the XTREME submission
 format (``predictions/<task>/test-<lang>.tsv``) and scored by ``metrics`` where gold exists.
@@ -22,6 +23,8 @@ from xstilts_jax.sharding import is_primary_host
 log = logging.getLogger(__name__)
 
 RETRIEVAL_TASKS = task_names(role="retrieval")  # from the catalog: bucc2018, tatoeba
+# Sentences one embedding call may hold (their float32 vectors and token ids stay in memory).
+EMBED_CALL_SENTENCES = 200_000
 
 
 def _write(path: pathlib.Path, lines: Sequence[str]) -> None:
@@ -50,44 +53,64 @@ def retrieve(task: str, encoder, tokenizer, data_dir=None, *, languages: Sequenc
         raise DataError(f"{task} has no language(s) {', '.join(unknown)}; its languages: "
                         f"{' '.join(spec.languages)}")
 
-    def embed(sentences):
-        return embed_sentences(encoder, tokenizer, list(sentences), layer=layer, pool=pool,
-                               max_length=max_length, batch_size=batch_size, progress=progress,
-                               mesh=mesh)
-
     def read(split: str, lang: str):
         return read_split(spec, split, lang, data_dir=data_dir, source=source, tfds_dir=tfds_dir)
 
-    out = pathlib.Path(output_dir) / task if output_dir is not None else None
-    per_language: dict[str, dict] = {}
-    for lang in languages:
+    def pools(lang: str):
+        """(the language's data, the sentence lists to embed for it)."""
         if task == "tatoeba":
             pairs = read("test", lang)
-            source_vectors = embed(p.source for p in pairs)
-            english_vectors = embed(p.english for p in pairs)
-            predicted = mining.tatoeba_search(source_vectors, english_vectors,
-                                              direction=direction, knn=knn)
+            return pairs, [[p.source for p in pairs], [p.english for p in pairs]]
+        # Both BUCC splits are evaluation data (the threshold is chosen on dev).
+        dev, test = read("dev", lang), read("test", lang)
+        if not (dev.complete and test.complete):
+            log.warning("bucc2018 %s: the source has the gold pairs' sentences only, not "
+                        "BUCC's whole pools (TFDS): mining them is easier than BUCC 2018 "
+                        "and the F1 is not XTREME's", lang)
+        return (dev, test), [list(dev.source.values()), list(dev.english.values()),
+                             list(test.source.values()), list(test.english.values())]
+
+    def score(lang: str, data, vectors: list[np.ndarray]) -> list[str]:
+        if task == "tatoeba":
+            predicted = mining.tatoeba_search(*vectors, direction=direction, knn=knn)
             lines = mining.tatoeba_lines(predicted)
             # LASER's files are line-aligned: the gold of line i is i (either direction).
             per_language[lang] = metrics.accuracy([str(i) for i in range(len(lines))], lines)
-        else:
-            # Both BUCC splits are evaluation data (the threshold is chosen on dev).
-            dev, test = read("dev", lang), read("test", lang)
-            if not (dev.complete and test.complete):
-                log.warning("bucc2018 %s: the source has the gold pairs' sentences only, not "
-                            "BUCC's whole pools (TFDS): mining them is easier than BUCC 2018 "
-                            "and the F1 is not XTREME's", lang)
-            result = mining.evaluate_bucc(
-                dev, embed(dev.source.values()), embed(dev.english.values()),
-                test, embed(test.source.values()), embed(test.english.values()), knn=knn)
-            lines = list(result.test_predictions)
-            per_language[lang] = {"threshold": result.threshold, "dev": result.dev,
-                                  **({"test": result.test} if result.test is not None else {}),
-                                  **({} if dev.complete and test.complete else
-                                     {"complete_pools": False})}
-        if out is not None:
-            _write(out / f"test-{lang}.tsv", lines)
-        log.info("%s %s: %s", task, lang, per_language[lang])
+            return lines
+        dev, test = data
+        result = mining.evaluate_bucc(dev, vectors[0], vectors[1], test, vectors[2], vectors[3],
+                                      knn=knn)
+        per_language[lang] = {"threshold": result.threshold, "dev": result.dev,
+                              **({"test": result.test} if result.test is not None else {}),
+                              **({} if dev.complete and test.complete else
+                                 {"complete_pools": False})}
+        return list(result.test_predictions)
+
+    out = pathlib.Path(output_dir) / task if output_dir is not None else None
+    per_language: dict[str, dict] = {}
+    def embed_and_score(group) -> None:
+        lists = [p for _, _, language_lists in group for p in language_lists]
+        vectors = embed_sentences(encoder, tokenizer, [s for p in lists for s in p],
+                                  layer=layer, pool=pool, max_length=max_length,
+                                  batch_size=batch_size, progress=progress, mesh=mesh)
+        vectors = iter(np.split(vectors, np.cumsum([len(p) for p in lists])[:-1]))
+        for lang, data, language_lists in group:
+            lines = score(lang, data, [next(vectors) for _ in language_lists])
+            if out is not None:
+                _write(out / f"test-{lang}.tsv", lines)
+            log.info("%s %s: %s", task, lang, per_language[lang])
+
+    # Languages are embedded together, up to EMBED_CALL_SENTENCES sentences a call (all of
+    # Tatoeba; one BUCC language): one sort by length over many sentences fills batches with
+    # sentences of one length, so almost nothing is padding (embed.py).
+    group, held = [], 0
+    for i, lang in enumerate(languages):
+        data, lists = pools(lang)
+        group.append((lang, data, lists))
+        held += sum(len(p) for p in lists)
+        if held >= EMBED_CALL_SENTENCES or i + 1 == len(languages):
+            embed_and_score(group)
+            group, held = [], 0
     return {"task": task, "per_language": per_language, "average": _average(task, per_language)}
 
 

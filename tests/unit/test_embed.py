@@ -72,6 +72,73 @@ def test_embed_cli_errors(tmp_path, tiny_checkpoints, capsys):
     assert "no such checkpoint directory" in capsys.readouterr().err
 
 
+def test_length_ladder():
+    from xstilts_jax.embed import length_ladder
+
+    assert length_ladder(40) == (*range(1, 17), *range(18, 33, 2), 36, 40)
+    assert length_ladder(512)[-4:] == (416, 448, 480, 512) and len(length_ladder(512)) == 56
+    assert length_ladder(17) == (*range(1, 17), 17)  # max_length is always the last rung
+    with pytest.raises(ValueError, match="max_length must be positive, got 0"):
+        length_ladder(0)
+
+
+def test_plan_batches_cover_every_sequence_once_in_few_full_shapes():
+    from xstilts_jax.embed import length_ladder, plan_batches
+
+    rng = np.random.default_rng(0)
+    lengths = np.concatenate([rng.integers(4, 30, size=900), rng.integers(30, 200, size=100)])
+    ladder = length_ladder(200)
+    for row_multiple in (1, 3):
+        plan = plan_batches(lengths, batch_size=4, tokens_per_batch=256, buckets=ladder,
+                            row_multiple=row_multiple)
+        seen = np.concatenate([rows for rows, _, _ in plan])
+        assert sorted(seen) == list(range(len(lengths)))  # every sequence exactly once
+        assert np.all(np.diff(lengths[seen]) >= 0)  # in length order
+        for k, (rows, n_rows, seq) in enumerate(plan):
+            assert seq in ladder and lengths[rows].max() <= seq and n_rows % row_multiple == 0
+            full = -(-max(4, 256 // seq) // row_multiple) * row_multiple
+            if k < len(plan) - 1:
+                assert len(rows) == n_rows == full  # only the last batch has padding rows
+            else:
+                assert len(rows) <= n_rows <= full and (n_rows == full or n_rows % 8 == 0)
+        shapes = {(n_rows, seq) for _, n_rows, seq in plan}
+        assert len(shapes) <= len({seq for _, _, seq in plan}) + 1  # one shape per length
+        computed = sum(n_rows * seq for _, n_rows, seq in plan)
+        # 6 % padding; batches of 32 padded to 16/32/64/128/200 (the former way): 41 %
+        assert 1 - lengths.sum() / computed < 0.08
+
+
+def test_plan_batches_errors():
+    from xstilts_jax.embed import plan_batches
+
+    with pytest.raises(ValueError, match=r"1 sequences exceed the largest bucket 8 \(first: "
+                                         r"index 1, 9 tokens\)"):
+        plan_batches([3, 9], batch_size=2, tokens_per_batch=16, buckets=(4, 8))
+    with pytest.raises(ValueError, match="must be positive, got 0 and 16"):
+        plan_batches([3], batch_size=0, tokens_per_batch=16, buckets=(4, 8))
+
+
+def test_embed_sentences_many_batches_match_torch_and_repeats_embed_once(tiny_checkpoints):
+    """Token-budget batches of several lengths and a short last batch give torch's vectors in
+    input order; a repeated sentence gets the very vector of its first occurrence."""
+    from xstilts_jax.embed import embed_sentences
+    from xstilts_jax.models.pretrained import load_encoder
+    from xstilts_jax.tokenization import load_tokenizer
+
+    directory = tiny_checkpoints("bert")
+    encoder, _ = load_encoder(directory)
+    tokenizer = load_tokenizer(directory)
+    rng = np.random.default_rng(0)
+    words = " ".join(SENTENCES).split()
+    sentences = [" ".join(rng.choice(words, rng.integers(1, 25))) for _ in range(37)]
+    sentences += sentences[:5]
+    got = embed_sentences(encoder, tokenizer, sentences, layer=2, batch_size=2,
+                          tokens_per_batch=48)
+    assert got.shape == (42, 32)
+    np.testing.assert_allclose(got, _torch_pooled(directory, sentences, 2), atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(got[37:], got[:5])
+
+
 def test_token_batches_cover_everything_with_few_shapes():
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 200, size=103)
