@@ -99,7 +99,23 @@ Run
     python benchmarks/retrieval.py                            # 20k, 50k, 100k
 
 Measured
-    MEASURED
+    2 CPU cores (AMD EPYC, AVX-512) shared with other jobs' untimed work; OPENBLAS_* not set
+    in the caller; kernels: faiss-cpu 1.15.1's bundled OpenBLAS 0.3.15 (Zen), numpy's
+    scipy-openblas 0.3.31 (SkylakeX), ours XLA:CPU (YNNPACK dots); measured peak 161-190
+    GFLOP/s.
+
+    ``--sizes 20000 50000``: ours 3.83 s at 20k (160 GFLOP/s, 92 % of peak), faiss 3.95 s
+    (90 %), numpy 8.04 s: 1.03x faiss; 50k: ours 24.1 s (84 %), faiss 24.7 s (82 %), numpy
+    52.6 s: 1.02x. Memory 1.15x at 20k, 1.04x at 50k (faiss 1.65x / 1.57x, numpy 2.6x).
+    Parity at the peak, as a GEMM-bound search allows; the goals (>= 0.95x, <= 1.5x) are met.
+    The earlier "3.4-4.4x faiss" does not hold (most likely its peers were slowed).
+
+    ``--bucc --mine --sizes 20000``: ours-both 3.88 s (92 % of peak), faiss-two 7.48 s
+    (95 %): 1.93x, neighbours identical both ways; mine_pairs end to end 4.82 s vs 7.82 s,
+    1.62x, the same 15250 pairs. ``--bucc --sizes 50000``: 26.5 s vs 43.4 s, 1.63x (goal
+    NOT met in that run: the peak fell from 173 to 100 GFLOP/s during it; ours-both took
+    23.5 s in a quieter in-process repeat, ~1.84x); 99.999 % identical, the rest near-ties
+    3e-8 apart.
 """
 
 from __future__ import annotations
