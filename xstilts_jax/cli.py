@@ -315,7 +315,9 @@ def _embedding_arguments(parser: argparse.ArgumentParser) -> None:
                         help="masked mean over all tokens incl. <s></s> (default), or the first token")
     parser.add_argument("--max-length", type=int, default=512,
                         help="tokens per sentence, specials included")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="sentences per batch at least; short sentences are batched "
+                             "more to a batch, up to about 2048 tokens")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                         help="compute dtype (parameters stay float32)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

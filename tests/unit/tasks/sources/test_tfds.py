@@ -875,8 +875,9 @@ def test_retrieval_reads_through_the_source(tatoeba, data_dir, monkeypatch):
         result = retrieve_module.retrieve("tatoeba", None, None, languages=(lang,), layer=1,
                                           **source)
         assert set(result["per_language"]) == {lang}
-        source_side, english_side = seen
-        return sorted(zip(source_side, english_side))
+        (embedded,) = seen  # both sides are embedded together, the source side first
+        half = len(embedded) // 2
+        return sorted(zip(embedded[:half], embedded[half:]))
 
     files = embedded_pairs(data_dir=tatoeba.parent)
     from_tfds = embedded_pairs(data_dir=None, source="tfds", tfds_dir=str(data_dir))
