@@ -71,6 +71,7 @@ import numpy as np
 
 from encoder_forward import _cpu_count, alternating_rounds, print_table
 from peak import describe_peak, measure_peak, of_peak
+from xstilts_jax import heap
 
 GOAL = 1.2
 TOLERANCE = 1e-5
@@ -145,7 +146,11 @@ def main(argv=None) -> None:
                    help="flax: tokens per batch of short sentences (default: embed.py's)")
     p.add_argument("--torch-batch", type=int, default=64, help="torch: sentences per batch")
     p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--heap", choices=heap.POLICIES, default="hold",
+                   help="hold: the C heap keeps freed blocks (as `xstilts` runs; both sides "
+                        "share it); glibc: its default, big blocks unmapped on free")
     args = p.parse_args(argv)
+    heap_line = heap.apply_policy(args.heap)  # before JAX's CPU runtime starts
 
     import jax
     import torch
@@ -157,6 +162,7 @@ def main(argv=None) -> None:
     from xstilts_jax.tokenization import load_tokenizer
 
     print("command: python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]))
+    print(heap_line)
     if os.environ.get("XLA_FLAGS"):
         print(f"XLA_FLAGS={os.environ['XLA_FLAGS']}")
     threads = _cpu_count()

@@ -52,6 +52,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peak import describe_peak, measure_peak, of_peak  # noqa: E402
+from xstilts_jax import heap  # noqa: E402
 
 
 def _cpu_count() -> int:
@@ -167,7 +168,11 @@ def main(argv=None) -> None:
     p.add_argument("--calls", type=int, default=2, help="forward calls timed per round")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                    help="Flax compute dtype (torch always runs float32)")
+    p.add_argument("--heap", choices=heap.POLICIES, default="hold",
+                   help="hold: the C heap keeps freed blocks (as `xstilts` runs; both sides "
+                        "share it); glibc: its default, big blocks unmapped on free")
     args = p.parse_args(argv)
+    heap_line = heap.apply_policy(args.heap)  # before JAX's CPU runtime starts
 
     import jax
     import numpy as np
@@ -177,6 +182,7 @@ def main(argv=None) -> None:
     from xstilts_jax.models.presets import get_preset
 
     print("command: python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]))
+    print(heap_line)
     if os.environ.get("XLA_FLAGS"):
         print(f"XLA_FLAGS={os.environ['XLA_FLAGS']}")
     threads = _cpu_count()

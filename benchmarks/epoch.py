@@ -106,6 +106,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from encoder_forward import _cpu_count, print_table  # noqa: E402
 from featurize import build_tokenizer  # noqa: E402
 from peak import describe_peak, measure_peak, of_peak  # noqa: E402
+from xstilts_jax import heap  # noqa: E402
 from train_step import (NUM_LABELS, _task_model_graphdef, build_models,  # noqa: E402
                         make_torch_optimizer, make_tx, model_flops_per_step)
 
@@ -257,9 +258,14 @@ def main(argv=None) -> None:
                    help="which of ours, dynamic, group_by_length to train (comma-separated)")
     p.add_argument("--padding-only", action="store_true",
                    help="print the padding table (no models, no training) and stop")
+    p.add_argument("--heap", choices=heap.POLICIES, default="hold",
+                   help="hold: the C heap keeps freed blocks (as `xstilts` runs; both sides "
+                        "share it); glibc: its default, big blocks unmapped on free")
     args = p.parse_args(argv)
+    heap_line = heap.apply_policy(args.heap)  # before JAX's CPU runtime starts
     print("command: python "
           + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]))
+    print(heap_line)
     sides = {{"ours": "ours", "dynamic": "torch dynamic",
               "group_by_length": "torch group_by_length"}[side] for side in args.sides.split(",")}
 

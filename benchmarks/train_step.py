@@ -111,6 +111,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from encoder_forward import (_cpu_count, alternating_rounds, hf_config_fields,  # noqa: E402
                             make_batch, print_table)  # shared with the forward benchmark
 from peak import describe_peak, measure_peak, of_peak  # noqa: E402
+from xstilts_jax import heap  # noqa: E402
 
 NUM_LABELS = 3
 SCHEDULE_STEPS = 10_000  # linear decay horizon: far beyond any run, so the lr stays ~ --lr
@@ -563,11 +564,16 @@ def main(argv=None) -> None:
     p.add_argument("--peak-size", type=int, default=8192)
     p.add_argument("--peak-rounds", type=int, default=7)
     p.add_argument("--peak-calls", type=int, default=10)
+    p.add_argument("--heap", choices=heap.POLICIES, default="hold",
+                   help="hold: the C heap keeps freed blocks (as `xstilts` runs; both sides "
+                        "share it); glibc: its default, big blocks unmapped on free")
     args = p.parse_args(argv)
+    heap_line = heap.apply_policy(args.heap)  # before JAX's CPU runtime starts
 
     import jax
 
     print("command: python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]))
+    print(heap_line)
     if os.environ.get("XLA_FLAGS"):
         print(f"XLA_FLAGS={os.environ['XLA_FLAGS']}")
     if not args.skip_compare:

@@ -471,6 +471,9 @@ def main(argv: list[str] | None = None) -> int:
     from xstilts_jax.config import ConfigError, split_overrides
     from xstilts_jax.metrics import ScoreError
 
+    from xstilts_jax import heap
+
+    heap.hold_freed_memory()  # before JAX starts its CPU threads (heap.py: ~0.5 s a step)
     overrides, rest = split_overrides(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(rest)
     args.overrides = overrides

@@ -117,7 +117,6 @@ device rather than sent from the host for every key chunk.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 from typing import Any
 
@@ -126,6 +125,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from xstilts_jax import heap
 
 # Upper bounds of the block sizes per backend (block_shape evens them out). On 2 CPU cores
 # 512 x 4096 and 1024 x 4096 were fastest of {256..4096} x {2048..20000} (1024 x 8192 was
@@ -365,28 +366,6 @@ def _step_fn(k: int, k_back: int, normalize: bool, compute_dtype, masked: bool,
     return jax.jit(mapped)
 
 
-@functools.lru_cache(maxsize=1)
-def _malloc_trim():
-    """glibc's ``malloc_trim``, or None where there is none (macOS, musl)."""
-    try:
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-def _release_free_memory() -> None:
-    """Hand the C heap's free pages back to the OS (glibc ``malloc_trim(0)``).
-
-    Every call frees XLA's score buffer and every chunk its query copies, megabytes each, in
-    the runtime's threads; glibc keeps such freed blocks in per-thread arenas, so the RSS of
-    a search crept up chunk by chunk (~70 MB over the data at N = 20k, measured). Trimming
-    once per key chunk measured ~45 MB, for well under a millisecond a chunk.
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
 def _validate(name: str, x) -> Any:
     """2-D floating array (numpy or jax); numpy array-likes are converted."""
     if not isinstance(x, jax.Array):
@@ -579,7 +558,10 @@ def _search(queries, keys, k, k_back, *, block_size, key_block_size, mesh, norma
     key_block = None
     for c in range(n_chunks):
         del key_block  # the previous chunk's calls are done: one key chunk alive at a time
-        _release_free_memory()
+        # every call frees XLA's score buffer and the chunk's query copies, megabytes each;
+        # kept, the RSS of a search crept up chunk by chunk (~70 MB at N = 20k), trimmed
+        # ~45 MB, for well under a millisecond a chunk
+        heap.release_free_memory()
         start = c * chunk
         raw = _rows(keys, start, min(start + chunk, n_k), chunk, k_dtype)
         key_block = put(raw, key_sharding)
