@@ -65,8 +65,11 @@ Method
     median step time, the ratio of medians vs torch, the median of the per-round (paired)
     flax/torch ratios, which cancels load that is common to a round, and a verdict on the
     goal (flax >= 1.0x torch, ratio of medians). The same run measures the machine's float32
-    matmul peak (``benchmarks/peak.py``) and prints each side's model FLOP/s (the MFU
-    formula below, at float32) as a fraction of it.
+    matmul peak (``benchmarks/peak.py``, before and after the rounds, the higher median) and
+    prints each side's model FLOP/s (the MFU formula below, at float32) as a fraction of it.
+    Both sides share the process's C heap, held by default as ``xstilts`` holds it
+    (``xstilts_jax/heap.py``); ``--heap glibc`` keeps glibc's default, under which XLA's step
+    faults its ~1.5 GB of temporaries in anew every step (and torch's step is slower too).
 
 MFU (GPU, or ``--mfu``)
     When JAX's default backend is a GPU (or with ``--mfu``), a second section reports the
@@ -110,7 +113,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from encoder_forward import (_cpu_count, alternating_rounds, hf_config_fields,  # noqa: E402
                             make_batch, print_table)  # shared with the forward benchmark
-from peak import describe_peak, measure_peak, of_peak  # noqa: E402
+from peak import describe_peak, measure_peak, of_peak, remeasure_peak  # noqa: E402
 from xstilts_jax import heap  # noqa: E402
 
 NUM_LABELS = 3
@@ -396,6 +399,8 @@ def compare(args, p) -> None:
     if not math.isfinite(last_loss):
         raise SystemExit(f"flax loss became {last_loss}")
     paired = [f / t for f, t in zip(rates["flax"], rates["torch"])]
+    if peak:
+        peak = remeasure_peak(peak)
 
     medians = {name: statistics.median(rates[name]) for name in runners}
     labels = {"flax": "flax (jit train step)", "torch": "torch eager (HF + AdamW)"}

@@ -126,8 +126,13 @@ def _cache_settings() -> dict[str, Any]:
 
 
 def _use(settings: dict[str, Any]) -> None:
+    """A task's process set up as ``xstilts`` sets up its own: the driver's compilation cache
+    and the C heap held (heap.py) before the task starts JAX's CPU runtime."""
     import jax
 
+    from xstilts_jax import heap
+
+    heap.hold_freed_memory()
     for name, value in settings.items():
         jax.config.update(name, value)
 
