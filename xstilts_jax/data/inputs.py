@@ -45,15 +45,18 @@ class ModelInputs:
     def num_examples(self) -> int:
         return len(self.input_ids) // self.group
 
+    def example_lengths(self) -> np.ndarray:
+        """Tokens of each example's longest row (what its batch is padded to at least)."""
+        rows = np.fromiter(map(len, self.input_ids), np.int64, count=len(self.input_ids))
+        return rows.reshape(-1, self.group).max(axis=1)
+
     def batches(self, *, batch_size: int, pad_id: int, buckets: Sequence[int], order=None):
         """Fixed-shape batches of ``batch_size`` examples; ``order`` (of examples) defaults to
         the examples sorted by their longest row."""
         if self.group > 1:
             g = self.group
             if order is None:
-                longest = np.fromiter(map(len, self.input_ids), np.int64,
-                                      count=len(self.input_ids)).reshape(-1, g).max(axis=1)
-                order = np.argsort(longest, kind="stable")
+                order = np.argsort(self.example_lengths(), kind="stable")
             order = (np.asarray(order, np.int64)[:, None] * g + np.arange(g)).reshape(-1)
         return token_batches(self.input_ids, batch_size=batch_size * self.group, pad_id=pad_id,
                              buckets=buckets, order=order, token_type_ids=self.token_type_ids,

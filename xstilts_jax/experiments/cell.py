@@ -145,6 +145,8 @@ def phase_identity(config, section, *, seed: int, previous: str | None) -> dict:
     before it (its key), its config section and seed, and the MLM text when it trains on it."""
     section = as_json(section.to_dict())
     section["seed"] = seed
+    if section.get("train_order") == "shuffled":  # the order before the field: keys unchanged
+        del section["train_order"]
     with_mlm = MLM_TASK in phase_tasks(section["task"])
     model = {k: v for k, v in as_json(config.model.to_dict()).items() if k not in _NOT_IDENTITY}
     if not model.get("lora_rank"):

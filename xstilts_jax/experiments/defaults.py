@@ -29,7 +29,10 @@ def phase(task: str, **overrides) -> ml_collections.ConfigDict:
                   warmup_ratio=0.1, weight_decay=0.01, max_grad_norm=1.0, grad_accumulation=1,
                   eval_every=1000, checkpoint_every=None, patience=None,
                   max_length=_max_length(task),
-                  buckets=(128, 256, 384) if qa else (32, 64, 128), eval_batch_size=None,
+                  buckets=(128, 256, 384) if qa else (32, 64, 128),
+                  # "length_grouped": batches of like lengths (HF's group_by_length), far
+                  # less padding on real data (benchmarks/epoch.py); "shuffled": as before
+                  train_order="shuffled", eval_batch_size=None,
                   doc_stride=128, max_query_length=64, max_answer_length=30, n_best_size=20,
                   # mixtures only (train/multitask.py): how tasks are drawn per update
                   sampling="proportional", temperature=1.0, examples_cap=0,  # 0: no cap

@@ -28,7 +28,7 @@ from flax import nnx
 from xstilts_jax import sharding
 from xstilts_jax.progress import Progress
 from xstilts_jax.storage import PathLike, as_path, write_atomic
-from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths
+from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths, length_grouped_order
 from xstilts_jax.data.inputs import ModelInputs
 from xstilts_jax.train.checkpoints import PhaseCheckpoints
 from xstilts_jax.train.program import build_program
@@ -72,6 +72,10 @@ class PhaseConfig:
     patience: int | None = None  # evaluations without improvement before stopping
     max_length: int = 128
     buckets: tuple[int, ...] = DEFAULT_BUCKETS
+    # "shuffled": a permutation per epoch; "length_grouped": shuffled, then sorted by length
+    # within groups of 32 batches and the batches shuffled (HF's group_by_length): far less
+    # padding computed on real lengths (benchmarks/epoch.py), another (as random) data order
+    train_order: str = "shuffled"
     eval_batch_size: int | None = None
     # Extractive QA (XTREME's values): windows of max_length tokens starting every doc_stride
     # context tokens, questions cut to max_query_length; answers up to max_answer_length
@@ -92,6 +96,9 @@ class PhaseConfig:
             raise ValueError(f"phase {self.name}: set num_steps or num_epochs")
         micro_per_epoch = math.ceil(num_examples / self.batch_size)
         return max(1, math.ceil(self.num_epochs * micro_per_epoch / self.grad_accumulation))
+
+
+TRAIN_ORDERS = ("shuffled", "length_grouped")
 
 
 def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
@@ -126,6 +133,10 @@ class SupervisedData:
         self.dev_metrics = dev_metrics
         self.per_epoch = math.ceil(train.num_examples / cfg.batch_size)
         self.buckets = bucket_lengths(cfg.max_length, cfg.buckets)
+        if cfg.train_order not in TRAIN_ORDERS:
+            raise ValueError(f"phase {cfg.name}: train_order must be one of {TRAIN_ORDERS}, "
+                             f"got {cfg.train_order!r}")
+        self._lengths = train.example_lengths() if cfg.train_order == "length_grouped" else None
         self._epoch, self._batches = None, None
 
     def num_train_examples(self) -> int:
@@ -134,7 +145,11 @@ class SupervisedData:
     def train_batch(self, micro_step: int) -> dict[str, np.ndarray]:
         epoch, index = divmod(micro_step, self.per_epoch)
         if epoch != self._epoch:
-            order = epoch_order(self.num_train_examples(), self.cfg.seed, epoch)
+            if self._lengths is None:
+                order = epoch_order(self.num_train_examples(), self.cfg.seed, epoch)
+            else:
+                order = length_grouped_order(self._lengths, self.cfg.batch_size,
+                                             np.random.default_rng([self.cfg.seed, epoch]))
             self._batches = list(self.train.batches(batch_size=self.cfg.batch_size,
                                                     pad_id=self.pad_id, buckets=self.buckets,
                                                     order=order))
