@@ -412,6 +412,24 @@ def unrolled_scans():
         _UNROLL_SCANS.reset(token)
 
 
+_UNROLL_ON_CPU: contextvars.ContextVar[bool] = contextvars.ContextVar("xstilts_unroll_on_cpu",
+                                                                   default=False)
+
+
+@contextlib.contextmanager
+def unrolled_on_cpu():
+    """Trace the blocks' scan unrolled inside this when it is traced for CPU devices (a train
+    step's trace; see ``_traced_for_cpu`` for why). Forward-only programs (embedding,
+    evaluation) keep the loop: without a backward pass there are no stacked activations to
+    copy, and a scanned 12-block forward compiles ~10x faster (embedding compiles one
+    program per batch shape)."""
+    token = _UNROLL_ON_CPU.set(True)
+    try:
+        yield
+    finally:
+        _UNROLL_ON_CPU.reset(token)
+
+
 def scan_blocks(graphdef, layers: nnx.Module, adapters, x: jax.Array, block_args: tuple, *,
                 depth: int, remat: str, dropout_rng: jax.Array | None, count: jax.Array):
     """Run the first ``depth`` of a backbone's stacked blocks by one ``jax.lax.scan``:
@@ -438,12 +456,13 @@ def scan_blocks(graphdef, layers: nnx.Module, adapters, x: jax.Array, block_args
         return (y, count), y
 
     (x, _), outputs = jax.lax.scan(remat_block(block, remat), (x, count), stacked,
-                                   unroll=_UNROLL_SCANS.get() or _unrolled_on_cpu())
+                                   unroll=_UNROLL_SCANS.get()
+                                   or (_UNROLL_ON_CPU.get() and _traced_for_cpu()))
     return x, outputs
 
 
-def _unrolled_on_cpu() -> bool:
-    """Whether the model is traced for CPU devices, where the blocks' loop is unrolled.
+def _traced_for_cpu() -> bool:
+    """Whether the model is traced for CPU devices, where a train step's blocks are unrolled.
 
     XLA:CPU runs a scan's loop as it is written: it zero-fills the stacked buffers of the
     saved activations and of the stacked gradients, then copies each layer's slice in and

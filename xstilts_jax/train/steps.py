@@ -27,6 +27,7 @@ from jax.sharding import Mesh
 
 from xstilts_jax import sharding
 from xstilts_jax.losses import Batch, classification_loss
+from xstilts_jax.models.encoder import unrolled_on_cpu
 
 
 @flax.struct.dataclass
@@ -141,7 +142,8 @@ class Steps:
         def trained_loss(trained):  # differentiated w.r.t. the trainable parameters only
             return self._loss(join_params(trained, frozen, self.trainable), batch, rng)
 
-        (loss, _), grads = jax.value_and_grad(trained_loss, has_aux=True)(trained)
+        with unrolled_on_cpu():  # XLA:CPU's scan copies the saved activations (encoder.py)
+            (loss, _), grads = jax.value_and_grad(trained_loss, has_aux=True)(trained)
         updates, opt_state = self.tx.update(grads, state.opt_state, trained)
         params = join_params(optax.apply_updates(trained, updates), frozen, self.trainable)
         metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}

@@ -146,6 +146,34 @@ def test_num_layers_runs_only_the_first_blocks():
         encoder(ids, mask, num_layers=3)
 
 
+def test_blocks_are_unrolled_only_in_a_cpu_train_step():
+    """On CPU devices a train step's blocks are unrolled (XLA:CPU copies a scan's stacked
+    activations); a forward-only program keeps the loop (it compiles ~10x faster)."""
+    from xstilts_jax.models.encoder import unrolled_on_cpu
+
+    encoder = Encoder(get_preset("tiny"), rngs=nnx.Rngs(1))
+    ids, mask = _batch()
+    graphdef, state = nnx.split(encoder)
+
+    def unroll_of_scans(fn):
+        jaxpr = jax.make_jaxpr(fn)(state).jaxpr
+        return [e.params["unroll"] for e in jaxpr.eqns if e.primitive.name == "scan"] or [
+            e.params["unroll"] for sub in jaxpr.eqns for v in sub.params.values()
+            for e in getattr(getattr(v, "jaxpr", v), "eqns", ()) if e.primitive.name == "scan"]
+
+    def loss(s):
+        return nnx.merge(graphdef, s)(ids, mask).last_hidden_state.sum()
+
+    def train_grad(s):
+        with unrolled_on_cpu():
+            return jax.grad(loss)(s)
+
+    assert jax.default_backend() == "cpu"
+    assert unroll_of_scans(lambda s: nnx.merge(graphdef, s)(ids, mask).last_hidden_state) == [1]
+    assert unroll_of_scans(jax.grad(loss)) == [1, 1]  # forward and backward loops
+    assert unroll_of_scans(train_grad) == [2, 2]  # unroll=True: the length, 2 blocks
+
+
 def test_remat_policies_give_the_same_gradients():
     """Remat changes what the backward pass recomputes, never its values."""
     ids, mask = _batch(1)
