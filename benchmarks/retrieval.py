@@ -105,18 +105,18 @@ Measured
     scipy-openblas 0.3.31 (SkylakeX), ours XLA:CPU (YNNPACK dots); measured peak 161-190
     GFLOP/s.
 
-    ``--sizes 20000 50000``: ours 3.83 s at 20k (160 GFLOP/s, 92 % of peak), faiss 3.95 s
-    (90 %), numpy 8.04 s: 1.03x faiss; 50k: ours 24.1 s (84 %), faiss 24.7 s (82 %), numpy
-    52.6 s: 1.02x. Memory 1.15x at 20k, 1.04x at 50k (faiss 1.65x / 1.57x, numpy 2.6x).
-    Parity at the peak, as a GEMM-bound search allows; the goals (>= 0.95x, <= 1.5x) are met.
-    The earlier "3.4-4.4x faiss" does not hold (most likely its peers were slowed).
+    ``--sizes 20000 50000``: ours 3.62 s at 20k (170 GFLOP/s, 91 % of the higher peak), faiss
+    3.98 s (83 %), numpy 8.07 s: 1.10x faiss; 50k: ours 24.4 s (91 %), faiss 24.5 s (91 %),
+    numpy 53.0 s: 1.01x. Memory 0.95x at 20k, 0.98x at 50k (faiss 1.65x / 1.57x, numpy
+    2.6x). An earlier run: 1.03x / 1.02x, memory 1.15x / 1.04x. Parity at the peak, as a
+    GEMM-bound search allows; the goals (>= 0.95x, <= 1.5x) are met. The earlier "3.4-4.4x
+    faiss" does not hold (most likely its peers were slowed).
 
-    ``--bucc --mine --sizes 20000``: ours-both 3.88 s (92 % of peak), faiss-two 7.48 s
-    (95 %): 1.93x, neighbours identical both ways; mine_pairs end to end 4.82 s vs 7.82 s,
-    1.62x, the same 15250 pairs. ``--bucc --sizes 50000``: 26.5 s vs 43.4 s, 1.63x (goal
-    NOT met in that run: the peak fell from 173 to 100 GFLOP/s during it; ours-both took
-    23.5 s in a quieter in-process repeat, ~1.84x); 99.999 % identical, the rest near-ties
-    3e-8 apart.
+    ``--bucc --sizes 20000 50000``: ours-both 4.63 s at 20k, faiss-two 8.41 s: 1.82x,
+    neighbours identical both ways; 50k: 29.8 s vs 49.1 s, 1.65x (goal NOT met), 99.999 %
+    identical, the rest near-ties 3e-8 apart. Ours-both is 22-28 % over one search of ours
+    (an earlier run measured 4 % at 20k and 1.93x); ``--mine`` at 20k: mine_pairs end to
+    end 4.82 s vs 7.82 s, 1.62x, the same 15250 pairs.
 """
 
 from __future__ import annotations

@@ -51,9 +51,10 @@ Both ways (``knn_both_ways``)
     indices) is carried through the query groups (the ``scan``'s carry) and fetched to the
     host when the chunk is done. Padded query rows of the last block are masked like padded
     keys. With a mesh each device keeps its own key block's state: every device sees every
-    query, so the backward direction needs no collective. On 2 CPU cores it measured ~4 %
-    over ``knn`` alone at N = 20k (1024-row query blocks; ``lax.top_k`` on the transposed
-    group maxima instead cost ~15 %), so both directions cost ~0.52x of two searches.
+    query, so the backward direction needs no collective. On 2 CPU cores it measured 4 %
+    over ``knn`` alone at N = 20k in one run (1024-row query blocks; ``lax.top_k`` on the
+    transposed group maxima instead cost ~15 %), 22-28 % in the latest (20k and 50k), so
+    both directions cost 0.52-0.64x of two searches.
 
 Exactness and tie-breaking
     Results are ordered by score, highest first; equal scores are ordered by key index, lower
@@ -98,18 +99,16 @@ Precision
 
 Measured (``benchmarks/retrieval.py --sizes 20000 50000``, 2 CPU cores, N x N, d = 768,
 float32, top-4; the peers' OpenBLAS without ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE``):
-1.03x faiss-cpu's ``IndexFlatIP`` at N = 20k (160 GFLOP/s, 92 % of the measured matmul
-peak; faiss 90 %), 1.02x at 50k (84 % vs 82 %); ~2.1x numpy blockwise. Exact search is
-GEMM-bound, so that is parity at the BLAS peak, not a lead. Peak memory 1.15x (both embedding
-sets + one score block) at 20k, 1.04x at 50k: what sits on top of the data is one key chunk,
-one query group and one score block, plus allocator slack (trimmed once per key chunk).
-Both ways (``--bucc --mine --sizes 20000``, ``--bucc --sizes 50000``, k = 4, inputs unit rows
-as mining passes them): ``knn_both_ways`` 1.93x faiss's two searches at 20k (3.88 s vs
-7.48 s, 92 % of peak vs faiss's 95 %), the same neighbours both ways; ``mine_pairs`` end to
-end 1.62x (the same 15250 pairs). At 50k 1.63x in that run (26.5 s at 84 % of peak; faiss
-43.4 s at 102 % of a peak measured 173 before and 100 after the rounds, so the cores were
-not quiet), 23.5 s (~1.84x) in a quieter repeat; the same neighbours but for near-ties
-(3e-8 apart).
+1.10x faiss-cpu's ``IndexFlatIP`` at N = 20k (3.62 s vs 3.98 s), 1.01x at 50k (24.4 s vs
+24.5 s, both 91 % of the measured matmul peak); ~2.2x numpy blockwise (an earlier run: 1.03x
+and 1.02x). Exact search is GEMM-bound, so that is parity at the BLAS peak, not a lead. Peak
+memory 0.95-1.15x (both embedding sets + one score block): what sits on top of the data is
+one key chunk, one query group and one score block, plus allocator slack (trimmed once per
+key chunk). Both ways (``--bucc --sizes 20000 50000``, k = 4, inputs unit rows as mining
+passes them): ``knn_both_ways`` 1.82x faiss's two searches at 20k (4.63 s vs 8.41 s; 1.93x
+in an earlier run), the same neighbours both ways; 1.65x at 50k (29.8 s vs 49.1 s), the
+same neighbours but for near-ties (3e-8 apart). ``mine_pairs`` end to end (``--mine``, 20k)
+1.62x, the same 15250 pairs.
 
 On an accelerator pass device arrays (``jax.device_put``), so query blocks are sliced on the
 device rather than sent from the host for every key chunk.
