@@ -263,19 +263,24 @@ def mesh_losses(model, loss_fn, batches, mesh_shape: dict, devices, *,
     return np.array(out)
 
 
-def scan_lengths(jaxpr) -> list[int]:
-    """Lengths of every scan in a (closed) jaxpr, nested ones included: how many encoder
-    blocks a traced program runs."""
+def scan_params(jaxpr) -> list[dict]:
+    """The parameters of every scan in a (closed) jaxpr, nested ones included, in order."""
     jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
     found = []
     for eqn in jaxpr.eqns:
         if eqn.primitive.name == "scan":
-            found.append(eqn.params["length"])
+            found.append(eqn.params)
         for value in eqn.params.values():
             for sub in value if isinstance(value, (tuple, list)) else (value,):
                 if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
-                    found += scan_lengths(sub)
+                    found += scan_params(sub)
     return found
+
+
+def scan_lengths(jaxpr) -> list[int]:
+    """Lengths of every scan in a (closed) jaxpr, nested ones included: how many encoder
+    blocks a traced program runs."""
+    return [params["length"] for params in scan_params(jaxpr)]
 
 
 @pytest.fixture(scope="session", autouse=True)

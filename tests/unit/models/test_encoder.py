@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from conftest import scan_lengths
+from conftest import scan_lengths, scan_params
 from xstilts_jax.models.axes import LOGICAL_AXES
 from xstilts_jax.models.encoder import (REMAT_POLICIES, Embeddings, Encoder, EncoderConfig,
                                         EncoderLayer)
@@ -156,10 +156,7 @@ def test_blocks_are_unrolled_only_in_a_cpu_train_step():
     graphdef, state = nnx.split(encoder)
 
     def unroll_of_scans(fn):
-        jaxpr = jax.make_jaxpr(fn)(state).jaxpr
-        return [e.params["unroll"] for e in jaxpr.eqns if e.primitive.name == "scan"] or [
-            e.params["unroll"] for sub in jaxpr.eqns for v in sub.params.values()
-            for e in getattr(getattr(v, "jaxpr", v), "eqns", ()) if e.primitive.name == "scan"]
+        return [params["unroll"] for params in scan_params(jax.make_jaxpr(fn)(state))]
 
     def loss(s):
         return nnx.merge(graphdef, s)(ids, mask).last_hidden_state.sum()
