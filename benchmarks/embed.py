@@ -72,7 +72,7 @@ import time
 
 import numpy as np
 
-from encoder_forward import _cpu_count, alternating_rounds, print_table
+from encoder_forward import _cpu_count, add_heap_argument, alternating_rounds, print_table
 from peak import describe_peak, measure_peak, of_peak
 from xstilts_jax import heap
 
@@ -149,9 +149,7 @@ def main(argv=None) -> None:
                    help="flax: tokens per batch of short sentences (default: embed.py's)")
     p.add_argument("--torch-batch", type=int, default=64, help="torch: sentences per batch")
     p.add_argument("--max-length", type=int, default=512)
-    p.add_argument("--heap", choices=heap.POLICIES, default="hold",
-                   help="hold: the C heap keeps freed blocks (as `xstilts` runs; both sides "
-                        "share it); glibc: its default, big blocks unmapped on free")
+    add_heap_argument(p)
     args = p.parse_args(argv)
     heap_line = heap.apply_policy(args.heap)  # before JAX's CPU runtime starts
 

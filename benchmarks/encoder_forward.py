@@ -55,6 +55,14 @@ from peak import describe_peak, measure_peak, of_peak, remeasure_peak  # noqa: E
 from xstilts_jax import heap  # noqa: E402
 
 
+def add_heap_argument(parser: argparse.ArgumentParser) -> None:
+    """``--heap``: the C heap policy of a benchmark's process (``heap.apply_policy``), which
+    both sides share."""
+    parser.add_argument("--heap", choices=heap.POLICIES, default="hold",
+                        help="hold: the C heap keeps freed blocks (as `xstilts` runs; both "
+                             "sides share it); glibc: its default, big blocks unmapped on free")
+
+
 def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -168,9 +176,7 @@ def main(argv=None) -> None:
     p.add_argument("--calls", type=int, default=2, help="forward calls timed per round")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                    help="Flax compute dtype (torch always runs float32)")
-    p.add_argument("--heap", choices=heap.POLICIES, default="hold",
-                   help="hold: the C heap keeps freed blocks (as `xstilts` runs; both sides "
-                        "share it); glibc: its default, big blocks unmapped on free")
+    add_heap_argument(p)
     args = p.parse_args(argv)
     heap_line = heap.apply_policy(args.heap)  # before JAX's CPU runtime starts
 

@@ -103,7 +103,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from encoder_forward import _cpu_count, print_table  # noqa: E402
+from encoder_forward import _cpu_count, add_heap_argument, print_table  # noqa: E402
 from featurize import build_tokenizer  # noqa: E402
 from peak import describe_peak, measure_peak, of_peak  # noqa: E402
 from xstilts_jax import heap  # noqa: E402
@@ -258,9 +258,7 @@ def main(argv=None) -> None:
                    help="which of ours, dynamic, group_by_length to train (comma-separated)")
     p.add_argument("--padding-only", action="store_true",
                    help="print the padding table (no models, no training) and stop")
-    p.add_argument("--heap", choices=heap.POLICIES, default="hold",
-                   help="hold: the C heap keeps freed blocks (as `xstilts` runs; both sides "
-                        "share it); glibc: its default, big blocks unmapped on free")
+    add_heap_argument(p)
     args = p.parse_args(argv)
     heap_line = heap.apply_policy(args.heap)  # before JAX's CPU runtime starts
     print("command: python "

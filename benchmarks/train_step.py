@@ -111,8 +111,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from encoder_forward import (_cpu_count, alternating_rounds, hf_config_fields,  # noqa: E402
-                            make_batch, print_table)  # shared with the forward benchmark
+from encoder_forward import (_cpu_count, add_heap_argument, alternating_rounds,  # noqa: E402
+                             hf_config_fields, make_batch, print_table)  # shared with the forward benchmark
 from peak import describe_peak, measure_peak, of_peak, remeasure_peak  # noqa: E402
 from xstilts_jax import heap  # noqa: E402
 
@@ -569,9 +569,7 @@ def main(argv=None) -> None:
     p.add_argument("--peak-size", type=int, default=8192)
     p.add_argument("--peak-rounds", type=int, default=7)
     p.add_argument("--peak-calls", type=int, default=10)
-    p.add_argument("--heap", choices=heap.POLICIES, default="hold",
-                   help="hold: the C heap keeps freed blocks (as `xstilts` runs; both sides "
-                        "share it); glibc: its default, big blocks unmapped on free")
+    add_heap_argument(p)
     args = p.parse_args(argv)
     heap_line = heap.apply_policy(args.heap)  # before JAX's CPU runtime starts
 
