@@ -333,21 +333,27 @@ def test_both_ways_errors():
         knn_both_ways(np.ones((0, 8)), np.ones((9, 8)), 1)
 
 
-@pytest.mark.parametrize("rows_left", [None, -5, 0, 3, 8, 30, 61, 64, 90])
-def test_column_top_k_masks_padding_exactly(rows_left):
-    """The column top-k of one [64, 48] block (8 row groups > k) equals a stable argsort of
-    each column with rows at or past ``rows_left`` removed, zeros of both signs included
-    (past the real rows only -inf is left: those places are not compared)."""
+@pytest.mark.parametrize("rows, rows_left", [(64, None), (64, -5), (64, 0), (64, 3), (64, 8),
+                                             (64, 30), (64, 61), (64, 64), (64, 90),
+                                             (512, None), (512, 3), (512, 70), (512, 333),
+                                             (512, 511)])
+def test_column_top_k_masks_padding_exactly(rows, rows_left):
+    """The column top-k of one [rows, 48] block equals a stable argsort of each column with
+    rows at or past ``rows_left`` removed, zeros of both signs included (past the real rows
+    only -inf is left: those places are not compared). 64 rows: 8 row groups > k, one level
+    of group maxima; 512 rows: 64 groups in 8 super-groups, two levels (``_top_groups``)."""
     from xstilts_jax.retrieval import _column_top_k
 
     rng = np.random.default_rng(15)
-    scores = -np.abs(rng.standard_normal((64, 48), dtype=np.float32))
-    scores[:, :24] = np.where(rng.random((64, 24)) < 0.5, -0.0, 0.0)  # ties at zero
+    scores = -np.abs(rng.standard_normal((rows, 48), dtype=np.float32))
+    scores[:, :24] = np.where(rng.random((rows, 24)) < 0.5, -0.0, 0.0)  # ties at zero
     scores[:8, :24] = -0.0  # a whole group whose maximum is -0.0
     scores[3:8, 30:40] = 0.0  # padding-like zeros inside an edge group
+    scores[rows - 10:, 40:44] = 0.0  # ties late in the block, ahead of the rest
+    scores[:64, 44:] = -7.0  # whole super-groups (all 64 rows: the whole block) tied low
     k = 4
-    left = 64 if rows_left is None else rows_left
-    reference = np.where(np.arange(64)[:, None] < left, scores, -np.inf).T
+    left = rows if rows_left is None else rows_left
+    reference = np.where(np.arange(rows)[:, None] < left, scores, -np.inf).T
     order = np.argsort(-reference, axis=1, kind="stable")[:, :k]
     values, indices = jax.jit(_column_top_k, static_argnums=1)(
         jnp.asarray(scores), k, None if rows_left is None else jnp.int32(rows_left))
@@ -356,3 +362,26 @@ def test_column_top_k_masks_padding_exactly(rows_left):
     np.testing.assert_array_equal(np.asarray(indices)[:, :shown], order[:, :shown])
     np.testing.assert_array_equal(np.asarray(values),
                                   np.take_along_axis(reference, order, axis=1) + 0.0)
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 5, 16, 17])
+def test_sort_small_and_take_groups_match_numpy(k):
+    """The compare-exchange sort and the flat group gather equal ``np.sort`` and
+    ``np.take_along_axis`` on both axes (k > 16 takes ``jnp.sort``)."""
+    from xstilts_jax.retrieval import _sort_small, _take_groups
+
+    rng = np.random.default_rng(16)
+    x = rng.integers(-5, 5, size=(k, 37)).astype(np.int32)  # repeats: ties
+    np.testing.assert_array_equal(np.asarray(jax.jit(_sort_small, static_argnums=1)(x, 0)),
+                                  np.sort(x, axis=0))
+    np.testing.assert_array_equal(np.asarray(jax.jit(_sort_small, static_argnums=1)(x.T, 1)),
+                                  np.sort(x.T, axis=1))
+    grouped = rng.standard_normal((20, 8, 37)).astype(np.float32)
+    chosen = rng.integers(0, 20, size=(k, 37)).astype(np.int32)
+    np.testing.assert_array_equal(
+        np.asarray(jax.jit(_take_groups, static_argnums=2)(grouped, chosen, 0)),
+        np.take_along_axis(grouped, chosen[:, None, :], axis=0))
+    rows_first = np.ascontiguousarray(grouped.transpose(2, 0, 1))  # [37, 20, 8]
+    np.testing.assert_array_equal(
+        np.asarray(jax.jit(_take_groups, static_argnums=2)(rows_first, chosen.T, 1)),
+        np.take_along_axis(rows_first, chosen.T[:, :, None], axis=1))
