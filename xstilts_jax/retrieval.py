@@ -214,8 +214,8 @@ def _top_k(scores: jax.Array, k: int, columns_left=None) -> tuple[jax.Array, jax
         maxima = jnp.where(group == edge, edge_max[:, None], maxima)
     # -0.0 and +0.0 maxima are equal; _plus_zero after the max keeps group ties by index.
     _, groups = lax.top_k(_plus_zero(maxima), k)
-    groups = jnp.sort(groups, axis=1)  # column order, for the tie rule
-    candidates = jnp.take_along_axis(grouped, groups[:, :, None], axis=1).reshape(rows, k * _GROUP)
+    groups = jnp.sort(groups, axis=1)  # column order, for the tie rule (TopK stays a TopK)
+    candidates = _take_groups(grouped, groups, 1).reshape(rows, k * _GROUP)
     columns = (groups[:, :, None] * _GROUP + jnp.arange(_GROUP, dtype=groups.dtype)).reshape(rows, -1)
     values, pos = lax.top_k(masked(candidates, columns), k)
     return values, jnp.take_along_axis(columns, pos, axis=1)
