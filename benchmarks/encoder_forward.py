@@ -55,12 +55,12 @@ from peak import describe_peak, measure_peak, of_peak, remeasure_peak  # noqa: E
 from xstilts_jax import heap  # noqa: E402
 
 
-def add_heap_argument(parser: argparse.ArgumentParser) -> None:
-    """``--heap``: the C heap policy of a benchmark's process (``heap.apply_policy``), which
-    both sides share."""
-    parser.add_argument("--heap", choices=heap.POLICIES, default="hold",
-                        help="hold: the C heap keeps freed blocks (as `xstilts` runs; both "
-                             "sides share it); glibc: its default, big blocks unmapped on free")
+def add_heap_argument(parser: argparse.ArgumentParser, default: str = "hold",
+                      whose: str = "both sides share it") -> None:
+    """``--heap``: the C heap policy of a benchmark's process (``heap.apply_policy``)."""
+    parser.add_argument("--heap", choices=heap.POLICIES, default=default,
+                        help=f"hold: the C heap keeps freed blocks (as `xstilts` runs; {whose}); "
+                             f"glibc: its default, big blocks unmapped on free (default {default})")
 
 
 def _cpu_count() -> int:

@@ -132,7 +132,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from encoder_forward import _cpu_count, alternating_rounds, print_table  # noqa: E402  (shared timer)
+from encoder_forward import (_cpu_count, add_heap_argument, alternating_rounds,  # noqa: E402
+                             print_table)
 from peak import describe_peak, of_peak  # noqa: E402
 
 METHODS = ("ours", "numpy", "faiss")
@@ -249,6 +250,10 @@ def _peak_worker(args) -> None:
 
 def worker(args) -> None:
     """One method, one size: set up, then serve 'run' / 'stats' / 'save PATH' / 'quit'."""
+    if args.worker in OURS:  # before JAX allocates; the peers keep glibc's default, their best
+        from xstilts_jax import heap
+
+        heap.apply_policy(args.heap)
     if args.worker == "peak":
         return _peak_worker(args)
     import numpy as np
@@ -299,6 +304,10 @@ def worker(args) -> None:
         info["blas"] = _blas_kernels()
         info["openblas_env"] = ",".join(f"{v}={os.environ[v]}" for v in OPENBLAS_SLOWDOWN
                                         if v in os.environ) or "clean"
+    if method in OURS:  # a held heap keeps the warm-up's blocks: not part of the base
+        from xstilts_jax import heap
+
+        heap.release_free_memory()
     base = _rss()
     _reset_peak()
     queries, keys = _unit_rows(n, d, 0), _unit_rows(n, d, 1)
@@ -392,7 +401,7 @@ class Worker:
                "--d", str(args.d), "--k", str(args.k), "--threads", str(len(cpus)),
                "--numpy-block", str(args.numpy_block),
                "--block-size", str(args.block_size or 0),
-               "--key-block-size", str(args.key_block_size or 0)]
+               "--key-block-size", str(args.key_block_size or 0), "--heap", args.heap]
         self.method = method
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      env=env, preexec_fn=lambda: os.sched_setaffinity(0, cpus))
@@ -494,6 +503,9 @@ def main(argv=None) -> None:
     p.add_argument("--key-block-size", type=int, default=0,
                    help="knn key_block_size (0: its default)")
     p.add_argument("--numpy-block", type=int, default=512, help="query rows per numpy block")
+    add_heap_argument(p, default="glibc", whose="ours' workers only: the peers always run with "
+                      "glibc's default, which measured best for them (a held heap kept ~25 %% more "
+                      "of faiss's memory); ours measured ~3 %% slower held, within the noise")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--peak-dtype", default="float32", help=argparse.SUPPRESS)
@@ -539,7 +551,9 @@ def main(argv=None) -> None:
               f"= IndexFlatIP(y).search(x) then IndexFlatIP(x).search(y)")
     else:
         print(f"exact top-{args.k}, d={args.d}, float32 random unit vectors")
-    print(f"{args.repeats} rounds x {args.calls} call(s) per method, alternating")
+    heap_line = ("held in ours' workers (heap.hold_freed_memory, as `xstilts` runs), glibc's "
+                 "default in the peers'" if args.heap == "hold" else "glibc's default in every worker")
+    print(f"{args.repeats} rounds x {args.calls} call(s) per method, alternating; C heap: {heap_line}")
 
     rows = [("N", "method", "median s", "min s", "max s", "GFLOP done/s", "of peak",
              f"vs {baseline}", "peak RSS MB", "peak-base MB", "/(Q+K+blk)",
