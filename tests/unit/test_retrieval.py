@@ -207,6 +207,15 @@ def test_input_errors(queries, keys, k, kwargs, message):
         knn(queries, keys, k, **kwargs)
 
 
+def test_block_of_2_31_entries_raises():
+    """The group gathers index a score block with int32: 65536 x 32768 entries is the limit."""
+    from xstilts_jax.retrieval import block_shape
+
+    assert block_shape(65536, 32736, block_size=65536, key_block_size=32736) == (65536, 32736)
+    with pytest.raises(ValueError, match="2\\*\\*31 or more entries"):
+        block_shape(65536, 32768, block_size=65536, key_block_size=32768)
+
+
 def test_overflowing_scores_raise():
     big = np.full((2, 4), 3e19, np.float32)
     with pytest.raises(ValueError, match="overflowed float32"):
