@@ -394,3 +394,29 @@ def test_sort_small_and_take_groups_match_numpy(k):
     np.testing.assert_array_equal(
         np.asarray(jax.jit(_take_groups, static_argnums=2)(rows_first, chosen.T, 1)),
         np.take_along_axis(rows_first, chosen.T[:, :, None], axis=1))
+
+
+@pytest.mark.parametrize("cols, columns_left", [(4096, None), (4096, 4000), (4096, 37),
+                                                (3872, None), (3872, 3850), (1000, 999)])
+def test_row_top_k_of_full_size_blocks_is_exact(cols, columns_left):
+    """``_top_k`` of one [24, cols] block (128 or 121 group maxima of 32 columns, as the
+    CPU's key blocks have, or 31 and a rest) equals a stable argsort of each row with the
+    columns at or past ``columns_left`` removed; ties at zero of both signs, whole tied
+    groups and rows of one value included."""
+    from xstilts_jax.retrieval import _top_k
+
+    rng = np.random.default_rng(17)
+    scores = -np.abs(rng.standard_normal((24, cols), dtype=np.float32))
+    scores[:8] = np.where(rng.random((8, cols)) < 0.5, -0.0, 0.0)  # rows of zeros: all tied
+    scores[8:12, :256] = -0.5  # a whole super-group tied, below later zeros
+    scores[8:12, cols - 40:] = 0.0  # ties late in the row (past the end when masked)
+    scores[12:16] = -3.0  # every column tied
+    k = 4
+    left = cols if columns_left is None else columns_left
+    reference = np.where(np.arange(cols)[None, :] < left, scores, -np.inf)
+    order = np.argsort(-reference, axis=1, kind="stable")[:, :k]
+    values, indices = jax.jit(_top_k, static_argnums=1)(
+        jnp.asarray(scores), k, None if columns_left is None else jnp.int32(columns_left))
+    np.testing.assert_array_equal(np.asarray(indices), order)
+    np.testing.assert_array_equal(np.asarray(values),
+                                  np.take_along_axis(reference, order, axis=1) + 0.0)
