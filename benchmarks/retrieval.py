@@ -105,18 +105,23 @@ Measured
     scipy-openblas 0.3.31 (SkylakeX), ours XLA:CPU (YNNPACK dots); measured peak 161-190
     GFLOP/s.
 
-    ``--sizes 20000 50000``: ours 3.62 s at 20k (170 GFLOP/s, 91 % of the higher peak), faiss
-    3.98 s (83 %), numpy 8.07 s: 1.10x faiss; 50k: ours 24.4 s (91 %), faiss 24.5 s (91 %),
-    numpy 53.0 s: 1.01x. Memory 0.95x at 20k, 0.98x at 50k (faiss 1.65x / 1.57x, numpy
-    2.6x). An earlier run: 1.03x / 1.02x, memory 1.15x / 1.04x. Parity at the peak, as a
-    GEMM-bound search allows; the goals (>= 0.95x, <= 1.5x) are met. The earlier "3.4-4.4x
-    faiss" does not hold (most likely its peers were slowed).
+    ``--sizes 20000 50000 --methods ours faiss`` (ours' heap held, the default): ours 4.26 s
+    at 20k (83 % of the higher peak), faiss 4.86 s (73 %): 1.14x; 50k: ours 25.3 s (79 %),
+    faiss 24.5 s (81 %): 0.97x. Memory 1.34x / 1.15x (faiss 1.65x / 1.57x). With
+    ``--heap glibc`` (and numpy) in another run: 1.02x / 1.02x, memory 1.48x / 1.18x, numpy
+    0.40x / 0.37x of faiss (2.6x memory). Earlier runs (glibc heap, the base RSS taken
+    without trimming the warm-up's free blocks): 1.10x / 1.01x, memory 0.95x / 0.98x. Parity
+    at the peak, as a GEMM-bound search allows; the goals (>= 0.95x, <= 1.5x) are met. The
+    earlier "3.4-4.4x faiss" does not hold (most likely its peers were slowed).
 
-    ``--bucc --sizes 20000 50000``: ours-both 4.63 s at 20k, faiss-two 8.41 s: 1.82x,
-    neighbours identical both ways; 50k: 29.8 s vs 49.1 s, 1.65x (goal NOT met), 99.999 %
-    identical, the rest near-ties 3e-8 apart. Ours-both is 22-28 % over one search of ours
-    (an earlier run measured 4 % at 20k and 1.93x); ``--mine`` at 20k: mine_pairs end to
-    end 4.82 s vs 7.82 s, 1.62x, the same 15250 pairs.
+    ``--bucc --sizes 20000 50000 --repeats 5``: ours-both 5.01 s at 20k, faiss-two 9.27 s:
+    1.85x, neighbours identical both ways; 50k: 29.1 s vs 56.1 s, 1.93x, 99.999 % identical,
+    the rest near-ties 3e-8 apart; memory 1.41x / 1.21x (faiss-two 1.57x / 1.55x). Other
+    runs the same day: 1.73-2.03x at 20k (seven), 1.72-1.93x at 50k (three) — the column
+    top-k adds 10-13 % to the jitted calls, the machine's noise is of that size. Before the
+    column top-k picked its groups through super-groups: 1.82x / 1.65x. ``--mine`` at 20k
+    (that earlier kernel): mine_pairs end to end 4.82 s vs 7.82 s, 1.62x, the same 15250
+    pairs.
 """
 
 from __future__ import annotations

@@ -105,18 +105,20 @@ Precision
     from float32 by bf16 rounding (~1e-2), so near-ties may reorder. Inputs may be float32,
     bfloat16, float16 or float64 (cast to float32 per block).
 
-Measured (``benchmarks/retrieval.py --sizes 20000 50000``, 2 CPU cores, N x N, d = 768,
-float32, top-4; the peers' OpenBLAS without ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE``):
-1.10x faiss-cpu's ``IndexFlatIP`` at N = 20k (3.62 s vs 3.98 s), 1.01x at 50k (24.4 s vs
-24.5 s, both 91 % of the measured matmul peak); ~2.2x numpy blockwise (an earlier run: 1.03x
-and 1.02x). Exact search is GEMM-bound, so that is parity at the BLAS peak, not a lead. Peak
-memory 0.95-1.15x (both embedding sets + one score block): what sits on top of the data is
-one key chunk, one query group and one score block, plus allocator slack (trimmed once per
-key chunk). Both ways (``--bucc --sizes 20000 50000``, k = 4, inputs unit rows as mining
-passes them): ``knn_both_ways`` 1.82x faiss's two searches at 20k (4.63 s vs 8.41 s; 1.93x
-in an earlier run), the same neighbours both ways; 1.65x at 50k (29.8 s vs 49.1 s), the
-same neighbours but for near-ties (3e-8 apart). ``mine_pairs`` end to end (``--mine``, 20k)
-1.62x, the same 15250 pairs.
+Measured (``benchmarks/retrieval.py --sizes 20000 50000 --methods ours faiss``, 2 CPU cores,
+N x N, d = 768, float32, top-4; the peers' OpenBLAS without ``OPENBLAS_CORETYPE``/
+``OPENBLAS_L2_SIZE``, ours with the C heap held as ``xstilts`` runs): 1.14x faiss-cpu's
+``IndexFlatIP`` at N = 20k (4.26 s vs 4.86 s), 0.97x at 50k (25.3 s vs 24.5 s, 79 % and
+81 % of the measured matmul peak); on glibc's default heap 1.02x and 1.02x, numpy blockwise
+0.37-0.40x of faiss. Exact search is GEMM-bound, so that is parity at the BLAS peak, not a
+lead. Peak memory 1.15-1.34x (both embedding sets + one score block; 1.45-1.5x on glibc's
+default heap, one arena per XLA thread): what sits on top of the data is one key chunk, one
+query group and one score block, plus allocator slack (trimmed once per key chunk). Both
+ways (``--bucc --sizes 20000 50000 --repeats 5``, k = 4, inputs unit rows as mining passes
+them): ``knn_both_ways`` 1.85x faiss's two searches at 20k (5.01 s vs 9.27 s), the same
+neighbours both ways; 1.93x at 50k (29.1 s vs 56.1 s), the same neighbours but for
+near-ties (3e-8 apart); other runs the same day 1.73-2.03x (20k) and 1.72-1.93x (50k).
+``mine_pairs`` end to end (``--mine``, 20k, an earlier kernel) 1.62x, the same 15250 pairs.
 
 On an accelerator pass device arrays (``jax.device_put``), so query blocks are sliced on the
 device rather than sent from the host for every key chunk.
