@@ -510,8 +510,8 @@ def main(argv=None) -> None:
     p.add_argument("--numpy-block", type=int, default=512, help="query rows per numpy block")
     add_heap_argument(p, whose="ours' workers only: the peers always run with glibc's "
                       "default, their best (held, faiss kept ~25 %% more memory); ours measured "
-                      "1.2-1.3x (Q+K+block) held, 1.45-1.5x on glibc's default (one arena "
-                      "per XLA thread), speed the same within the noise")
+                      "1.2-1.3x (Q+K+block) held, 1.45-1.5x on glibc's default, speed the "
+                      "same within the noise")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--peak-dtype", default="float32", help=argparse.SUPPRESS)

@@ -112,10 +112,9 @@ N x N, d = 768, float32, top-4; the peers' OpenBLAS without ``OPENBLAS_CORETYPE`
 81 % of the measured matmul peak); on glibc's default heap 1.02x and 1.02x, numpy blockwise
 0.37-0.40x of faiss. Exact search is GEMM-bound, so that is parity at the BLAS peak, not a
 lead. Peak memory 1.15-1.34x (both embedding sets + one score block; 1.45-1.5x on glibc's
-default heap, one arena per XLA thread): what sits on top of the data is one key chunk, one
-query group and one score block, plus allocator slack (trimmed once per key chunk). Both
-ways (``--bucc --sizes 20000 50000 --repeats 5``, k = 4, inputs unit rows as mining passes
-them): ``knn_both_ways`` 1.85x faiss's two searches at 20k (5.01 s vs 9.27 s), the same
+default heap): what sits on top of the data is one key chunk, one query group and one score
+block, plus allocator slack (trimmed once per key chunk). Both ways (``--bucc --sizes
+20000 50000 --repeats 5``, k = 4, inputs unit rows as mining passes them): ``knn_both_ways`` 1.85x faiss's two searches at 20k (5.01 s vs 9.27 s), the same
 neighbours both ways; 1.93x at 50k (29.1 s vs 56.1 s), the same neighbours but for
 near-ties (3e-8 apart); other runs the same day 1.73-2.03x (20k) and 1.72-1.93x (50k).
 ``mine_pairs`` end to end (``--mine``, 20k, an earlier kernel) 1.62x, the same 15250 pairs.
@@ -226,7 +225,7 @@ def _top_k(scores: jax.Array, k: int, columns_left=None) -> tuple[jax.Array, jax
     _, groups = lax.top_k(_plus_zero(maxima), k)
     groups = jnp.sort(groups, axis=1)  # column order, for the tie rule (TopK stays a TopK)
     candidates = _take_groups(grouped, groups, 1).reshape(rows, k * _GROUP)
-    columns = (groups[:, :, None] * _GROUP + jnp.arange(_GROUP, dtype=groups.dtype)).reshape(rows, -1)
+    columns = _members(groups, _GROUP, 1).reshape(rows, -1)
     values, pos = lax.top_k(masked(candidates, columns), k)
     return values, jnp.take_along_axis(columns, pos, axis=1)
 
@@ -271,6 +270,15 @@ def _sort_small(x: jax.Array, axis: int) -> jax.Array:
     return jnp.concatenate(parts, axis=axis)
 
 
+def _members(chosen: jax.Array, size: int, axis: int) -> jax.Array:
+    """Positions of the members of the ``chosen`` groups of ``size`` contiguous positions,
+    in increasing order: axis 0, chosen [k, cols] -> [k, size, cols]; axis 1, chosen
+    [rows, k] -> [rows, k, size]."""
+    if axis == 0:
+        return chosen[:, None, :] * size + jnp.arange(size, dtype=chosen.dtype)[:, None]
+    return chosen[:, :, None] * size + jnp.arange(size, dtype=chosen.dtype)
+
+
 def _take_groups(grouped: jax.Array, chosen: jax.Array, axis: int) -> jax.Array:
     """The ``chosen`` groups of ``grouped``, as one flat gather of just their elements.
 
@@ -281,12 +289,10 @@ def _take_groups(grouped: jax.Array, chosen: jax.Array, axis: int) -> jax.Array:
     """
     if axis == 0:
         n, g, cols = grouped.shape
-        flat = ((chosen[:, None, :] * g + jnp.arange(g, dtype=chosen.dtype)[:, None]) * cols
-                + jnp.arange(cols, dtype=chosen.dtype))
+        flat = _members(chosen, g, 0) * cols + jnp.arange(cols, dtype=chosen.dtype)
     else:
         rows, n, g = grouped.shape
-        flat = ((jnp.arange(rows, dtype=chosen.dtype)[:, None, None] * n + chosen[:, :, None]) * g
-                + jnp.arange(g, dtype=chosen.dtype))
+        flat = jnp.arange(rows, dtype=chosen.dtype)[:, None, None] * (n * g) + _members(chosen, g, 1)
     return grouped.reshape(-1).at[flat].get(mode="promise_in_bounds")
 
 
@@ -308,8 +314,7 @@ def _top_groups(maxima: jax.Array, k: int) -> jax.Array:
     grouped = maxima.reshape(n // _ROW_GROUP, _ROW_GROUP, cols)
     supers = _top_groups(jnp.max(grouped, axis=1), k)  # [k, cols], row order
     values = _take_groups(grouped, supers, 0).reshape(k * _ROW_GROUP, cols)
-    rows = (supers[:, None, :] * _ROW_GROUP
-            + jnp.arange(_ROW_GROUP, dtype=supers.dtype)[:, None]).reshape(k * _ROW_GROUP, cols)
+    rows = _members(supers, _ROW_GROUP, 0).reshape(k * _ROW_GROUP, cols)
     _, rows = _top_k_down(values, rows, k)
     return _sort_small(rows, 0)
 
@@ -350,10 +355,10 @@ def _column_top_k(scores: jax.Array, k: int, rows_left=None, best_v=None, best_i
             maxima = jnp.where(group * _ROW_GROUP >= rows_left, -jnp.inf, maxima)
             maxima = jnp.where(group == edge, edge_max[None, :], maxima)
         groups = _top_groups(_plus_zero(maxima), k)  # [k, cols], in row order
-        values = _take_groups(grouped, groups, 0)  # [k, group, cols]
-        row = groups[:, None, :] * _ROW_GROUP + jnp.arange(_ROW_GROUP, dtype=groups.dtype)[:, None]
-        values = masked(values.reshape(k * _ROW_GROUP, cols), row.reshape(k * _ROW_GROUP, cols))
-        index = row.reshape(k * _ROW_GROUP, cols) + first_row
+        values = _take_groups(grouped, groups, 0).reshape(k * _ROW_GROUP, cols)
+        row = _members(groups, _ROW_GROUP, 0).reshape(k * _ROW_GROUP, cols)
+        values = masked(values, row)
+        index = row + first_row
     if best_v is not None:
         values = jnp.concatenate([best_v, values], axis=0)
         index = jnp.concatenate([best_i, index], axis=0)

@@ -400,7 +400,7 @@ def test_sort_small_and_take_groups_match_numpy(k):
                                                 (3872, None), (3872, 3850), (1000, 999)])
 def test_row_top_k_of_full_size_blocks_is_exact(cols, columns_left):
     """``_top_k`` of one [24, cols] block (128 or 121 group maxima of 32 columns, as the
-    CPU's key blocks have, or 31 and a rest) equals a stable argsort of each row with the
+    CPU's key blocks have; 1000 columns, not a multiple of 32, take the plain top-k) equals a stable argsort of each row with the
     columns at or past ``columns_left`` removed; ties at zero of both signs, whole tied
     groups and rows of one value included."""
     from xstilts_jax.retrieval import _top_k
