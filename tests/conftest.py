@@ -229,14 +229,18 @@ def xlmr_tokenizer(tmp_path_factory):
     return load_tokenizer(directory)
 
 
-def run_xstilts(args, cache_dir):
-    """The CLI in a fresh process (SIGKILL must end a whole process), on one CPU device."""
+def run_xstilts(args, *, script: str | None = None):
+    """The CLI in a fresh process, for what only a process shows (SIGKILL ends a whole
+    process; SIGTERM's exit status): with this run's environment, so its 8 CPU devices,
+    compilation cache and temporary directory, and its programs and results are those of the
+    in-process runs it is compared with. ``script``: Python code to run instead of the CLI
+    module (it gets ``args`` as ``sys.argv[1:]``)."""
     import subprocess
     import sys
 
-    env = {**os.environ, "XLA_FLAGS": "", "XSTILTS_CACHE": str(cache_dir)}
-    return subprocess.run([sys.executable, "-m", "xstilts_jax.cli", *args], capture_output=True,
-                          text=True, env=env, timeout=600)
+    command = ["-c", script] if script else ["-m", "xstilts_jax.cli"]
+    return subprocess.run([sys.executable, *command, *map(str, args)], capture_output=True,
+                          text=True, timeout=600)
 
 
 def mesh_losses(model, loss_fn, batches, mesh_shape: dict, devices, *,
@@ -283,23 +287,92 @@ def scan_lengths(jaxpr) -> list[int]:
     return [params["length"] for params in scan_params(jaxpr)]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def compilation_cache(tmp_path_factory):
-    """One persistent compilation cache for the session: every run_phase jits its steps anew,
-    and tests (or cells) whose programs are the same compile them once. The previous settings
-    come back at the end."""
-    import jax
-    from jax._src import compilation_cache as cache
+# ------------------------------------------------------------------ the run's shared state
 
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-    saved = {name: getattr(jax.config, name) for name in names}
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax-cache")))
+# What the suite compiled: XLA programs built in this process, and those of them loaded from
+# the run's cache instead (jax.monitoring's events; a cache hit is also a compile request).
+_COMPILES = {"requests": 0, "cache_hits": 0}
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+_CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
+_SHARED_DIRS = pytest.StashKey[dict]()
+
+
+def _count_compile(event: str, duration_secs: float, **kwargs) -> None:
+    if event == _COMPILE_EVENT:
+        _COMPILES["requests"] += 1
+
+
+def _count_cache_hit(event: str, **kwargs) -> None:
+    if event == _CACHE_HIT_EVENT:
+        _COMPILES["cache_hits"] += 1
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's tmpdir plugin has made its factory
+def pytest_configure(config):
+    """One persistent compilation cache and one temporary directory for the whole run, child
+    processes included, both under pytest's base temporary directory: set through the
+    environment before JAX is imported (JAX reads ``JAX_*`` when it defines its options), so
+    this process, every ``xstilts`` started by a test, Ray's workers and the multi-process
+    tests all load a program that any of them compiled. ``TMPDIR`` keeps what libraries put
+    in the system's temporary directory (TFDS's ``tmp*tfds`` folders) inside the run's, and
+    ``XSTILTS_CACHE`` the models the tool converts."""
+    import tempfile
+
+    base = config._tmp_path_factory.getbasetemp()  # pytest's own; computed before TMPDIR moves
+    config.stash[_SHARED_DIRS] = dirs = {"cache": base / "jax-cache", "tmp": base / "tmp",
+                                         "xstilts": base / "xstilts-cache"}
+    for directory in dirs.values():
+        directory.mkdir(exist_ok=True)
+    settings = {"JAX_COMPILATION_CACHE_DIR": str(dirs["cache"]),
+                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+    # $XSTILTS_CACHE too: converted models (the offline one, 465 MB) stay out of the user's.
+    os.environ.update(settings, TMPDIR=str(dirs["tmp"]), XSTILTS_CACHE=str(dirs["xstilts"]))
+    tempfile.tempdir = str(dirs["tmp"])
+    import jax
+
+    # The same values again, in case a plugin imported JAX before this hook.
+    jax.config.update("jax_compilation_cache_dir", str(dirs["cache"]))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    cache.reset_cache()
-    yield
-    for name, value in saved.items():
-        jax.config.update(name, value)
-    cache.reset_cache()
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    jax.monitoring.register_event_duration_secs_listener(_count_compile)
+    jax.monitoring.register_event_listener(_count_cache_hit)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """How many XLA programs the run paid for: every program compiled by any process is
+    written once to the shared cache."""
+    dirs = config.stash.get(_SHARED_DIRS, None)
+    if dirs is None:
+        return
+    cached = sum(1 for _ in dirs["cache"].glob("*-cache"))
+    built = _COMPILES["requests"] - _COMPILES["cache_hits"]
+    terminalreporter.write_line(
+        f"XLA programs: {cached} compiled by the run (all processes, in {dirs['cache']}); "
+        f"this process compiled {built} and loaded {_COMPILES['cache_hits']} from the cache")
+
+
+@pytest.fixture(scope="session")
+def e5_dir():
+    """multilingual-e5-small converted once for the run, into the run's ``XSTILTS_CACHE``
+    (where the quickstart notebook finds it too); removed at the end (465 MB)."""
+    import shutil
+
+    from xstilts_jax.models import offline
+
+    try:
+        offline.model_file("multilingual-e5-small")
+    except (ImportError, FileNotFoundError) as e:
+        pytest.skip(f"the offline model is not installed: {e}")
+    directory = offline.materialize("multilingual-e5-small")
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def compilation_cache(pytestconfig):
+    """The run's persistent compilation cache directory (see ``pytest_configure``)."""
+    return pytestconfig.stash[_SHARED_DIRS]["cache"]
 
 
 @pytest.fixture
@@ -310,3 +383,9 @@ def gcs(tmp_path, monkeypatch):
 
     with fake_gcs(tmp_path / "gcs", monkeypatch) as root:
         yield pathlib.Path(root)
+
+
+# The reference runs (tests/reference_runs.py) as fixtures of every test; imported last, as
+# that module imports from this one.
+from reference_runs import (bloom_cell, mixture_cell, mixture_data, nli_data,  # noqa: E402,F401
+                            reference_sweep, tiny_cell)

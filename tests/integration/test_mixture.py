@@ -8,42 +8,22 @@ import json
 import numpy as np
 import pytest
 
-from conftest import REPO, run_xstilts, write_nli_data
-from release_fixtures import write_all
-
-MIXTURE = "hellaswag+squad_v2+ccg"  # three families; CCG's labels come from its data
-
-
-def _mixture_args(checkpoint, data, workdir, *extra):
-    return ["run", "--config", f"{REPO / 'configs' / 'xtreme.py'}:{MIXTURE},xnli,tiny",
-            "--workdir", str(workdir), f"--config.model.name={checkpoint}",
-            f"--config.data.dir={data}", "--config.eval.languages=('en','de')", "-q",
-            "--config.intermediate.buckets=(96,)", "--config.target.buckets=(64,)",
-            "--config.intermediate.num_steps=24", "--config.intermediate.eval_every=8",
-            "--config.target.num_steps=10", "--config.target.eval_every=5", *extra]
+from conftest import run_xstilts
+from reference_runs import MIXTURE, assert_same_run, mixture_args
+from xstilts_jax.cli import main
 
 
 @pytest.mark.slow
-def test_three_task_mixture_then_xnli_resumes_bit_identical(tmp_path, tiny_checkpoints):
+def test_three_task_mixture_then_xnli_resumes_bit_identical(tmp_path, tiny_checkpoints,
+                                                             mixture_data, mixture_cell):
     """hellaswag + squad_v2 + ccg multi-task -> xnli -> zero-shot; kill -9 inside the mixture
     at update 13 and resume: results, metrics and parameters equal the uninterrupted run's."""
-    data = write_all(tmp_path / "data")
-    write_nli_data(data, languages=("en", "de"))
-    checkpoint = tiny_checkpoints("xlmr")
-    cache = tmp_path / "cache"
-    clean = run_xstilts(_mixture_args(checkpoint, data, tmp_path / "clean"), cache)
-    assert clean.returncode == 0, clean.stderr
     resumed = tmp_path / "resumed"
-    killed = run_xstilts(_mixture_args(checkpoint, data, resumed, "--config.debug.kill_at_step=13"),
-                      cache)
+    args = mixture_args(tiny_checkpoints("xlmr"), mixture_data, resumed)
+    killed = run_xstilts([*args, "--config.debug.kill_at_step=13"])
     assert killed.returncode == -9, killed.stderr
-    final = run_xstilts(_mixture_args(checkpoint, data, resumed), cache)
-    assert final.returncode == 0, final.stderr
-    expected = json.loads((tmp_path / "clean" / "results.json").read_text())
-    got = json.loads((resumed / "results.json").read_text())
-    assert got == expected  # includes target_params_sha256
-    assert (resumed / "metrics.jsonl").read_text() == \
-        (tmp_path / "clean" / "metrics.jsonl").read_text()
+    assert main(args) == 0
+    expected = assert_same_run(resumed, mixture_cell)  # includes target_params_sha256
     phase = expected["phases"]["intermediate"]
     assert phase["task"] == MIXTURE and phase["dev_metric"] == "average"
     names = set(MIXTURE.split("+"))

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import write_nli_data
-from test_sweep import TINY_OVERRIDES, comparable, intermediate_phase_dirs, tiny_sweep
+from reference_runs import TINY_OVERRIDES, assert_same_store, intermediate_phase_dirs, tiny_sweep
 from xstilts_jax.config import ConfigError
 from xstilts_jax.experiments.ray_backend import INSTALL_HINT, MAX_RETRIES, task_options
 from xstilts_jax.experiments.store import ScoreRow, Store
@@ -32,16 +32,17 @@ assert TINY_OVERRIDES["target.eval_every"] == KILL["debug.kill_at_step"]
 
 
 @pytest.fixture(scope="module")
-def ray_session(compilation_cache):
-    """A local Ray instance, with a persistent compilation cache in this process that the
-    sweep passes on to its tasks (``ray_backend._cache_settings``): the tasks, fresh
-    processes, load the programs the local run compiled instead of compiling them again.
-    ``ray.init`` installs SIGTERM/SIGINT handlers that ``ray.shutdown`` leaves behind: the
-    previous ones come back after."""
+def ray_session(compilation_cache, tmp_path_factory):
+    """A local Ray instance, its session files under the test run's temporary directory; its
+    tasks, fresh processes, load the programs that this process (and every other) compiled
+    from the run's compilation cache (the environment they inherit, and
+    ``ray_backend._cache_settings``). ``ray.init`` installs SIGTERM/SIGINT handlers that
+    ``ray.shutdown`` leaves behind: the previous ones come back after."""
     ray = pytest.importorskip("ray")
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20)
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20,
+                 _temp_dir=str(tmp_path_factory.mktemp("ray")))
         yield ray
     finally:
         ray.shutdown()
@@ -61,19 +62,18 @@ def evals(phase_dir) -> list[int]:
 
 @pytest.mark.slow
 def test_ray_backend_fills_the_local_store_through_a_killed_worker(ray_session, tmp_path,
-                                                                   tiny_checkpoints):
+                                                                   tiny_checkpoints, nli_data,
+                                                                   reference_sweep):
     """One model, intermediate mnli, target seeds 0 and 1, on Ray with every target phase's
     worker killed after its checkpoint at update 3: the retried tasks resume, and the store is
-    that of the local backend, run without kills."""
-    data = write_nli_data(tmp_path / "data", languages=("en", "de"))
+    that of the local backend, run without kills (the reference sweep)."""
     models = [("tiny", tiny_checkpoints("xlmr"), None)]
-    spec = tiny_sweep(models, data, intermediates=("mnli",), target_seeds=(0, 1))
-    killed = tiny_sweep(models, data, intermediates=("mnli",), target_seeds=(0, 1), extra=KILL)
+    spec = tiny_sweep(models, nli_data, intermediates=("mnli",), target_seeds=(0, 1))
+    killed = tiny_sweep(models, nli_data, intermediates=("mnli",), target_seeds=(0, 1),
+                        extra=KILL)
     # The debug section is not part of what a phase or a cell is.
     for a, b in zip(expand(killed), expand(spec), strict=True):
         assert (a.name, a.phase_keys, a.config_hash) == (b.name, b.phase_keys, b.config_hash)
-    local = tmp_path / "local"
-    assert run_sweep(spec, local, progress=False).done == 2
     run_dir = tmp_path / "ray"
     summary = run_sweep(killed, run_dir, backend="ray")
     assert (summary.cells, summary.done, summary.failed) == (2, 2, {})
@@ -86,11 +86,11 @@ def test_ray_backend_fills_the_local_store_through_a_killed_worker(ray_session, 
     assert [events_files(p) for p in targets] == [2, 2]
     assert [evals(p) for p in targets] == [[3, 6], [3, 6]]
     assert status_table(run_dir).splitlines()[-1] == "2 done, 0 running, 0 failed, 0 pending"
-    assert comparable(Store(run_dir).rows()) == comparable(Store(local).rows())
+    assert_same_store(run_dir, reference_sweep[1], spec)
     # Nothing to do the second time: no task is submitted.
     again = run_sweep(killed, run_dir, backend="ray")
     assert (again.already_done, again.done, again.trained_phases) == (2, 2, 0)
-    assert len(Store(run_dir).rows()) == len(Store(local).rows())
+    assert len(Store(run_dir).rows()) == 2
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import shutil
 
 import numpy as np
 import pytest
@@ -100,19 +99,6 @@ def test_retrieve_errors(tmp_path, tiny_checkpoints, capsys):
 # --------------------------------------------------------------------------- real model
 
 REAL_LANGUAGES = ("de", "jv", "te", "ta", "sw")  # 1000, 205, 234, 307, 390 pairs
-
-
-@pytest.fixture(scope="module")
-def e5_dir(tmp_path_factory):
-    from xstilts_jax.models import offline
-
-    try:
-        offline.model_file("multilingual-e5-small")
-    except (ImportError, FileNotFoundError) as e:
-        pytest.skip(f"the offline model is not installed: {e}")
-    cache = tmp_path_factory.mktemp("e5_cache")
-    yield offline.materialize("multilingual-e5-small", cache_dir=cache)
-    shutil.rmtree(cache, ignore_errors=True)  # 465 MB
 
 
 @pytest.mark.slow

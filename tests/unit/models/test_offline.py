@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import struct
 
 import numpy as np
@@ -35,10 +34,8 @@ def read(bin_path):
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("xstilts_cache")
-    yield offline.materialize(NAME, cache_dir=cache)
-    shutil.rmtree(cache, ignore_errors=True)  # 465 MB; pytest keeps the last 3 runs' tmp dirs
+def model_dir(e5_dir):
+    return e5_dir  # conftest's: converted once for the run
 
 
 @pytest.fixture(scope="module")

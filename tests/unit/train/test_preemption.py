@@ -20,6 +20,7 @@ from xstilts_jax import sharding
 from xstilts_jax.data.inputs import ModelInputs
 from xstilts_jax.experiments.rundir import params_sha256
 from xstilts_jax.losses import classification_loss
+from xstilts_jax.models.decoder import Decoder
 from xstilts_jax.models.encoder import Encoder
 from xstilts_jax.models.heads import ClassificationHead, TaskModel
 from xstilts_jax.models.presets import get_preset
@@ -33,11 +34,13 @@ CFG = PhaseConfig(name="p", batch_size=4, num_steps=STEPS, eval_every=3, max_len
                   buckets=(16,), learning_rate=1e-3, warmup_ratio=0.0)
 
 
-def _phase(tmp_path, cfg=CFG, *, name="phase"):
-    """Run the tiny phase in tmp_path/name (dropout on: its keys must resume too)."""
-    config = get_preset("tiny", hidden_dropout=0.1, attention_dropout=0.1)
+def _phase(tmp_path, cfg=CFG, *, name="phase", family="encoder"):
+    """Run the tiny phase in tmp_path/name (dropout on: its keys must resume too), on the tiny
+    encoder or the tiny BLOOM decoder."""
+    preset, backbone = {"encoder": ("tiny", Encoder), "decoder": ("bloom-tiny", Decoder)}[family]
+    config = get_preset(preset, hidden_dropout=0.1, attention_dropout=0.1)
     rngs = nnx.Rngs(0)
-    model = TaskModel(Encoder(config, rngs=rngs), ClassificationHead(config, 3, rngs=rngs))
+    model = TaskModel(backbone(config, rngs=rngs), ClassificationHead(config, 3, rngs=rngs))
     rng = np.random.default_rng(0)
     rows = [[0, *rng.integers(5, 900, 6), 2] for _ in range(12)]
     labels = rng.integers(0, 3, 12).astype(np.int32)
@@ -56,18 +59,34 @@ def _latest_steps(phase_dir):
 
 
 @pytest.fixture(scope="module")
-def clean(tmp_path_factory):
-    """The uninterrupted phase: (params hash, best step, metrics.jsonl)."""
-    tmp = tmp_path_factory.mktemp("clean")
-    result = _phase(tmp)
-    return (params_sha256(result.params), result.best_step,
-            (tmp / "phase" / "metrics.jsonl").read_text())
+def clean_runs(tmp_path_factory):
+    """family -> the uninterrupted phase: (params hash, best step, metrics.jsonl), each run
+    once."""
+    runs = {}
+
+    def get(family):
+        if family not in runs:
+            tmp = tmp_path_factory.mktemp(f"clean-{family}")
+            result = _phase(tmp, family=family)
+            runs[family] = (params_sha256(result.params), result.best_step,
+                            (tmp / "phase" / "metrics.jsonl").read_text())
+        return runs[family]
+
+    return get
 
 
-def test_sigterm_saves_and_resumes_bit_identical(tmp_path, clean, caplog):
+@pytest.fixture
+def clean(clean_runs):
+    return clean_runs("encoder")
+
+
+@pytest.mark.parametrize("family", ["encoder", "decoder"])
+def test_sigterm_saves_and_resumes_bit_identical(tmp_path, clean_runs, family, caplog):
     """SIGTERM after update 4 (between the scheduled checkpoints 3 and 6): Preempted at step 4
     with a checkpoint at 4; the same call again resumes there and matches the clean run. A
-    Python handler set before the phase is back after it, both times."""
+    Python handler set before the phase is back after it, both times. On the encoder and on
+    BLOOM's decoder (its own parameter tree and left padding restored as exactly)."""
+    clean = clean_runs(family)
     calls = []
 
     def previous(signum, frame):
@@ -78,7 +97,7 @@ def test_sigterm_saves_and_resumes_bit_identical(tmp_path, clean, caplog):
     try:
         with caplog.at_level(logging.WARNING, logger=loop_module.__name__):
             with pytest.raises(Preempted) as caught:
-                _phase(tmp_path, cfg)
+                _phase(tmp_path, cfg, family=family)
         assert signal.getsignal(signal.SIGTERM) is previous
         assert calls == []  # replaced during the phase, not chained
         assert "is replaced during the phase" in caplog.text
@@ -94,7 +113,7 @@ def test_sigterm_saves_and_resumes_bit_identical(tmp_path, clean, caplog):
         assert max(logged) <= 4
 
         # The same call again (the hook fired at 4, which a resume from 4 does not redo).
-        result = _phase(tmp_path, cfg)
+        result = _phase(tmp_path, cfg, family=family)
         assert signal.getsignal(signal.SIGTERM) is previous
     finally:
         signal.signal(signal.SIGTERM, old)
