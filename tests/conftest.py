@@ -9,9 +9,11 @@ import pathlib
 import numpy as np
 import pytest
 
-# 8 fake CPU devices for the sharding tests; set before anything imports jax. Computations
-# that are not sharded explicitly run on device 0, as on one CPU.
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+# 8 fake CPU devices for the sharding tests; set before anything imports jax, once (pytest-xdist's
+# workers inherit it). Computations that are not sharded explicitly run on device 0, as on one CPU.
+_EIGHT_DEVICES = "--xla_force_host_platform_device_count=8"
+if _EIGHT_DEVICES not in os.environ.get("XLA_FLAGS", "").split():
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_EIGHT_DEVICES}".strip()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # The suite runs on the CPU; libtpu (the tpu extra, for `xstilts plan`) still compiles for
 # abstract TPU slices with this set, and JAX does not try to start a TPU backend.
@@ -319,6 +321,8 @@ def pytest_configure(config):
     import tempfile
 
     base = config._tmp_path_factory.getbasetemp()  # pytest's own; computed before TMPDIR moves
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # a pytest-xdist worker: its controller's folders
+        base = base.parent
     config.stash[_SHARED_DIRS] = dirs = {"cache": base / "jax-cache", "tmp": base / "tmp",
                                          "xstilts": base / "xstilts-cache"}
     for directory in dirs.values():
@@ -346,10 +350,12 @@ def pytest_terminal_summary(terminalreporter, config):
     if dirs is None:
         return
     cached = sum(1 for _ in dirs["cache"].glob("*-cache"))
-    built = _COMPILES["requests"] - _COMPILES["cache_hits"]
-    terminalreporter.write_line(
-        f"XLA programs: {cached} compiled by the run (all processes, in {dirs['cache']}); "
-        f"this process compiled {built} and loaded {_COMPILES['cache_hits']} from the cache")
+    line = f"XLA programs: {cached} compiled by the run (all processes, in {dirs['cache']})"
+    if _COMPILES["requests"]:  # tests ran in this process (not in pytest-xdist's workers)
+        built = _COMPILES["requests"] - _COMPILES["cache_hits"]
+        line += (f"; this process compiled {built} and loaded {_COMPILES['cache_hits']} from "
+                 "the cache")
+    terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -3,14 +3,17 @@ config errors."""
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
 from conftest import run_xstilts
-from reference_runs import assert_same_run, cell_args
+from reference_runs import REFERENCE_RUNS, assert_same_run, cell_args
 from xstilts_jax.cli import main
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group(REFERENCE_RUNS)
 def test_kill_and_resume_is_bit_identical(tmp_path, tiny_checkpoints, nli_data, tiny_cell):
     """kill -9 in the intermediate phase, again in the target phase: the same results,
     parameters, logs and predictions as the uninterrupted cell."""
@@ -54,3 +57,25 @@ def test_run_config_errors(tmp_path, tiny_checkpoints, nli_data, capsys):
     assert main(cell_args(checkpoint, nli_data, tmp_path / "f",
                           "--config.mesh.rules=(('embed', 'model'),)")) == 2
     assert "'model' is not a mesh axis" in capsys.readouterr().err
+
+
+def test_the_installed_entry_point(tmp_path, tiny_checkpoints, nli_data):
+    """``xstilts``, the console script pip installs (the suite's one run of it; the other CLI
+    tests call ``cli.main`` in-process): a config mistake ends in one line, exit status 2,
+    and no run directory."""
+    import shutil
+    import subprocess
+    import sys
+
+    script = shutil.which("xstilts", path=pathlib.Path(sys.executable).parent)
+    if script is None:
+        pytest.skip("the xstilts entry point is not installed (pip install -e .)")
+    workdir = tmp_path / "run"
+    args = cell_args(tiny_checkpoints("xlmr"), nli_data, workdir, "--config.target.learning_rat=1")
+    result = subprocess.run([script, *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and not result.stdout
+    assert result.stderr.splitlines()[-1].startswith(
+        "xstilts run: error: --config.target.learning_rat: unknown config key; did you mean "
+        "target.learning_rate")
+    assert not workdir.exists()
