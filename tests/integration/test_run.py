@@ -1,5 +1,5 @@
 """`xstilts run` end to end: exact resume after kill -9, a non-finite loss stops cleanly, clear
-config errors."""
+config errors; the installed entry point, ``python -m`` and the compilation cache's default."""
 
 from __future__ import annotations
 
@@ -79,3 +79,42 @@ def test_the_installed_entry_point(tmp_path, tiny_checkpoints, nli_data):
         "xstilts run: error: --config.target.learning_rat: unknown config key; did you mean "
         "target.learning_rate")
     assert not workdir.exists()
+
+
+def test_python_dash_m_runs_the_same_cli(tmp_path, tiny_checkpoints, nli_data, monkeypatch,
+                                         capsys):
+    """``python -m xstilts_jax.cli`` is the same command (its ``__main__`` block run here
+    in-process by runpy)."""
+    import runpy
+    import sys
+
+    from xstilts_jax import cli
+
+    args = cell_args(tiny_checkpoints("xlmr"), nli_data, tmp_path / "run", "--config.seed=abc")
+    monkeypatch.setattr(sys, "argv", ["xstilts", *args])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(cli.__file__, run_name="__main__")
+    assert exited.value.code == 2
+    assert "--config.seed=abc: not a valid int" in capsys.readouterr().err
+
+
+def test_the_compilation_cache_defaults_to_the_xstilts_cache(tmp_path, monkeypatch):
+    """Without ``$JAX_COMPILATION_CACHE_DIR`` (the test run sets one), ``xstilts`` keeps its
+    compiled programs in ``<xstilts cache>/jax``; with it, JAX's own setting stands."""
+    import jax
+
+    from xstilts_jax.cli import enable_compilation_cache
+
+    saved = jax.config.jax_compilation_cache_dir
+    monkeypatch.setenv("XSTILTS_CACHE", str(tmp_path / "cache"))
+    try:
+        monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+        enable_compilation_cache()
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "cache" / "jax")
+        jax.config.update("jax_compilation_cache_dir", saved)
+        monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", saved)
+        enable_compilation_cache()
+        assert jax.config.jax_compilation_cache_dir == saved
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 0.0
+    finally:
+        jax.config.update("jax_compilation_cache_dir", saved)
