@@ -358,16 +358,6 @@ def pytest_terminal_summary(terminalreporter, config):
     terminalreporter.write_line(line)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist's ``--dist loadgroup`` (the README's command), a test without a group
-    of its own goes to the worker of its module, so a module's fixtures (a compiled search,
-    the smoke demo, a Ray instance) are made once, not once per worker."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-
-
 @pytest.fixture(scope="session")
 def e5_dir():
     """multilingual-e5-small converted once for the run, into the run's ``XSTILTS_CACHE``

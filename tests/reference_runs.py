@@ -18,10 +18,6 @@ import pytest
 from conftest import REPO, save_tiny_checkpoint, write_nli_data
 from xstilts_jax.cli import main
 
-# pytest-xdist's group (``--dist loadgroup``) of the tests that share the tiny cell or the
-# reference sweep: one worker trains each reference once for all of them.
-REFERENCE_RUNS = "reference-runs"
-
 # ------------------------------------------------------------------------- one cell
 
 def cell_args(checkpoint, data, workdir, *extra) -> list[str]:

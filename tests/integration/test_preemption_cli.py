@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import run_xstilts
-from reference_runs import REFERENCE_RUNS, assert_same_run, cell_args
+from reference_runs import assert_same_run, cell_args
 from xstilts_jax.cli import PREEMPTED_EXIT, main
 
 # The CLI, with PhaseConfig.sigterm_at_step set for one phase (argv: PHASE STEP CLI-ARGS...):
@@ -30,7 +30,6 @@ sys.exit(cli.main(args))
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(REFERENCE_RUNS)
 def test_sigterm_exits_143_and_resumes_bit_identical(tmp_path, tiny_checkpoints, nli_data,
                                                      tiny_cell):
     """SIGTERM after update 13 of the intermediate phase (its checkpoints are due at 10 and

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from conftest import write_nli_data
-from reference_runs import (REFERENCE_RUNS, TINY_OVERRIDES, assert_same_store,
-                            intermediate_phase_dirs, tiny_sweep)
+from reference_runs import (TINY_OVERRIDES, assert_same_store, intermediate_phase_dirs,
+                            tiny_sweep)
 from xstilts_jax.config import ConfigError
 from xstilts_jax.experiments.ray_backend import INSTALL_HINT, MAX_RETRIES, task_options
 from xstilts_jax.experiments.store import ScoreRow, Store
@@ -62,7 +62,6 @@ def evals(phase_dir) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(REFERENCE_RUNS)
 def test_ray_backend_fills_the_local_store_through_a_killed_worker(ray_session, tmp_path,
                                                                    tiny_checkpoints, nli_data,
                                                                    reference_sweep):

@@ -8,12 +8,11 @@ import pathlib
 import pytest
 
 from conftest import run_xstilts
-from reference_runs import REFERENCE_RUNS, assert_same_run, cell_args
+from reference_runs import assert_same_run, cell_args
 from xstilts_jax.cli import main
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(REFERENCE_RUNS)
 def test_kill_and_resume_is_bit_identical(tmp_path, tiny_checkpoints, nli_data, tiny_cell):
     """kill -9 in the intermediate phase, again in the target phase: the same results,
     parameters, logs and predictions as the uninterrupted cell."""

@@ -15,7 +15,7 @@ import textwrap
 import pytest
 
 from conftest import run_xstilts, write_nli_data
-from reference_runs import (REFERENCE_RUNS, TINY_OVERRIDES, assert_same_store, comparable,
+from reference_runs import (TINY_OVERRIDES, assert_same_store, comparable,
                             intermediate_phase_dirs, tiny_sweep)
 from xstilts_jax.cli import main
 from xstilts_jax.experiments.store import Store
@@ -24,7 +24,6 @@ from xstilts_jax.experiments.sweep import load_sweep, status_table
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(REFERENCE_RUNS)
 def test_sweep_shares_intermediate_phases_and_fills_the_store(tmp_path, reference_sweep):
     spec, reference, summary = reference_sweep
     # 2 models x {none, mnli} x 2 target seeds; one intermediate phase per model (x 1 task x
@@ -92,7 +91,6 @@ def get_sweep(arg):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(REFERENCE_RUNS)
 def test_sweep_killed_in_a_target_phase_resumes_to_the_uninterrupted_store(
         tmp_path, tiny_checkpoints, nli_data, reference_sweep, capsys):
     config_file = tmp_path / "sweep_config.py"
@@ -120,7 +118,6 @@ def test_sweep_killed_in_a_target_phase_resumes_to_the_uninterrupted_store(
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(REFERENCE_RUNS)
 def test_a_sweep_in_a_bucket_survives_preemption_and_equals_the_uninterrupted(
         tmp_path, gcs, tiny_checkpoints, nli_data, reference_sweep):
     """SIGTERM in a target phase (a preemptible VM's notice), the run directory on gs:// (the
