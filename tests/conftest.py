@@ -375,12 +375,6 @@ def e5_dir():
     shutil.rmtree(directory, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def compilation_cache(pytestconfig):
-    """The run's persistent compilation cache directory (see ``pytest_configure``)."""
-    return pytestconfig.stash[_SHARED_DIRS]["cache"]
-
-
 @pytest.fixture
 def gcs(tmp_path, monkeypatch):
     """A fake ``gs://`` (``tests/fake_gcs.py``): yields its local root; buckets are its

@@ -33,7 +33,7 @@ assert TINY_OVERRIDES["target.eval_every"] == KILL["debug.kill_at_step"]
 
 
 @pytest.fixture(scope="module")
-def ray_session(compilation_cache, tmp_path_factory):
+def ray_session(tmp_path_factory):
     """A local Ray instance, its session files under the test run's temporary directory; its
     tasks, fresh processes, load the programs that this process (and every other) compiled
     from the run's compilation cache (the environment they inherit, and
