@@ -108,12 +108,14 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_processes_train_like_one_device(tmp_path):
+    from conftest import xla_flags  # here: this file is also the workers' script
+
     graphdef, params_state = nnx.split(_model())
     params_file = tmp_path / "params.npz"
     np.savez(params_file, *jax.tree.leaves(nnx.to_pure_dict(params_state)))
     port = _free_port()
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO),
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={LOCAL_DEVICES}"}
+           "XLA_FLAGS": xla_flags(devices=LOCAL_DEVICES)}
     workers = [subprocess.Popen([sys.executable, __file__, str(i), str(port), str(params_file)],
                                 env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)

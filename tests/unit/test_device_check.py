@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, xla_flags
 
 
 @functools.cache
@@ -60,8 +60,7 @@ def test_dry_run_writes_every_field(tmp_path):
     of SCHEMA present with its type and none left null."""
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     # One CPU device, as on a GPU machine's one chip (conftest forces 8 for the sharding tests).
-    env["XLA_FLAGS"] = " ".join(flag for flag in env.get("XLA_FLAGS", "").split()
-                                if not flag.startswith("--xla_force_host_platform_device_count"))
+    env["XLA_FLAGS"] = xla_flags(devices=None)
     out = tmp_path / "x.json"
     proc = subprocess.run(["bash", "benchmarks/device_check.sh", "--dry-run", "--out", str(out),
                            "--workdir", str(tmp_path / "work")],

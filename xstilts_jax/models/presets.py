@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping
 
+import jax
+
 from xstilts_jax.models.decoder import Decoder, DecoderConfig
 from xstilts_jax.models.encoder import Encoder, EncoderConfig
 
@@ -79,6 +81,23 @@ def new_backbone(config: EncoderConfig | DecoderConfig, *, rngs) -> Encoder | De
     if isinstance(config, EncoderConfig):
         return Encoder(config, rngs=rngs)
     raise TypeError(f"not a backbone config: {type(config).__name__}")
+
+
+class ShapeOnlyRngs:
+    """Stands in for ``nnx.Rngs`` where a model is built under ``nnx.eval_shape`` for its
+    shapes alone (plans, checkpoint slots): every stream gives the same key and counts
+    nothing. An ``nnx.Rngs`` counts its draws in a Variable; under a trace each count update
+    makes flax ask a tracer for its sharding, and JAX's error for that searches the whole
+    trace so far: quadratic in the model's size, most of the time an abstract XLM-R XXL or
+    BLOOM-176B took to build."""
+
+    def __init__(self, seed: int = 0):
+        self._seed = seed
+
+    def __getattr__(self, stream: str):
+        if stream.startswith("_"):
+            raise AttributeError(stream)
+        return lambda: jax.random.key(self._seed)
 
 
 def get_preset(name: str, **overrides) -> EncoderConfig | DecoderConfig:

@@ -42,7 +42,7 @@ from flax import nnx
 
 from xstilts_jax.models.decoder import Decoder, DecoderConfig
 from xstilts_jax.models.encoder import Encoder, EncoderConfig
-from xstilts_jax.models.presets import HUB_IDS, PRESETS, get_preset
+from xstilts_jax.models.presets import HUB_IDS, PRESETS, ShapeOnlyRngs, get_preset
 from xstilts_jax.sharding import DEFAULT_RULES, shardings_from_metadata
 
 log = logging.getLogger(__name__)
@@ -630,7 +630,7 @@ def _backbone_from_tensors(config, tensors: CheckpointTensors | Mapping[str, Any
     for slot in slots:
         groups.setdefault(slot.hf_name, []).append(slot)
     with nnx.use_eager_sharding(False):
-        abstract = nnx.eval_shape(lambda: family.module(config, rngs=nnx.Rngs(0)))
+        abstract = nnx.eval_shape(lambda: family.module(config, rngs=ShapeOnlyRngs()))
     graphdef, state = nnx.split(abstract)
     flat = dict(nnx.to_flat_state(state))
 

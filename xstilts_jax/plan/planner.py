@@ -44,7 +44,7 @@ from xstilts_jax.losses import mlm_loss
 from xstilts_jax.models import lora
 from xstilts_jax.models.encoder import REMAT_POLICIES, unrolled_scans
 from xstilts_jax.models.heads import MaskedLMHead, MultiTaskModel, TaskModel
-from xstilts_jax.models.presets import new_backbone
+from xstilts_jax.models.presets import ShapeOnlyRngs, new_backbone
 from xstilts_jax.models.pretrained import CheckpointError, model_shape
 from xstilts_jax.plan.topology import Topology
 from xstilts_jax.tasks import TaskSpec, get_task
@@ -154,13 +154,13 @@ def build_phase(config, phase: str, devices, *, variant: Variant | None = None,
     micro = cfg.batch_size if variant is None else variant.micro_batch
     accumulation = cfg.grad_accumulation if variant is None else variant.grad_accumulation
 
-    def model():
-        backbone = new_backbone(backbone_config, rngs=nnx.Rngs(params=seed))
+    def model():  # shapes only: no random draws are counted (ShapeOnlyRngs)
+        backbone = new_backbone(backbone_config, rngs=ShapeOnlyRngs())
         if settings is not None:
-            lora.add_adapters(backbone, settings, nnx.Rngs(params=seed))
+            lora.add_adapters(backbone, settings, ShapeOnlyRngs())
         heads = {t.name: new_head(t, backbone.config, seed + 1 + i) for i, t in enumerate(tasks)}
         if MLM_TASK in names:
-            heads[MLM_TASK] = MaskedLMHead(backbone.config, rngs=nnx.Rngs(params=seed + 1000))
+            heads[MLM_TASK] = MaskedLMHead(backbone.config, rngs=ShapeOnlyRngs())
         if len(tasks) == 1 and MLM_TASK not in names:
             return TaskModel(backbone, heads[tasks[0].name])
         return MultiTaskModel(backbone, heads)

@@ -13,7 +13,7 @@ from conftest import scan_lengths, scan_params
 from xstilts_jax.models.axes import LOGICAL_AXES
 from xstilts_jax.models.encoder import (REMAT_POLICIES, Embeddings, Encoder, EncoderConfig,
                                         EncoderLayer)
-from xstilts_jax.models.presets import PRESETS, get_preset
+from xstilts_jax.models.presets import PRESETS, ShapeOnlyRngs, get_preset
 
 
 @pytest.mark.parametrize("name,millions", [
@@ -28,7 +28,7 @@ def test_preset_sizes(name, millions):
 def test_every_param_has_logical_axes(name):
     """Shapes only (eval_shape): even xlmr-xxl is checked without allocating 43 GB."""
     config = get_preset(name)
-    abstract = nnx.eval_shape(lambda: Encoder(config, rngs=nnx.Rngs(0)))
+    abstract = nnx.eval_shape(lambda: Encoder(config, rngs=ShapeOnlyRngs()))
     params = nnx.state(abstract, nnx.Param)
     leaves = jax.tree.leaves(params, is_leaf=lambda x: isinstance(x, nnx.Variable))
     assert sum(int(np.prod(v.shape)) for v in leaves) == config.num_params()
