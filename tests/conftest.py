@@ -363,6 +363,62 @@ def pytest_configure(config):
     jax.monitoring.register_event_listener(_count_cache_hit)
 
 
+# Session fixtures that take long to make (or share one folder, as e5_dir does): test modules
+# that ask for the same one run on the same pytest-xdist worker (see pytest_xdist_make_scheduler).
+SHARED_FIXTURES = ("tiny_cell", "bloom_cell", "mixture_cell", "reference_sweep", "e5_dir")
+
+
+def fixture_groups(test_files) -> dict[str, str]:
+    """Test module (a path relative to the repository) -> its group: modules whose source
+    names one of ``SHARED_FIXTURES`` are in one group with every module that names the same
+    one (transitively); a group is named by its first module, a module that names none is
+    its own group."""
+    import re
+
+    parent = {f: f for f in test_files}
+
+    def root(f):
+        while parent[f] != f:
+            f = parent[f]
+        return f
+
+    first_user: dict[str, str] = {}
+    for f in sorted(test_files):
+        source = (REPO / f).read_text()
+        for name in SHARED_FIXTURES:
+            if re.search(rf"\b{name}\b", source):
+                a, b = root(f), root(first_user.setdefault(name, f))
+                parent[max(a, b)] = min(a, b)
+    return {f: root(f) for f in test_files}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Modules with a ``slow`` test first (in their order; a module's tests stay together):
+    pytest-xdist hands out modules in this order, so the long ones start early and the short
+    ones fill the end, rather than one worker finishing a long module alone."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, with the modules that share a slow session fixture sent to one
+    worker as one unit (``fixture_groups``), so the fixture is made once. (pytest-xdist's own
+    ``loadgroup`` marks do not group under pytest 9.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    groups = fixture_groups([str(p.relative_to(REPO)) for p in (REPO / "tests").rglob("test_*.py")])
+
+    class SharedFixtureScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = super()._split_scope(nodeid)
+            return groups.get(file, file)
+
+    return SharedFixtureScheduling(config, log)
+
+
 def pytest_terminal_summary(terminalreporter, config):
     """How many XLA programs the run paid for: every program compiled by any process is
     written once to the shared cache."""

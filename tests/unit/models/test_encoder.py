@@ -23,6 +23,27 @@ def test_preset_sizes(name, millions):
     assert get_preset(name).num_params() / 1e6 == pytest.approx(millions, abs=0.1)
 
 
+@pytest.mark.parametrize("name", ["tiny", "bloom-tiny"])
+def test_shape_only_rngs_build_the_abstract_model_nnx_rngs_build(name):
+    """What plans and checkpoint slots are built from: the same graph, shapes, dtypes and
+    logical axes as with ``nnx.Rngs``, with LoRA adapters too."""
+    from xstilts_jax.models import lora
+    from xstilts_jax.models.presets import new_backbone
+
+    config = get_preset(name)
+
+    def abstract(rngs):
+        def build():
+            backbone = new_backbone(config, rngs=rngs())
+            return lora.add_adapters(backbone, lora.LoRAConfig(rank=4), rngs())
+        graphdef, state = nnx.split(nnx.eval_shape(build))
+        leaves = jax.tree.leaves_with_path(state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+        return graphdef, [(path, type(v), v.shape, v.dtype, v.get_metadata().get("out_sharding"))
+                          for path, v in leaves]
+
+    assert abstract(ShapeOnlyRngs) == abstract(lambda: nnx.Rngs(0))
+
+
 @pytest.mark.parametrize("name", sorted(n for n, c in PRESETS.items()
                                          if isinstance(c, EncoderConfig)))
 def test_every_param_has_logical_axes(name):
