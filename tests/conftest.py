@@ -393,17 +393,11 @@ def fixture_groups(test_files) -> dict[str, str]:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Modules of ``slow`` tests only first, then modules with some, then the rest (a
-    module's tests stay together, in their order): pytest-xdist hands out modules in this
-    order (``--no-loadscope-reorder`` in ``pyproject.toml``; its default puts the modules
-    with the most tests first, so a two-test module of libtpu plans came last), so the long
-    ones start early and the short ones fill the end."""
-    tests: dict = {}
-    slow: dict = {}
-    for item in items:
-        tests[item.path] = tests.get(item.path, 0) + 1
-        slow[item.path] = slow.get(item.path, 0) + bool(item.get_closest_marker("slow"))
-    items.sort(key=lambda item: (slow[item.path] == 0, -slow[item.path] / tests[item.path]))
+    """Modules with a ``slow`` test first (in their order; a module's tests stay together):
+    pytest-xdist hands out modules in this order, so the long ones start early and the short
+    ones fill the end, rather than one worker finishing a long module alone."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 @pytest.hookimpl(optionalhook=True)
