@@ -393,9 +393,11 @@ def fixture_groups(test_files) -> dict[str, str]:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Modules with a ``slow`` test first (in their order; a module's tests stay together):
-    pytest-xdist hands out modules in this order, so the long ones start early and the short
-    ones fill the end, rather than one worker finishing a long module alone."""
+    """Modules with a ``slow`` test first (in their order; a module's tests stay together).
+    pytest-xdist (``--loadscope-reorder``, its default) then hands out the modules with the
+    most tests first, so under ``-n`` this order only breaks its ties. (Handing out the slow
+    modules first, with ``--no-loadscope-reorder``, measured slower in a fresh clone's CI:
+    751 s against 716 s.)"""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow_files)
 
