@@ -42,6 +42,9 @@ def test_shape_only_rngs_build_the_abstract_model_nnx_rngs_build(name):
                           for path, v in leaves]
 
     assert abstract(ShapeOnlyRngs) == abstract(lambda: nnx.Rngs(0))
+    # Streams only: no private or special attribute (JAX would take one named
+    # __jax_array__ for an array).
+    assert not hasattr(ShapeOnlyRngs(), "__jax_array__")
 
 
 @pytest.mark.parametrize("name", sorted(n for n, c in PRESETS.items()
