@@ -392,16 +392,6 @@ def fixture_groups(test_files) -> dict[str, str]:
     return {f: root(f) for f in test_files}
 
 
-def pytest_collection_modifyitems(config, items):
-    """Modules with a ``slow`` test first (in their order; a module's tests stay together).
-    pytest-xdist (``--loadscope-reorder``, its default) then hands out the modules with the
-    most tests first, so under ``-n`` this order only breaks its ties. (Handing out the slow
-    modules first, with ``--no-loadscope-reorder``, measured slower in a fresh clone's CI:
-    751 s against 716 s.)"""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """``--dist loadfile``, with the modules that share a slow session fixture sent to one
