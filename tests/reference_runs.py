@@ -1,5 +1,6 @@
-"""The suite's reference runs, each trained once per test process (session fixtures; with
-``-n 2``, once on each worker whose modules use it) and compared against by every kill,
+"""The suite's reference runs, each trained once per test run (session fixtures; under
+``-n``, the modules that use one run on one worker: ``conftest.fixture_groups``) and
+compared against by every kill,
 resume and preemption test: the uninterrupted tiny ``mnli,xnli`` cell on XLM-R and on
 BLOOM, the three-task mixture cell, and the tiny sweep. A test that needs one asks for its
 fixture and never writes into its directory (copy it first).
