@@ -1,9 +1,8 @@
 """The suite's reference runs, each trained once per test run (session fixtures; under
 ``-n``, the modules that use one run on one worker: ``conftest.fixture_groups``) and
-compared against by every kill,
-resume and preemption test: the uninterrupted tiny ``mnli,xnli`` cell on XLM-R and on
-BLOOM, the three-task mixture cell, and the tiny sweep. A test that needs one asks for its
-fixture and never writes into its directory (copy it first).
+compared against by every kill, resume and preemption test: the uninterrupted tiny
+``mnli,xnli`` cell on XLM-R and on BLOOM, the three-task mixture cell, and the tiny sweep. A
+test that needs one asks for its fixture and never writes into its directory (copy it first).
 
 The runs that are compared with them in a child process (``conftest.run_xstilts``) see the
 same 8 CPU devices, compilation cache and data, so the programs and the results are the
