@@ -29,6 +29,7 @@ from xstilts_jax import sharding
 from xstilts_jax.progress import Progress
 from xstilts_jax.storage import PathLike, as_path, write_atomic
 from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths, length_grouped_order
+from xstilts_jax.data.prefetch import Prefetch
 from xstilts_jax.data.inputs import ModelInputs
 from xstilts_jax.train.checkpoints import PhaseCheckpoints
 from xstilts_jax.train.program import build_program
@@ -168,11 +169,15 @@ def predict_logits(eval_step, params, inputs: ModelInputs, *, batch_size: int, p
                    max_length: int, buckets: Sequence[int], feed) -> np.ndarray:
     """float32 logits for every row, in input order (nothing dropped): [n, classes] for
     sentence heads, [n, max_length, k] for token heads (positions past a row's bucket are 0).
-    ``feed(batch)`` places each host batch on the mesh (``sharding.feed``)."""
+    ``feed(batch)`` places each host batch on the mesh (``sharding.feed``).
+
+    The device never waits for the host: batches are built and placed ahead in a producer
+    thread (``Prefetch``), and a batch's logits are fetched only after the next batch is
+    dispatched."""
     out = None
-    for batch in inputs.batches(batch_size=batch_size, pad_id=pad_id,
-                                buckets=bucket_lengths(max_length, buckets)):
-        result = eval_step(params, feed(batch.arrays()))
+
+    def collect(batch, result) -> None:
+        nonlocal out
         logits = np.asarray(result["logits"])
         if out is None:
             shape = logits.shape[1:] if logits.ndim == 2 else (max_length, *logits.shape[2:])
@@ -182,6 +187,18 @@ def predict_logits(eval_step, params, inputs: ModelInputs, *, batch_size: int, p
             out[batch.example_index[real]] = logits[real]
         else:
             out[batch.example_index[real], :logits.shape[1]] = logits[real]
+
+    placed = ((batch, feed(batch.arrays())) for batch in inputs.batches(
+        batch_size=batch_size, pad_id=pad_id, buckets=bucket_lengths(max_length, buckets)))
+    running = None  # (host batch, its result on the device) not fetched yet
+    with Prefetch(placed, depth=2, name="predict-batches") as ahead:
+        for batch, arrays in ahead:
+            result = eval_step(params, arrays)
+            if running is not None:
+                collect(*running)
+            running = (batch, result)
+    if running is not None:
+        collect(*running)
     return out
 
 
@@ -320,11 +337,18 @@ def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, 
     # model then has a head per task, and each task its own jitted steps.
     multitask = None not in program.losses
 
+    # The producer thread (``Prefetch``) reads the training data while this thread may ask
+    # it for a task's sample batch (a multi-task phase's eval step, jitted on first use).
+    data_lock = threading.Lock()
+
     def steps_for(task: str | None):
         """(train step, eval step) of ``task``, jitted on its first use with the shardings of
         a sample batch (made only then: making one can cost a whole epoch's batching)."""
-        return program.jitted(task, lambda: data.train_batch(0) if task is None
-                              else data.sample_batch(task))
+        def sample():
+            with data_lock:
+                return data.train_batch(0) if task is None else data.sample_batch(task)
+
+        return program.jitted(task, sample)
 
     if multitask:
         def eval_step(task: str):
@@ -361,34 +385,64 @@ def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, 
     micro = int(state.step)
     bar = Progress(total, micro // cfg.grad_accumulation, cfg.name,
                    enabled=progress and not loop["finished"])
+
+    def placed_batches(start: int):
+        """(task, host batch, batch on the mesh) of every micro-step from ``start``: made in
+        the producer thread, ahead of the device (``Prefetch``)."""
+        for m in range(start, micro_total):
+            with data_lock:
+                task = data.task_of(m) if multitask else None
+                batch = data.train_batch(m)
+            if cfg.inject_nan_at_step is not None and m == cfg.inject_nan_at_step:
+                batch = dict(batch, weight=np.full_like(batch["weight"], np.nan))
+            yield task, batch, program.feed(batch)
+
+    # The device's metrics of the last update not read yet: an update's are read after the
+    # next update is dispatched (the device never waits for the host in between), or at once
+    # before anything is saved or evaluated after it.
+    unread: tuple | None = None
+
+    def read_metrics() -> None:
+        """Fetch the unread update's metrics: a non-finite loss stops the phase, naming that
+        update, before anything after it is saved; otherwise log them."""
+        nonlocal unread
+        if unread is None:
+            return
+        update, task, metrics = unread
+        unread = None
+        loss = float(metrics["loss"])
+        if not math.isfinite(loss):
+            latest = checkpoints.latest.latest_step()
+            raise TrainingError(
+                f"phase {cfg.name}: non-finite loss ({loss}) at step {update}; stopped without "
+                f"saving. Last good checkpoint: "
+                f"{'step ' + str(latest) if latest is not None else 'none'} in {phase_dir / 'ckpt'}")
+        bar.update(update, loss)
+        if update % 10 == 0 or update == total:
+            logged = {"loss": loss, "grad_norm": float(metrics["grad_norm"])}
+            if task is not None:  # which task this update trained, by its loss
+                logged[f"loss/{task}"] = loss
+            writer.write(update, "train", logged)
+
+    ahead = Prefetch(placed_batches(micro), depth=2 * cfg.grad_accumulation,
+                     name=f"{cfg.name}-batches")
     try:
         while not loop["finished"] and micro < micro_total:
             boundary, within = divmod(micro, cfg.grad_accumulation)
             if within == 0 and watch.requested(boundary):
+                read_metrics()  # nothing is saved after a non-finite update
                 raise preempted(boundary)
-            task = data.task_of(micro) if multitask else None
-            batch = data.train_batch(micro)
-            if cfg.inject_nan_at_step is not None and micro == cfg.inject_nan_at_step:
-                batch = dict(batch, weight=np.full_like(batch["weight"], np.nan))
-            state, metrics = steps_for(task)[0](state, program.feed(batch))
+            task, batch, placed = next(ahead)
+            state, metrics = steps_for(task)[0](state, placed)
             micro += 1
             if micro % cfg.grad_accumulation:
                 continue
             update = micro // cfg.grad_accumulation
-            loss = float(metrics["loss"])
-            if not math.isfinite(loss):
-                latest = checkpoints.latest.latest_step()
-                raise TrainingError(
-                    f"phase {cfg.name}: non-finite loss ({loss}) at step {update}; stopped without "
-                    f"saving. Last good checkpoint: "
-                    f"{'step ' + str(latest) if latest is not None else 'none'} in {phase_dir / 'ckpt'}")
-            bar.update(update, loss)
-            if update % 10 == 0 or update == total:
-                logged = {"loss": loss, "grad_norm": float(metrics["grad_norm"])}
-                if task is not None:  # which task this update trained, by its loss
-                    logged[f"loss/{task}"] = loss
-                writer.write(update, "train", logged)
+            read_metrics()  # the previous update's, while this one runs
+            unread = (update, task, metrics)
             is_eval = update % cfg.eval_every == 0 or update == total
+            if is_eval or update == total or update % checkpoint_every == 0:
+                read_metrics()
             if is_eval:
                 dev_metrics = data.evaluate(eval_step, state.params, program.feed)
                 writer.write(update, "eval", dev_metrics)
@@ -404,13 +458,17 @@ def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, 
             if update == total:
                 loop["finished"] = True
             if loop["finished"] or update % checkpoint_every == 0 or is_eval:
+                read_metrics()
                 checkpoints.save_latest(update, state, loop)
                 writer.flush()  # a bucket's log ends where a resumed run will start
             if cfg.kill_at_step is not None and update == cfg.kill_at_step:
+                read_metrics()
                 os.kill(os.getpid(), signal.SIGKILL)  # as a preempted VM would: no cleanup
             if cfg.sigterm_at_step is not None and update == cfg.sigterm_at_step:
                 os.kill(os.getpid(), signal.SIGTERM)  # a preemption notice, acted on next boundary
+        read_metrics()
     finally:
+        ahead.close()
         bar.close()
         writer.close()
 
