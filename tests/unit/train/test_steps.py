@@ -149,3 +149,34 @@ def test_run_phase_makes_each_batch_once(tmp_path):
               mesh=sharding.make_mesh({"data": 1}, jax.devices()[:1]), progress=False,
               tensorboard=False)
     assert data.asked == [0, *range(7)]  # 7 steps over 3 batches an epoch: epochs 0, 1, 2
+
+
+def test_a_data_error_while_prefetching_stops_the_phase_with_its_own_message(tmp_path):
+    """Batches are made ahead in a producer thread: an error there comes out of run_phase in
+    the caller's thread, with its type and message, and leaves no thread behind."""
+    import threading
+
+    from xstilts_jax.data.inputs import ModelInputs
+    from xstilts_jax.losses import classification_loss
+    from xstilts_jax.train.loop import PhaseConfig, SupervisedData, run_phase
+
+    rng = np.random.default_rng(0)
+    rows = [[0, *rng.integers(5, 900, 6), 2] for _ in range(12)]
+    inputs = ModelInputs(rows, [[0] * len(r) for r in rows],
+                         {"labels": rng.integers(0, 3, 12).astype(np.int32)})
+    cfg = PhaseConfig(name="p", batch_size=4, num_steps=7, eval_every=7, max_length=16,
+                      buckets=(16,))
+
+    class Broken(SupervisedData):
+        def train_batch(self, micro_step):
+            if micro_step == 4:
+                raise OSError("train.tsv: read failed at line 17")
+            return super().train_batch(micro_step)
+
+    data = Broken(inputs, inputs, cfg, 1, dev_metrics=lambda logits: {"dev_x": 1.0})
+    before = set(threading.enumerate())
+    with pytest.raises(OSError, match="^train.tsv: read failed at line 17$"):
+        run_phase(cfg, _tiny_model(), data, losses=classification_loss,
+                  phase_dir=tmp_path / "p", mesh=sharding.make_mesh({"data": 1}, jax.devices()[:1]),
+                  progress=False, tensorboard=False)
+    assert not [t for t in set(threading.enumerate()) - before if t.name.startswith("p-")]
