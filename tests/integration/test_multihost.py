@@ -1,4 +1,5 @@
-"""Two processes of 4 CPU devices each train like one device, each feeding only its own rows.
+"""Two processes of 4 CPU devices each train like one device, each feeding only its own rows;
+parameters split over both fingerprint like the whole ones on one device.
 
 The test launches this file twice as a script (``python tests/integration/test_multihost.py ID PORT
 PARAMS``): ``jax.distributed`` with gloo CPU collectives joins the processes into one
@@ -93,7 +94,15 @@ def _worker(process_id: int, port: int, params_file: str) -> dict:
         {"data": -1}, [d for group in zip(*by_process) for d in group])
     batch = _batches()[0]
     array = sharding.global_batch(sharding.host_slice(batch, interleaved), interleaved)["input_ids"]
-    return {"losses": losses,
+    # The parameters split over both processes' devices (fsdp 8): their fingerprint, each
+    # process hashing only its own shards, is the one of the whole parameters on one device.
+    from xstilts_jax.experiments.rundir import params_sha256
+
+    fsdp = sharding.make_mesh({"fsdp": -1})
+    spread = sharding.put(nnx.to_pure_dict(params_state), nnx.to_pure_dict(
+        sharding.shardings_from_metadata(params_state, fsdp)))
+    assert not all(leaf.is_fully_addressable for leaf in jax.tree.leaves(spread))
+    return {"losses": losses, "fingerprint": params_sha256(spread),
             "rows": sharding.host_slice(index, mesh)["row"].tolist(),
             "interleaved_rows": sharding.host_slice(index, interleaved)["row"].tolist(),
             "shards_hold_their_rows": all(np.array_equal(np.asarray(s.data), batch["input_ids"][s.index])
@@ -132,8 +141,12 @@ def test_two_processes_train_like_one_device(tmp_path):
                 worker.kill()
     one = _train(graphdef, params_state, sharding.make_mesh({"data": 1}, jax.devices()[:1]),
                  lambda b: b)
+    from xstilts_jax.experiments.rundir import params_sha256
+
+    whole = params_sha256(nnx.to_pure_dict(params_state))
     for process_id, result in enumerate(outputs):
         np.testing.assert_allclose(result["losses"], one, atol=1e-5, rtol=0)
+        assert result["fingerprint"] == whole
         half = BATCH // PROCESSES
         assert result["rows"] == list(range(process_id * half, (process_id + 1) * half))
         assert result["interleaved_rows"] == [r for r in range(BATCH) if r // 2 % PROCESSES == process_id]
