@@ -281,8 +281,9 @@ def run_cell(config, workdir: PathLike | None, *, progress: bool = True,
     except ValueError as e:
         raise ConfigError(str(e)) from None
     phases = cell_phases(config)
-    encoder, report = load_model(config.model, adapter_seed=phases[0][2],
-                                 hidden_dropout=config.model.hidden_dropout,
+    # Each host reads only its own devices' shards of the checkpoint (no host holds it whole).
+    encoder, report = load_model(config.model, adapter_seed=phases[0][2], mesh=mesh,
+                                 rules=rules, hidden_dropout=config.model.hidden_dropout,
                                  attention_dropout=config.model.attention_dropout, remat=remat)
     # The task format: a tokenizer without a pair template (BLOOM's) gets `A </s> B </s>`.
     tokenizer = task_tokenizer(load_tokenizer(report.path))
