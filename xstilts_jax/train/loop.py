@@ -424,8 +424,8 @@ def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, 
                 logged[f"loss/{task}"] = loss
             writer.write(update, "train", logged)
 
-    ahead = Prefetch(placed_batches(micro), depth=2 * cfg.grad_accumulation,
-                     name=f"{cfg.name}-batches")
+    ahead = Prefetch(placed_batches(micro_total if loop["finished"] else micro),
+                     depth=2 * cfg.grad_accumulation, name=f"{cfg.name}-batches")
     try:
         while not loop["finished"] and micro < micro_total:
             boundary, within = divmod(micro, cfg.grad_accumulation)
