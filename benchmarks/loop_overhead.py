@@ -120,9 +120,9 @@ def inputs(n: int, seed: int):
                        {"labels": rng.integers(0, 3, n).astype(np.int32)})
 
 
-def dispatched_alone(program, batch, calls: int) -> tuple[list, list]:
-    """The train and the eval step dispatched back to back on one placed batch, nothing else
-    on the host and nothing fetched until the end: the device-bound pace of each."""
+def compiled_steps(program, batch):
+    """(state, placed batch, train step, eval step) of ``program``, both steps compiled and
+    run a few times on ``batch``."""
     import jax
 
     train_step, eval_step = program.jitted(None, batch)
@@ -150,8 +150,10 @@ def measure(delay_ms: float, updates: int, batches: int, skip: int, workdir: pat
     sample = next(iter(test.batches(batch_size=BATCH, pad_id=1, buckets=(LENGTH,)))).arrays()
     program = build_program(model(), loss, mesh=mesh, learning_rate=1e-5,
                             total_updates=updates)
-    state, placed, train_step, eval_step = dispatched_alone(program, sample, updates)
+    state, placed, train_step, eval_step = compiled_steps(program, sample)
     out = {}
+    # Alone: each step dispatched back to back on one placed batch, nothing else on the
+    # host and nothing fetched until the end: the device-bound pace.
     device.reset()
     for _ in range(updates):
         state, metrics = train_step(state, placed)

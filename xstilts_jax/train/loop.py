@@ -441,9 +441,8 @@ def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, 
             read_metrics()  # the previous update's, while this one runs
             unread = (update, task, metrics)
             is_eval = update % cfg.eval_every == 0 or update == total
-            if is_eval or update == total or update % checkpoint_every == 0:
-                read_metrics()
             if is_eval:
+                read_metrics()  # its train line is logged before the evaluation's
                 dev_metrics = data.evaluate(eval_step, state.params, program.feed)
                 writer.write(update, "eval", dev_metrics)
                 score = next(iter(dev_metrics.values()))

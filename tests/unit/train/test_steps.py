@@ -123,12 +123,10 @@ def test_grad_accumulation_equals_big_batch():
 # --------------------------------------------------------------------------- end to end
 
 
-def test_run_phase_makes_each_batch_once(tmp_path):
-    """The loop asks its data for each micro-batch once, plus one sample batch when the step is
-    first jitted: a step never rebuilds batches (an epoch of them, for SupervisedData)."""
+def _twelve_rows_seven_steps():
+    """12 short labelled rows and a 7-step phase over them (3 batches an epoch, one bucket)."""
     from xstilts_jax.data.inputs import ModelInputs
-    from xstilts_jax.losses import classification_loss
-    from xstilts_jax.train.loop import PhaseConfig, SupervisedData, run_phase
+    from xstilts_jax.train.loop import PhaseConfig
 
     rng = np.random.default_rng(0)
     rows = [[0, *rng.integers(5, 900, 6), 2] for _ in range(12)]
@@ -136,6 +134,16 @@ def test_run_phase_makes_each_batch_once(tmp_path):
                          {"labels": rng.integers(0, 3, 12).astype(np.int32)})
     cfg = PhaseConfig(name="p", batch_size=4, num_steps=7, eval_every=7, max_length=16,
                       buckets=(16,))
+    return inputs, cfg
+
+
+def test_run_phase_makes_each_batch_once(tmp_path):
+    """The loop asks its data for each micro-batch once, plus one sample batch when the step is
+    first jitted: a step never rebuilds batches (an epoch of them, for SupervisedData)."""
+    from xstilts_jax.losses import classification_loss
+    from xstilts_jax.train.loop import SupervisedData, run_phase
+
+    inputs, cfg = _twelve_rows_seven_steps()
 
     class Counting(SupervisedData):
         asked: list[int] = []
@@ -156,16 +164,10 @@ def test_a_data_error_while_prefetching_stops_the_phase_with_its_own_message(tmp
     the caller's thread, with its type and message, and leaves no thread behind."""
     import threading
 
-    from xstilts_jax.data.inputs import ModelInputs
     from xstilts_jax.losses import classification_loss
-    from xstilts_jax.train.loop import PhaseConfig, SupervisedData, run_phase
+    from xstilts_jax.train.loop import SupervisedData, run_phase
 
-    rng = np.random.default_rng(0)
-    rows = [[0, *rng.integers(5, 900, 6), 2] for _ in range(12)]
-    inputs = ModelInputs(rows, [[0] * len(r) for r in rows],
-                         {"labels": rng.integers(0, 3, 12).astype(np.int32)})
-    cfg = PhaseConfig(name="p", batch_size=4, num_steps=7, eval_every=7, max_length=16,
-                      buckets=(16,))
+    inputs, cfg = _twelve_rows_seven_steps()
 
     class Broken(SupervisedData):
         def train_batch(self, micro_step):
