@@ -11,21 +11,26 @@ What it measures (each part in its own subprocess, under its own time limit)
     peak               the bf16 matmul peak: ``peak.measure_peak(dtype="bfloat16",  40 s
                        n=8192, rounds=7, calls=50)``, median TFLOP/s (and the
                        same at the default precision, ``train_step``'s own peak)
-    train_xlmr_large   the project's jitted train step (``Steps``, as               150 s
+    train_xlmr_large   the project's jitted train step (``Steps``, as               145 s
                        ``train_step.py``'s MFU section), xlmr-large, full vocab,
                        bf16 compute, B=32 S=256, dropout 0.1: ms/step, tokens/s,
                        model TFLOP/s (``train_step.model_flops_per_step``), MFU
                        = model TFLOP/s / the peak part's median
-    train_xlmr_base    the same for xlmr-base                                       70 s
-    retrieval          ``xstilts_jax.retrieval.knn`` top-4 of 100k queries against  70 s
+    train_xlmr_base    the same for xlmr-base                                       65 s
+    retrieval          ``xstilts_jax.retrieval.knn`` top-4 of 100k queries against  60 s
                        100k keys, d = 768, device arrays, float32 (its default,
                        ``Precision.HIGHEST``) and bfloat16 compute: seconds per
                        search and TFLOP/s (2 N^2 d FLOPs)
-    xstilts_run        a tiny ``xstilts run`` end to end on the device: the demo's  120 s
+    xstilts_run        a tiny ``xstilts run`` end to end on the device: the demo's  100 s
                        synthetic tasks (a small world), a random-init demo-sized
                        encoder saved as an HF checkpoint, ``configs/xtreme.py:
                        synthetic_nli,synthetic_paraphrase,tiny``, a fresh compile
                        cache; its exit code, wall time, results file and metric
+    loop_overhead      ``loop_overhead.py`` on the device: the training loop and     40 s
+                       dev/test prediction with a simulated device step of D = 1,
+                       3, 10 ms (a host callback sleeping D ms), 200 updates and
+                       200 batches each: T - D and the share of each step the
+                       device waits for the host (issue 25: <= 0.15 ms at 3 ms)
     =================  ===========================================================  ========
 
     The limits add up to 475 s, so the measuring fits in 8 minutes on a GPU (the install of
@@ -52,7 +57,7 @@ Attention
 The JSON (``SCHEMA`` lists every field and its type; a part that failed leaves its numbers
 null): ``mode``, ``device``, versions, ``attention``, ``bf16_peak_tflops``,
 ``train.xlmr_large`` / ``train.xlmr_base`` (ms/step, tokens/s, model TFLOP/s, MFU %),
-``retrieval``, ``xstilts_run``, ``goal`` (xlmr-large MFU >= 45 % of the measured bf16 peak,
+``retrieval``, ``xstilts_run``, ``loop_overhead``, ``goal`` (xlmr-large MFU >= 45 % of the measured bf16 peak,
 ``met`` null when there is no MFU or not a GPU), ``parts`` (status, seconds, limit, error,
 log tail each), ``total_seconds``.
 
@@ -89,10 +94,11 @@ sys.path.insert(0, str(BENCH))  # peak.py, train_step.py beside this file
 PARTS = {
     "device": (25, 120),
     "peak": (40, 120),
-    "train_xlmr_large": (150, 240),
-    "train_xlmr_base": (70, 240),
-    "retrieval": (70, 240),
-    "xstilts_run": (120, 300),
+    "train_xlmr_large": (145, 240),
+    "train_xlmr_base": (65, 240),
+    "retrieval": (60, 240),
+    "xstilts_run": (100, 300),
+    "loop_overhead": (40, 240),
 }
 GOAL_MFU_PERCENT = 45.0
 ATTENTION_UNAVAILABLE = "xla (encoder has no attention option)"
@@ -117,18 +123,23 @@ class Sizes:
     retrieval_rounds: int
     run_config: str
     run_overrides: tuple[str, ...]
+    loop_delays_ms: tuple[float, ...]
+    loop_steps: int  # updates trained, and batches predicted, per delay
+    loop_skip: int
 
 
 FULL = Sizes(peak_n=8192, peak_rounds=7, peak_calls=50, train_preset=None, train_batch=32,
              train_seq=256, train_rounds=5, train_calls=5, retrieval_n=100_000,
              retrieval_d=768, retrieval_k=4, retrieval_rounds=3,
-             run_config="synthetic_nli,synthetic_paraphrase,tiny", run_overrides=())
+             run_config="synthetic_nli,synthetic_paraphrase,tiny", run_overrides=(),
+             loop_delays_ms=(1.0, 3.0, 10.0), loop_steps=200, loop_skip=20)
 DRY = Sizes(peak_n=256, peak_rounds=2, peak_calls=2, train_preset="tiny", train_batch=4,
             train_seq=32, train_rounds=2, train_calls=2, retrieval_n=2048, retrieval_d=768,
             retrieval_k=4, retrieval_rounds=2, run_config="none,synthetic_paraphrase,tiny",
             # One phase, few steps, two languages: the whole CLI path, in seconds.
             run_overrides=("--config.target.num_steps=4", "--config.target.eval_every=4",
-                           "--config.eval.languages=('en','xa')"))
+                           "--config.eval.languages=('en','xa')"),
+            loop_delays_ms=(3.0,), loop_steps=12, loop_skip=2)
 
 NUM, STR, BOOL, INT = (int, float), (str,), (bool,), (int,)
 NULL = (type(None),)
@@ -157,6 +168,9 @@ SCHEMA = {
     "xstilts_run": {"config": STR, "command": STR, "exit_code": INT, "seconds": NUM,
                     "results_path": STR, "target": STR, "metric": STR, "average": NUM,
                     "per_language": {}},
+    "loop_overhead": {"batch": INT, "length": INT, "steps": INT, "delays_ms": {},
+                      "train_T_minus_D_ms_at_3": NUM + NULL,
+                      "predict_T_minus_D_ms_at_3": NUM + NULL},
     "goal": {"what": STR, "threshold_percent": NUM, "value_percent": NUM + NULL,
              "met": BOOL + NULL},
     "parts": {name: _PART for name in PARTS},
@@ -429,6 +443,22 @@ def part_xstilts_run(args, sizes: Sizes, device_env: dict) -> dict:
     return result
 
 
+def part_loop_overhead(args, sizes: Sizes) -> dict:
+    """``loop_overhead.measure`` for each delay: T, D, T - D and the device's wait per step."""
+    import loop_overhead
+
+    delays = {}
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        for delay in sizes.loop_delays_ms:
+            delays[f"{delay:g}"] = loop_overhead.measure(
+                delay, sizes.loop_steps, sizes.loop_steps, sizes.loop_skip, pathlib.Path(tmp))
+    at_3 = delays.get("3") or {}
+    return {"batch": loop_overhead.BATCH, "length": loop_overhead.LENGTH,
+            "steps": sizes.loop_steps, "delays_ms": delays,
+            "train_T_minus_D_ms_at_3": (at_3.get("train") or {}).get("T_minus_D_ms"),
+            "predict_T_minus_D_ms_at_3": (at_3.get("predict") or {}).get("T_minus_D_ms")}
+
+
 def run_part(args) -> None:
     """Child side: run one part, write {'result', 'error'} to --result."""
     sizes = DRY if args.dry_run else FULL
@@ -449,6 +479,8 @@ def run_part(args) -> None:
             out["result"] = part_retrieval(args, sizes)
         elif args.part == "xstilts_run":
             out["result"] = part_xstilts_run(args, sizes, device_env)
+        elif args.part == "loop_overhead":
+            out["result"] = part_loop_overhead(args, sizes)
         else:
             raise ValueError(f"unknown part {args.part!r}")
     except PartFailed as e:
@@ -523,6 +555,10 @@ def _describe(name: str, entry: dict, result: dict | None) -> str:
         return (f"{line}  N={result['n_queries']} d={result['d']}: float32 "
                 f"{result['float32']['tflops']:.4g} TFLOP/s, "
                 f"bf16 {result['bfloat16']['tflops']:.4g}")
+    if name == "loop_overhead":
+        return line + "  T - D: " + ", ".join(
+            f"D {d} ms train {r['train']['T_minus_D_ms']:.3f} predict "
+            f"{r['predict']['T_minus_D_ms']:.3f}" for d, r in result["delays_ms"].items())
     return (f"{line}  exit {result['exit_code']} in {result['seconds']:.1f} s, "
             f"{result['target']} {result['metric']} {result['average']:.2f}")
 
@@ -559,6 +595,7 @@ def assemble(args, started: str, entries: dict, results: dict, total: float) -> 
         "train": train,
         "retrieval": results.get("retrieval"),
         "xstilts_run": results.get("xstilts_run"),
+        "loop_overhead": results.get("loop_overhead"),
         "goal": {"what": "train step MFU, xlmr-large bf16 B=32 S=256, % of the measured bf16 "
                          "matmul peak (a GPU only)",
                  "threshold_percent": GOAL_MFU_PERCENT, "value_percent": value,

@@ -251,16 +251,17 @@ def xlmr_tokenizer(tmp_path_factory):
     return load_tokenizer(directory)
 
 
-def run_xstilts(args, *, script: str | None = None):
+def run_xstilts(args, *, faults=()):
     """The CLI in a fresh process, for what only a process shows (SIGKILL ends a whole
     process; SIGTERM's exit status): with this run's environment, so its 8 CPU devices,
     compilation cache and temporary directory, and its programs and results are those of the
-    in-process runs it is compared with. ``script``: Python code to run instead of the CLI
-    module (it gets ``args`` as ``sys.argv[1:]``)."""
+    in-process runs it is compared with. ``faults``: ``KIND:PHASE:STEP`` hooks of
+    ``tests/faults.py`` installed in it (through that test-only entry)."""
     import subprocess
     import sys
 
-    command = ["-c", script] if script else ["-m", "xstilts_jax.cli"]
+    command = ([str(pathlib.Path(__file__).parent / "faults.py"), *faults, "--"] if faults
+               else ["-m", "xstilts_jax.cli"])
     return subprocess.run([sys.executable, *command, *map(str, args)], capture_output=True,
                           text=True, timeout=600)
 

@@ -20,7 +20,7 @@ def test_three_task_mixture_then_xnli_resumes_bit_identical(tmp_path, tiny_check
     at update 13 and resume: results, metrics and parameters equal the uninterrupted run's."""
     resumed = tmp_path / "resumed"
     args = mixture_args(tiny_checkpoints("xlmr"), mixture_data, resumed)
-    killed = run_xstilts([*args, "--config.debug.kill_at_step=13"])
+    killed = run_xstilts(args, faults=["kill:intermediate:13"])
     assert killed.returncode == -9, killed.stderr
     assert main(args) == 0
     expected = assert_same_run(resumed, mixture_cell)  # includes target_params_sha256

@@ -10,24 +10,6 @@ from conftest import run_xstilts
 from reference_runs import assert_same_run, cell_args
 from xstilts_jax.cli import PREEMPTED_EXIT, main
 
-# The CLI, with PhaseConfig.sigterm_at_step set for one phase (argv: PHASE STEP CLI-ARGS...):
-# the loop sends itself SIGTERM after that update, deterministically.
-_SIGTERM_AT = """
-import dataclasses, sys
-from xstilts_jax import cli
-from xstilts_jax.experiments import cell
-
-phase, step, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-make = cell.phase_config
-
-def phase_config(name, section, **kwargs):
-    cfg = make(name, section, **kwargs)
-    return dataclasses.replace(cfg, sigterm_at_step=step) if name == phase else cfg
-
-cell.phase_config = phase_config
-sys.exit(cli.main(args))
-"""
-
 
 @pytest.mark.slow
 def test_sigterm_exits_143_and_resumes_bit_identical(tmp_path, tiny_checkpoints, nli_data,
@@ -36,7 +18,7 @@ def test_sigterm_exits_143_and_resumes_bit_identical(tmp_path, tiny_checkpoints,
     20): exit 143, a checkpoint at 13, and a plain re-run equals the uninterrupted run."""
     resumed = tmp_path / "resumed"
     args = cell_args(tiny_checkpoints("xlmr"), nli_data, resumed)
-    stopped = run_xstilts(["intermediate", 13, *args], script=_SIGTERM_AT)
+    stopped = run_xstilts(args, faults=["sigterm:intermediate:13"])
     assert stopped.returncode == PREEMPTED_EXIT == 143, stopped.stderr
     ckpt = resumed / "intermediate" / "ckpt"
     assert stopped.stderr.splitlines()[-1] == (

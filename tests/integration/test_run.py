@@ -8,8 +8,10 @@ import pathlib
 import pytest
 
 from conftest import run_xstilts
+from faults import NonFiniteLoss
 from reference_runs import assert_same_run, cell_args
 from xstilts_jax.cli import main
+from xstilts_jax.train import hooks
 
 
 @pytest.mark.slow
@@ -18,9 +20,9 @@ def test_kill_and_resume_is_bit_identical(tmp_path, tiny_checkpoints, nli_data, 
     parameters, logs and predictions as the uninterrupted cell."""
     resumed = tmp_path / "resumed"
     args = cell_args(tiny_checkpoints("xlmr"), nli_data, resumed)
-    first = run_xstilts([*args, "--config.debug.kill_at_step=15"])
+    first = run_xstilts(args, faults=["kill:intermediate:15"])
     assert first.returncode == -9, first.stderr  # SIGKILL: no cleanup ran
-    second = run_xstilts([*args, "--config.debug.phase=target", "--config.debug.kill_at_step=13"])
+    second = run_xstilts(args, faults=["kill:target:13"])
     assert second.returncode == -9, second.stderr
     assert not (resumed / "results.json").exists()
     assert main(args) == 0
@@ -32,7 +34,8 @@ def test_kill_and_resume_is_bit_identical(tmp_path, tiny_checkpoints, nli_data, 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_checkpoints, nli_data, capsys):
     workdir = tmp_path / "run"
-    code = main(cell_args(tiny_checkpoints("xlmr"), nli_data, workdir, "--config.debug.inject_nan_at_step=12"))
+    with hooks.installed(NonFiniteLoss("intermediate", 12)):  # the 13th update's batch
+        code = main(cell_args(tiny_checkpoints("xlmr"), nli_data, workdir))
     assert code == 2
     err = capsys.readouterr().err
     assert "phase intermediate: non-finite loss (nan) at step 13" in err

@@ -6,7 +6,6 @@ reference sweep (``reference_runs.reference_sweep``)."""
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import shutil
 import signal
@@ -15,12 +14,14 @@ import textwrap
 import pytest
 
 from conftest import run_xstilts, write_nli_data
+from faults import SigtermAfter
 from reference_runs import (TINY_OVERRIDES, assert_same_store, comparable,
                             intermediate_phase_dirs, tiny_sweep)
 from xstilts_jax.cli import main
 from xstilts_jax.experiments.store import Store
 from xstilts_jax.experiments.launch import run_sweep
 from xstilts_jax.experiments.sweep import load_sweep, status_table
+from xstilts_jax.train import hooks
 
 
 @pytest.mark.slow
@@ -77,15 +78,13 @@ def test_broken_data_fails_its_cells_with_file_and_line_and_the_rest_finish(tmp_
 
 
 SWEEP_FILE = '''
-import os
 from xstilts_jax.experiments.defaults import cell_config
 from xstilts_jax.experiments.sweep import ModelSpec, SweepSpec
 
 def get_sweep(arg):
-    kill = {{"debug.phase": "target", "debug.kill_at_step": 4}} if os.environ.get("KILL") else {{}}
     return SweepSpec(name="kill", models=[ModelSpec("tiny", {model!r})],
                      intermediates=["mnli"], targets=["xnli"], intermediate_seeds=[0],
-                     target_seeds=[0, 1], overrides={{"data.dir": {data!r}, **{tiny!r}, **kill}},
+                     target_seeds=[0, 1], overrides={{"data.dir": {data!r}, **{tiny!r}}},
                      base=lambda i, t: cell_config(i, t, tiny=True))
 '''
 
@@ -97,11 +96,7 @@ def test_sweep_killed_in_a_target_phase_resumes_to_the_uninterrupted_store(
     config_file.write_text(textwrap.dedent(SWEEP_FILE.format(
         model=str(tiny_checkpoints("xlmr")), data=str(nli_data), tiny=TINY_OVERRIDES)))
     args = ["sweep", "--config", f"{config_file}:x", "--workdir", str(tmp_path / "killed"), "-q"]
-    os.environ["KILL"] = "1"
-    try:
-        killed = run_xstilts(args)
-    finally:
-        del os.environ["KILL"]
+    killed = run_xstilts(args, faults=["kill:target:4"])
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     run_dir = tmp_path / "killed"
     (intermediate,) = intermediate_phase_dirs(run_dir)
@@ -129,10 +124,9 @@ def test_a_sweep_in_a_bucket_survives_preemption_and_equals_the_uninterrupted(
 
     model = [("tiny", tiny_checkpoints("xlmr"), None)]
     run_dir = "gs://xstilts-test/sweeps/tiny"
-    notice = {"debug.phase": "target", "debug.sigterm_at_step": 4}
     spec = dict(intermediates=("none", "mnli"), target_seeds=(0,))
-    stopped = run_sweep(tiny_sweep(model, nli_data, extra=notice, **spec), run_dir,
-                        progress=False)
+    with hooks.installed(SigtermAfter("target", 4)):
+        stopped = run_sweep(tiny_sweep(model, nli_data, **spec), run_dir, progress=False)
     assert stopped.preempted and stopped.done == 0 and not stopped.failed
     assert "preempted" in stopped.format()
     bucket = gcs / "xstilts-test" / "sweeps" / "tiny"

@@ -68,3 +68,21 @@ def test_phase_seeds_default_to_the_top_level_seed():
 
     assert phase_seed(config, config.intermediate) == 3
     assert phase_seed(config, config.target) == 7
+
+
+def test_a_cells_phase_section_is_phaseconfigs_schema():
+    """Every PhaseConfig field (but its name) is a key of a cell's phase section, with
+    PhaseConfig's default except where the cell changes it on purpose (defaults.phase says
+    why); the other keys are the ones only a cell's phase has."""
+    import dataclasses
+
+    from xstilts_jax.experiments.defaults import phase
+    from xstilts_jax.experiments.phases import SECTION_ONLY_FIELDS
+    from xstilts_jax.train.loop import PhaseConfig
+
+    section = phase("xnli")
+    fields = {f.name: f.default for f in dataclasses.fields(PhaseConfig) if f.name != "name"}
+    assert set(section) == set(fields) | {"task", *SECTION_ONLY_FIELDS}
+    changed = {k for k, v in fields.items() if section[k] != v}
+    assert changed == {"num_epochs", "buckets", "seed"}  # and max_length, per task
+    assert phase("xquad").max_length == 384 and section.max_length == PhaseConfig.max_length

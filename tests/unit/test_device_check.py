@@ -80,5 +80,9 @@ def test_dry_run_writes_every_field(tmp_path):
     run = report["xstilts_run"]
     assert run["exit_code"] == 0 and json.loads(open(run["results_path"]).read())["zero_shot"]
     assert set(run["per_language"]) == {"en", "xa"} and run["metric"] == "accuracy"
+    loop = report["loop_overhead"]
+    assert set(loop["delays_ms"]) == {"3"} and loop["steps"] == 12
+    assert loop["train_T_minus_D_ms_at_3"] == loop["delays_ms"]["3"]["train"]["T_minus_D_ms"]
+    assert loop["delays_ms"]["3"]["predict"]["D_slept_ms"] >= 3.0
     assert report["goal"]["met"] is None  # not a GPU: no verdict
     assert report["goal"]["value_percent"] == report["train"]["xlmr_large"]["mfu_percent"]

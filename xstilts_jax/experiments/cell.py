@@ -308,7 +308,7 @@ def run_cell(config, workdir: PathLike | None, *, progress: bool = True,
         if derived:
             write_json_atomic(phase_dir / LABELS_FILE,
                               {t: list(task.labels) for t, task in derived.items()})
-        cfg = phase_config(name, section, seed=seed, debug=config.debug)
+        cfg = phase_config(name, section, seed=seed)
         splits = {t.name: (data.training_set(t, section, cfg, train_reads.get(t.name)),
                            data.featurized(t, "dev", cfg)) for t in tasks}
         where = dict(phase_dir=phase_dir, log_dir=phase_dir if phases_dir is not None else workdir,

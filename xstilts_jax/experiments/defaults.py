@@ -5,10 +5,13 @@ tokens, QA windows of XTREME's 384, doc stride 128, questions cut to 64 tokens).
 
 from __future__ import annotations
 
+import dataclasses
+
 import ml_collections
 
 from xstilts_jax.sharding import DEFAULT_RULES
 from xstilts_jax.tasks import get_task, task_names
+from xstilts_jax.train.loop import PhaseConfig
 
 # The paper's nine intermediate tasks (its Table 1), the "all9" mixture, and the targets: from
 # the task catalog, where each task is declared once.
@@ -23,25 +26,30 @@ def _max_length(task: str) -> int:
 
 
 def phase(task: str, **overrides) -> ml_collections.ConfigDict:
-    """One phase's section; ``task`` is a task name or a ``+``-joined mixture."""
+    """One phase's section; ``task`` is a task name or a ``+``-joined mixture. Its fields are
+    ``PhaseConfig``'s, with PhaseConfig's defaults (the one schema of a phase) but for what
+    a cell changes on purpose, and the keys only a cell's phase has."""
     qa = _max_length(task) > 128
-    fields = dict(task=task, learning_rate=1e-5, batch_size=32, num_steps=None, num_epochs=2.0,
-                  warmup_ratio=0.1, weight_decay=0.01, max_grad_norm=1.0, grad_accumulation=1,
-                  eval_every=1000, checkpoint_every=None, patience=None,
-                  max_length=_max_length(task),
-                  buckets=(128, 256, 384) if qa else (32, 64, 128),
-                  # "length_grouped": batches of like lengths (HF's group_by_length), far
-                  # less padding on real data (benchmarks/epoch.py); "shuffled": as before
-                  train_order="shuffled", eval_batch_size=None,
-                  doc_stride=128, max_query_length=64, max_answer_length=30, n_best_size=20,
-                  # mixtures only (train/multitask.py): how tasks are drawn per update
-                  sampling="proportional", temperature=1.0, examples_cap=0,  # 0: no cap
-                  # alternative (ii): train on English plus machine translations, e.g.
-                  # ('en', 'de', 'fr'); () : English only
-                  train_languages=(),
-                  # this phase's seed (data order, head initialisation, dropout); None: the
-                  # config's top-level seed. A sweep varies target seeds on one intermediate.
-                  seed=None)
+    fields: dict = {"task": task}
+    fields.update({f.name: f.default for f in dataclasses.fields(PhaseConfig)
+                   if f.name not in ("name", "seed")})
+    fields.update(
+        # PhaseConfig asks for a length (num_steps or num_epochs); a cell trains two epochs.
+        num_epochs=2.0,
+        # The task's own length: XTREME's 384-token windows for QA, 128 otherwise.
+        max_length=_max_length(task),
+        # Three lengths, so three compiled programs a phase; shorter buckets would save
+        # little padding on the paper's tasks.
+        buckets=(128, 256, 384) if qa else (32, 64, 128))
+    fields.update(
+        # mixtures only (train/multitask.py): how tasks are drawn per update
+        sampling="proportional", temperature=1.0, examples_cap=0,  # 0: no cap
+        # alternative (ii): train on English plus machine translations, e.g.
+        # ('en', 'de', 'fr'); () : English only
+        train_languages=(),
+        # this phase's seed (data order, head initialisation, dropout); None: the
+        # config's top-level seed. A sweep varies target seeds on one intermediate.
+        seed=None)
     fields.update(overrides)
     return ml_collections.ConfigDict(fields)
 
@@ -83,11 +91,9 @@ def cell_config(intermediate: str = "mnli", target: str = "xnli", *,
     config.intermediate = phase("" if intermediate in ("none", "") else intermediate)
     config.target = phase(target)
     config.eval = ml_collections.ConfigDict(dict(languages=()))  # () = every language of the task
-    # Fault injection for tests: poison the loss / SIGKILL the process / send it SIGTERM (a
-    # preemption notice) at an update of `phase`.
-    config.debug = ml_collections.ConfigDict(dict(
-        phase="intermediate", inject_nan_at_step=-1, kill_at_step=-1, sigterm_at_step=-1,
-        params_checksum=True))
+    # The fingerprint of the target phase's parameters in results.json (computed from each
+    # host's own shards: experiments/rundir.params_sha256); not part of the experiment.
+    config.debug = ml_collections.ConfigDict(dict(params_checksum=True))
     # `xstilts plan` only (not part of the experiment: runs ignore it): on-demand prices per
     # chip-hour in USD by TPU generation (Google Cloud list prices, us-central1, late 2024;
     # override for your region, commitments or spot), and the model-FLOPs utilisation that

@@ -43,18 +43,13 @@ MLM_TASK = "mlm"  # in a phase's task list: multilingual masked-LM text (alterna
 SECTION_ONLY_FIELDS = ("sampling", "temperature", "examples_cap", "train_languages")
 
 
-def phase_config(name: str, section, *, seed: int, debug=None) -> PhaseConfig:
+def phase_config(name: str, section, *, seed: int) -> PhaseConfig:
     """PhaseConfig from a config section (every PhaseConfig field but ``name``; ``seed`` is the
     phase's resolved seed)."""
     fields = {k: v for k, v in section.items()
               if k not in ("task", "seed", *SECTION_ONLY_FIELDS)}
     if "buckets" in fields:
         fields["buckets"] = tuple(fields["buckets"])
-    if debug is not None and debug.phase == name:
-        fields["inject_nan_at_step"] = debug.inject_nan_at_step if debug.inject_nan_at_step >= 0 else None
-        fields["kill_at_step"] = debug.kill_at_step if debug.kill_at_step >= 0 else None
-        sigterm = debug.get("sigterm_at_step", -1)
-        fields["sigterm_at_step"] = sigterm if sigterm >= 0 else None
     return PhaseConfig(name=name, seed=seed, **fields)
 
 
@@ -240,8 +235,7 @@ def load_phase_model(phase_dir, *, dtype: str | None = None):
     params = nnx.to_pure_dict(params_state)
     # The optimizer state's structure (not its values) must match what was saved.
     tx = make_optimizer(learning_rate=1.0, total_steps=1,
-                        max_grad_norm=section.get("max_grad_norm"),
-                        grad_accumulation=section.get("grad_accumulation", 1))
+                        max_grad_norm=section.get("max_grad_norm"))
     trainable = lora.trainable_mask(model)
     abstract = jax.eval_shape(lambda p: new_state(p, tx, trainable, np.int32(0)), params)
     checkpoints = PhaseCheckpoints(phase_dir / "ckpt")

@@ -115,26 +115,35 @@ _CACHE_SETTINGS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compil
 
 
 def _cache_settings() -> dict[str, Any]:
-    """The driver's persistent compilation cache (``xstilts sweep`` turns it on in its own
-    process), for the tasks: each runs in a fresh process that would compile every program
-    again. On a cluster, point ``JAX_COMPILATION_CACHE_DIR`` at storage the nodes share."""
+    """What a task takes from the driver: its persistent compilation cache (``xstilts sweep``
+    turns it on in its own process; each task runs in a fresh process that would compile
+    every program again; on a cluster, point ``JAX_COMPILATION_CACHE_DIR`` at storage the
+    nodes share), and the phase hooks installed in it (``train.hooks.install``), pickled
+    with the task so that they run where its phases train."""
     import jax
 
-    if not jax.config.jax_compilation_cache_dir:
-        return {}
-    return {name: getattr(jax.config, name) for name in _CACHE_SETTINGS}
+    from xstilts_jax.train import hooks
+
+    settings: dict[str, Any] = {"hooks": hooks.active()}
+    if jax.config.jax_compilation_cache_dir:
+        settings.update({name: getattr(jax.config, name) for name in _CACHE_SETTINGS})
+    return settings
 
 
 def _use(settings: dict[str, Any]) -> None:
     """A task's process set up as ``xstilts`` sets up its own: the driver's compilation cache
-    and the C heap held (heap.py) before the task starts JAX's CPU runtime."""
+    and hooks, and the C heap held (heap.py) before the task starts JAX's CPU runtime."""
     import jax
 
     from xstilts_jax import heap
+    from xstilts_jax.train import hooks
 
     heap.hold_freed_memory()
     for name, value in settings.items():
-        jax.config.update(name, value)
+        if name == "hooks":
+            hooks.install(*value)  # a task's process runs one task (max_calls 1)
+        else:
+            jax.config.update(name, value)
 
 
 def _prepare_task(settings: dict, model: ModelSpec) -> None:

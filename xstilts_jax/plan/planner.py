@@ -82,7 +82,7 @@ class PhaseBuild:
 
     program: Program
     tasks: tuple[str | None, ...]
-    train_batches: dict[str | None, dict[str, jax.ShapeDtypeStruct]]
+    train_batches: dict[str | None, dict[str, jax.ShapeDtypeStruct]]  # one micro-batch each
     eval_batches: dict[str | None, dict[str, jax.ShapeDtypeStruct]]
     rows: int  # rows of one micro-batch (examples x choices)
     length: int
@@ -91,6 +91,23 @@ class PhaseBuild:
     parameters: int
     trainable_parameters: int
     notes: list[str]
+
+    def update_batches(self, task: str | None):
+        """What ``task``'s train step takes: its micro-batch, or with accumulation a tuple
+        of ``grad_accumulation`` of them (one update)."""
+        batch = self.train_batches[task]
+        return batch if self.grad_accumulation == 1 else (batch,) * self.grad_accumulation
+
+    def static_bytes(self) -> int:
+        """One chip's parameters + optimizer state + gradients of the trainable parameters,
+        exactly as the shardings place them, from shapes alone: a lower bound. With
+        accumulation the gradients are the update's sum, which each micro-batch's gradient
+        is added into (on a TPU slice no second gradient-sized buffer is needed)."""
+        from xstilts_jax.train.steps import split_trainable
+
+        state = self.program.abstract_state
+        trainable, _ = split_trainable(state.params, self.program.trainable)
+        return shard_bytes(state.params) + shard_bytes(state.opt_state) + shard_bytes(trainable)
 
 
 def _section(config, phase: str):
@@ -353,7 +370,8 @@ def plan_phase(config, phase: str, topology: Topology, *, variant: Variant | Non
     program = build.program
     largest = max(build.tasks, key=lambda k: _batch_elements(build.train_batches[k]))
     train_step, eval_step = program.jitted(largest, build.train_batches[largest])
-    train = compile_step(train_step, program.abstract_state, build.train_batches[largest])
+    # The whole update (its micro-batches accumulated inside) for memory: what really runs.
+    train = compile_step(train_step, program.abstract_state, build.update_batches(largest))
     evaluation = (compile_step(eval_step, program.abstract_state.params,
                                build.eval_batches[largest]) if train.ok else None)
     state = program.abstract_state
@@ -361,7 +379,7 @@ def plan_phase(config, phase: str, topology: Topology, *, variant: Variant | Non
     opt_bytes = shard_bytes(state.opt_state)
     trainable, _ = _trainable_params(program)
     grad_bytes = shard_bytes(trainable)
-    batch_bytes = shard_bytes(build.train_batches[largest])
+    batch_bytes = shard_bytes(build.update_batches(largest))
     hbm = topology.chip.hbm_bytes
     if train.ok:
         total = _total_bytes(train)
@@ -381,9 +399,9 @@ def plan_phase(config, phase: str, topology: Topology, *, variant: Variant | Non
     compile_seconds = train.seconds + (evaluation.seconds if evaluation is not None else 0.0)
     weights, notes = _draw_weights(config, phase, build)
     flops = None
-    for key, weight in weights.items():
+    for key, weight in weights.items():  # one micro-step's: an update of one micro-batch
         with unrolled_scans():
-            step = program.steps(key).jit_train_step(
+            step = dataclasses.replace(program.steps(key), accumulation=1).jit_train_step(
                 program.shardings, {k: v.sharding for k, v in build.train_batches[key].items()})
             counted = global_flops(step.lower(program.abstract_state, build.train_batches[key]))
         if counted is None:

@@ -42,7 +42,7 @@ from xstilts_jax.config import ConfigError
 from xstilts_jax.experiments.phases import MLM_TASK, phase_tasks
 from xstilts_jax.models.encoder import REMAT_POLICIES
 from xstilts_jax.models.pretrained import CheckpointError, model_shape
-from xstilts_jax.plan.planner import PHASES, PhasePlan, Variant, build_phase, plan_phase, shard_bytes
+from xstilts_jax.plan.planner import PHASES, PhasePlan, Variant, build_phase, plan_phase
 from xstilts_jax.plan.topology import GIB, Topology, TopologyError, parse_topology
 from xstilts_jax.tasks import get_task
 from xstilts_jax.tasks.families import FAMILIES
@@ -375,13 +375,9 @@ def _dominated(t: Tried, fitted: list[Tried], failed: list[Tried]) -> str | None
 
 
 def _static_bytes(config, phase, devices, variant: Variant, where: str) -> int:
-    """One chip's parameters + optimizer state + trainable gradients, from shapes alone."""
-    from xstilts_jax.train.steps import split_trainable
-
-    build = build_phase(config, phase, devices, variant=variant, where=where)
-    state = build.program.abstract_state
-    trainable, _ = split_trainable(state.params, build.program.trainable)
-    return shard_bytes(state.params) + shard_bytes(state.opt_state) + shard_bytes(trainable)
+    """One chip's parameters + optimizer state + gradients, from shapes alone
+    (``PhaseBuild.static_bytes``)."""
+    return build_phase(config, phase, devices, variant=variant, where=where).static_bytes()
 
 
 def _compile(t: Tried, config, phase, topology: Topology, mfu: float) -> None:

@@ -31,7 +31,9 @@ from xstilts_jax.storage import PathLike, as_path, write_atomic
 from xstilts_jax.data.batching import DEFAULT_BUCKETS, bucket_lengths, length_grouped_order
 from xstilts_jax.data.prefetch import Prefetch
 from xstilts_jax.data.inputs import ModelInputs
+from xstilts_jax.train import hooks as hook_registry
 from xstilts_jax.train.checkpoints import PhaseCheckpoints
+from xstilts_jax.train.hooks import Boundary, PhaseHook
 from xstilts_jax.train.program import build_program
 from xstilts_jax.train.writer import MetricWriter
 
@@ -59,6 +61,9 @@ class Preempted(TrainingError):
 
 @dataclasses.dataclass(frozen=True)
 class PhaseConfig:
+    """A phase's fields and their defaults: the one schema (a cell's config section,
+    ``experiments/defaults.phase``, is made from it)."""
+
     name: str
     learning_rate: float = 1e-5
     batch_size: int = 32
@@ -68,7 +73,7 @@ class PhaseConfig:
     weight_decay: float = 0.01
     max_grad_norm: float | None = 1.0
     grad_accumulation: int = 1
-    eval_every: int = 500  # optimizer updates
+    eval_every: int = 1000  # optimizer updates
     checkpoint_every: int | None = None  # default: at every evaluation
     patience: int | None = None  # evaluations without improvement before stopping
     max_length: int = 128
@@ -86,9 +91,6 @@ class PhaseConfig:
     max_answer_length: int = 30
     n_best_size: int = 20
     seed: int = 0
-    inject_nan_at_step: int | None = None  # testing aid: poison this micro-step's loss
-    kill_at_step: int | None = None  # testing aid: SIGKILL this process after this update
-    sigterm_at_step: int | None = None  # testing aid: SIGTERM this process after this update
 
     def total_updates(self, num_examples: int) -> int:
         if self.num_steps is not None:
@@ -301,7 +303,7 @@ class PhaseResult:
 def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses,
               phase_dir: PathLike, log_dir: PathLike | None = None, mesh,
               rules=sharding.DEFAULT_RULES, progress: bool = True,
-              tensorboard: bool = True) -> PhaseResult:
+              tensorboard: bool = True, hooks: Sequence[PhaseHook] = ()) -> PhaseResult:
     """Train ``model`` on ``data`` with ``losses`` (one loss, or ``{task: loss}`` for a
     multi-task model and data); evaluate on the dev set every ``eval_every`` updates and keep
     the best. Checkpoints go to ``phase_dir/ckpt``, logs (``metrics.jsonl``, ``tb/``) to
@@ -311,19 +313,22 @@ def run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses,
     On a preemption notice (see :class:`PreemptionWatch`) the phase saves its latest checkpoint
     at the current update, whatever the ``checkpoint_every`` schedule, and raises
     :class:`Preempted`; a notice during the last update's evaluation or the final restore
-    raises it too (the process was asked to stop)."""
+    raises it too (the process was asked to stop).
+
+    ``hooks`` (``train.hooks.PhaseHook``), and those installed in the process, see every
+    host micro-batch before it is placed and every update boundary."""
     with PreemptionWatch(cfg.name) as watch:
         return _run_phase(cfg, model, data, losses=losses, phase_dir=phase_dir, log_dir=log_dir,
                           mesh=mesh, rules=rules, progress=progress, tensorboard=tensorboard,
-                          watch=watch)
+                          watch=watch, hooks=hook_registry.active(hooks))
 
 
 def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, phase_dir,
                log_dir, mesh, rules, progress: bool, tensorboard: bool,
-               watch: PreemptionWatch) -> PhaseResult:
+               watch: PreemptionWatch, hooks: Sequence[PhaseHook]) -> PhaseResult:
     phase_dir = as_path(phase_dir)
     total = cfg.total_updates(data.num_train_examples())
-    micro_total = total * cfg.grad_accumulation
+    accumulation = cfg.grad_accumulation
     program = build_program(model, losses, mesh=mesh, rules=rules,
                             learning_rate=cfg.learning_rate, total_updates=total,
                             warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
@@ -368,8 +373,8 @@ def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, 
     else:
         state, loop = restored
         loop["best_dev"] = float(loop["best_dev"])
-        log.info("%s: resuming from micro-step %d", cfg.name, int(state.step))
-        writer.truncate_after(int(state.step) // cfg.grad_accumulation)
+        log.info("%s: resuming from update %d", cfg.name, int(state.step))
+        writer.truncate_after(int(state.step))
 
     checkpoint_every = cfg.checkpoint_every or cfg.eval_every
 
@@ -382,20 +387,23 @@ def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, 
         log.warning("%s: preempted; saved step %d", cfg.name, update)
         return Preempted(cfg.name, update, phase_dir / "ckpt")
 
-    micro = int(state.step)
-    bar = Progress(total, micro // cfg.grad_accumulation, cfg.name,
-                   enabled=progress and not loop["finished"])
+    done = int(state.step)  # updates taken
+    bar = Progress(total, done, cfg.name, enabled=progress and not loop["finished"])
 
     def placed_batches(start: int):
-        """(task, host batch, batch on the mesh) of every micro-step from ``start``: made in
-        the producer thread, ahead of the device (``Prefetch``)."""
-        for m in range(start, micro_total):
-            with data_lock:
-                task = data.task_of(m) if multitask else None
-                batch = data.train_batch(m)
-            if cfg.inject_nan_at_step is not None and m == cfg.inject_nan_at_step:
-                batch = dict(batch, weight=np.full_like(batch["weight"], np.nan))
-            yield task, batch, program.feed(batch)
+        """(task, the update's micro-batches on the mesh) of every update from ``start``:
+        made in the producer thread, ahead of the device (``Prefetch``). With accumulation
+        an update's micro-batches (all of one task) go to its step together, as a tuple."""
+        for update in range(start, total):
+            placed = []
+            for m in range(update * accumulation, (update + 1) * accumulation):
+                with data_lock:
+                    task = data.task_of(m) if multitask else None
+                    batch = data.train_batch(m)
+                for hook in hooks:
+                    batch = hook.on_batch(cfg.name, m, batch)
+                placed.append(program.feed(batch))
+            yield task, (placed[0] if accumulation == 1 else tuple(placed))
 
     # The device's metrics of the last update not read yet: an update's are read after the
     # next update is dispatched (the device never waits for the host in between), or at once
@@ -424,20 +432,17 @@ def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, 
                 logged[f"loss/{task}"] = loss
             writer.write(update, "train", logged)
 
-    ahead = Prefetch(placed_batches(micro_total if loop["finished"] else micro),
-                     depth=2 * cfg.grad_accumulation, name=f"{cfg.name}-batches")
+    ahead = Prefetch(placed_batches(total if loop["finished"] else done), depth=2,
+                     name=f"{cfg.name}-batches")
     try:
-        while not loop["finished"] and micro < micro_total:
-            boundary, within = divmod(micro, cfg.grad_accumulation)
-            if within == 0 and watch.requested(boundary):
+        while not loop["finished"] and done < total:
+            if watch.requested(done):
                 read_metrics()  # nothing is saved after a non-finite update
-                raise preempted(boundary)
-            task, batch, placed = next(ahead)
-            state, metrics = steps_for(task)[0](state, placed)
-            micro += 1
-            if micro % cfg.grad_accumulation:
-                continue
-            update = micro // cfg.grad_accumulation
+                raise preempted(done)
+            task, placed = next(ahead)
+            state, metrics = steps_for(task)[0](state, placed)  # one dispatch per update
+            done += 1
+            update = done
             read_metrics()  # the previous update's, while this one runs
             unread = (update, task, metrics)
             is_eval = update % cfg.eval_every == 0 or update == total
@@ -456,15 +461,15 @@ def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, 
                     loop.update(finished=True, stopped_early=True)
             if update == total:
                 loop["finished"] = True
-            if loop["finished"] or update % checkpoint_every == 0 or is_eval:
+            saved = loop["finished"] or update % checkpoint_every == 0 or is_eval
+            if saved:
                 read_metrics()
                 checkpoints.save_latest(update, state, loop)
                 writer.flush()  # a bucket's log ends where a resumed run will start
-            if cfg.kill_at_step is not None and update == cfg.kill_at_step:
-                read_metrics()
-                os.kill(os.getpid(), signal.SIGKILL)  # as a preempted VM would: no cleanup
-            if cfg.sigterm_at_step is not None and update == cfg.sigterm_at_step:
-                os.kill(os.getpid(), signal.SIGTERM)  # a preemption notice, acted on next boundary
+            if hooks:
+                boundary = Boundary(cfg.name, update, total, phase_dir, saved, state, metrics)
+                for hook in hooks:
+                    hook.on_update(boundary)
         read_metrics()
     finally:
         ahead.close()
@@ -474,7 +479,7 @@ def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, 
     best = checkpoints.restore_best(program.abstract_state)
     # A notice during the last update or the restore (the phase is done and saved), or the
     # sync point at the last boundary: stop all the same (the process was asked to).
-    last = int(state.step) // cfg.grad_accumulation
+    last = int(state.step)
     if watch.requested(last):
         raise preempted(last)
     checkpoints.close()
@@ -483,6 +488,6 @@ def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, 
     best_state, _ = best
     return PhaseResult(params=best_state.params, graphdef=program.graphdef,
                        best_dev=loop["best_dev"], best_step=loop["best_step"],
-                       steps_done=int(state.step) // cfg.grad_accumulation,
+                       steps_done=int(state.step),
                        stopped_early=loop["stopped_early"], eval_step=eval_step,
                        eval_batch_size=eval_batch_size, feed=program.feed)

@@ -1,8 +1,8 @@
 """The optimizer of the paper's code (jiant): AdamW, linear warmup then linear decay.
 
 Weight decay applies to every matrix and embedding but not to biases or LayerNorm
-parameters; gradients are clipped by global norm; gradient accumulation (``optax.MultiSteps``)
-counts the schedule in optimizer updates, not micro-batches.
+parameters; gradients are clipped by global norm. The schedule counts optimizer updates; gradient
+accumulation happens before, inside the update (``train.steps.Steps.train_step``).
 """
 
 from __future__ import annotations
@@ -55,16 +55,13 @@ def warmup_linear_decay(peak_lr: float, total_steps: int, warmup_ratio: float) -
 
 def make_optimizer(*, learning_rate: float, total_steps: int, warmup_ratio: float = 0.1,
                    weight_decay: float = 0.01, max_grad_norm: float | None = 1.0,
-                   adam_b1: float = 0.9, adam_b2: float = 0.999, adam_eps: float = 1e-8,
-                   grad_accumulation: int = 1) -> optax.GradientTransformation:
-    """AdamW(lr schedule, decoupled weight decay with mask), clipped, optionally accumulated."""
+                   adam_b1: float = 0.9, adam_b2: float = 0.999,
+                   adam_eps: float = 1e-8) -> optax.GradientTransformation:
+    """AdamW(lr schedule, decoupled weight decay with mask), clipped."""
     schedule = warmup_linear_decay(learning_rate, total_steps, warmup_ratio)
     parts = []
     if max_grad_norm:
         parts.append(clip_by_global_norm(max_grad_norm))
     parts.append(optax.adamw(schedule, b1=adam_b1, b2=adam_b2, eps=adam_eps,
                              weight_decay=weight_decay, mask=decay_mask))
-    tx = optax.chain(*parts)
-    if grad_accumulation > 1:
-        tx = optax.MultiSteps(tx, every_k_schedule=grad_accumulation)
-    return tx
+    return optax.chain(*parts)

@@ -41,6 +41,7 @@ class Program:
     shardings: TrainState  # of the whole train state
     abstract_state: TrainState  # ShapeDtypeStructs carrying those shardings
     dropout_seed: int
+    accumulation: int = 1  # micro-batches per update (``Steps.accumulation``)
     _steps: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
@@ -52,13 +53,14 @@ class Program:
             raise ValueError(f"no loss for task {task!r}; tasks: {list(self.losses)}")
         return Steps(self.graphdef, self.tx, self.mesh, loss_fn=self.losses[task],
                      rules=self.rules, dropout_seed=self.dropout_seed, task=task,
-                     trainable=self.trainable)
+                     trainable=self.trainable, accumulation=self.accumulation)
 
     def jitted(self, task: str | None,
                sample_batch: Mapping[str, Any] | Callable[[], Mapping[str, Any]]):
         """(train step, eval step) of ``task``, jitted on first use with the shardings of
-        ``sample_batch``: a batch (arrays or ShapeDtypeStructs: only shapes are read), or a
-        function making one, called only then."""
+        ``sample_batch``: one (micro-)batch (arrays or ShapeDtypeStructs: only shapes are
+        read), or a function making one, called only then. With accumulation the train step
+        takes a tuple of ``accumulation`` such batches."""
         if task not in self._steps:
             steps = self.steps(task)
             if callable(sample_batch):
@@ -104,19 +106,22 @@ def build_program(model: nnx.Module, losses: Loss | Mapping[str, Loss], *, mesh:
     ``losses``: one loss (a single-head model) or ``{task: loss}`` (a ``MultiTaskModel``, one
     head per task). The optimizer is ``make_optimizer``'s AdamW with this schedule. A model
     with LoRA adapters (``models/lora.py``) trains only them and what lies outside the
-    adapted backbone (the heads): only those get gradients and optimizer state."""
+    adapted backbone (the heads): only those get gradients and optimizer state. With
+    ``grad_accumulation`` k > 1 an update takes k micro-batches (``Steps.train_step``)."""
     tx = make_optimizer(learning_rate=learning_rate, total_steps=total_updates,
                         warmup_ratio=warmup_ratio, weight_decay=weight_decay,
-                        max_grad_norm=max_grad_norm, grad_accumulation=grad_accumulation)
+                        max_grad_norm=max_grad_norm)
     trainable = lora.trainable_mask(model)
     graphdef, params = nnx.split(model)
     rules = sharding.rules_table(rules)
     losses = dict(losses) if isinstance(losses, Mapping) else {None: losses}
+    if grad_accumulation < 1:
+        raise ValueError(f"grad_accumulation must be positive, got {grad_accumulation}")
     shardings = Steps(graphdef, tx, mesh, rules=rules, trainable=trainable).shardings(params)
     abstract = jax.eval_shape(lambda p: new_state(p, tx, trainable, np.int32(0)),
                               nnx.to_pure_dict(params))
     return Program(graphdef, params, tx, mesh, rules, losses, trainable, shardings,
-                   abstract_with_shardings(abstract, shardings), dropout_seed)
+                   abstract_with_shardings(abstract, shardings), dropout_seed, grad_accumulation)
 
 
 __all__ = ["Program", "build_program"]

@@ -11,6 +11,12 @@ With LoRA only part of the parameters train (``Steps.trainable``, a mask from
 ``models.lora.trainable_mask``): the state keeps every parameter, but gradients, the
 optimizer and its state see the trainable ones only, and the frozen ones pass through
 untouched.
+
+Gradient accumulation is part of the one jitted update: ``Steps.accumulation`` micro-batches
+come in together, a ``lax.scan`` sums their gradients (one micro-batch's activations live at
+a time), and the optimizer applies their mean once. One dispatch per update, and no
+parameter-sized accumulator kept between updates (nor in the checkpoint), as MaxText does
+it; ``optax.MultiSteps`` needed a dispatch per micro-batch and kept one in the optimizer state.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from xstilts_jax.models.encoder import unrolled_on_cpu
 
 @flax.struct.dataclass
 class TrainState:
-    step: jax.Array  # int32 scalar: optimizer micro-steps taken
+    step: jax.Array  # int32 scalar: optimizer updates taken
     params: Any  # plain nested dict of arrays (nnx.to_pure_dict of the model's Params)
     opt_state: Any  # of the trainable parameters only
     # int32 scalar: the dropout seed, an input of the program rather than a constant in it,
@@ -98,6 +104,8 @@ class Steps:
     task: str | None = None  # a MultiTaskModel's head to run (None: the single head)
     # Which parameters train: bools shaped like the params dict (lora.trainable_mask); None: all.
     trainable: Any = None
+    # Micro-batches per update: the train step takes a batch (1) or a tuple of this many.
+    accumulation: int = 1
 
     def shardings(self, abstract_params_state) -> TrainState:
         """Shardings of the whole train state, from the params' logical axis names."""
@@ -122,6 +130,7 @@ class Steps:
         return init(params, jnp.int32(self.dropout_seed))
 
     def batch_shardings(self, batch: Mapping[str, Any]):
+        """Shardings of one (micro-)batch's fields."""
         return {k: sharding.batch_sharding(self.mesh, v.ndim, self.rules) for k, v in batch.items()}
 
     # ------------------------------------------------------------------ the steps
@@ -135,15 +144,55 @@ class Steps:
         total, count = self.loss_fn(self._logits(params, batch, dropout_rng), batch)
         return total / jnp.maximum(count, 1.0), (total, count)
 
-    def train_step(self, state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
-        rng = jax.random.fold_in(jax.random.key(state.seed), state.step)
-        trained, frozen = split_trainable(state.params, self.trainable)
+    def _param_shardings(self, params):
+        """NamedShardings of a params dict by its parameters' logical axis names (the
+        graph's metadata; values are not read, so tracers do)."""
+        return nnx.to_pure_dict(sharding.shardings_from_metadata(
+            nnx.state(nnx.merge(self.graphdef, params)), self.mesh, self.rules))
 
-        def trained_loss(trained):  # differentiated w.r.t. the trainable parameters only
+    def _gradients(self, trained, frozen, batch, rng):
+        """(loss, gradients w.r.t. the trainable parameters only) of one micro-batch."""
+        def trained_loss(trained):
             return self._loss(join_params(trained, frozen, self.trainable), batch, rng)
 
         with unrolled_on_cpu():  # XLA:CPU's scan copies the saved activations (encoder.py)
             (loss, _), grads = jax.value_and_grad(trained_loss, has_aux=True)(trained)
+        return loss, grads
+
+    def train_step(self, state: TrainState, batch) -> tuple[TrainState, dict]:
+        """One optimizer update from ``batch``, or with ``accumulation`` k > 1 from a tuple of
+        k micro-batches: the mean of their gradients, summed in float32 by one ``lax.scan``.
+        Micro-batch i of update u draws dropout from ``fold_in(seed, u * k + i)``, the key
+        a micro-step had under ``optax.MultiSteps``. Metrics: the micro-batches' mean loss,
+        and the norm of the update's gradient before clipping."""
+        key = jax.random.key(state.seed)
+        trained, frozen = split_trainable(state.params, self.trainable)
+        k = self.accumulation
+        if k == 1:
+            loss, grads = self._gradients(trained, frozen, batch, jax.random.fold_in(key, state.step))
+        else:
+            if len(batch) != k:
+                raise ValueError(f"expected {k} micro-batches (accumulation), got {len(batch)}")
+            stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *batch)
+            # The sum and each micro-batch's gradients sharded like their parameters: left
+            # to XLA, a CPU mesh kept the sum whole on every device.
+            placed = split_trainable(self._param_shardings(state.params), self.trainable)[0]
+
+            def accumulate(carry, micro):
+                index, micro_batch = micro
+                rng = jax.random.fold_in(key, state.step * k + index)
+                loss, grads = self._gradients(trained, frozen, micro_batch, rng)
+                grad_sum, loss_sum = carry
+                grad_sum = jax.tree.map(lambda s, g: s + g.astype(jnp.float32), grad_sum,
+                                        jax.lax.with_sharding_constraint(grads, placed))
+                return (jax.lax.with_sharding_constraint(grad_sum, placed), loss_sum + loss), None
+
+            zeros = jax.lax.with_sharding_constraint(
+                jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), trained), placed)
+            (grad_sum, loss_sum), _ = jax.lax.scan(
+                accumulate, (zeros, jnp.zeros((), jnp.float32)), (jnp.arange(k), stacked))
+            grads = jax.tree.map(lambda s, p: (s / k).astype(p.dtype), grad_sum, trained)
+            loss = loss_sum / k
         updates, opt_state = self.tx.update(grads, state.opt_state, trained)
         params = join_params(optax.apply_updates(trained, updates), frozen, self.trainable)
         metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
@@ -155,7 +204,10 @@ class Steps:
         return {"loss_sum": total, "count": count, "logits": logits}
 
     def jit_train_step(self, state_shardings: TrainState, batch_shardings):
+        """The update jitted; ``batch_shardings`` are one micro-batch's (``batch_shardings``)."""
         replicated = sharding.replicated(self.mesh)
+        if self.accumulation > 1:
+            batch_shardings = (batch_shardings,) * self.accumulation
         return jax.jit(self.train_step, in_shardings=(state_shardings, batch_shardings),
                        out_shardings=(state_shardings, replicated), donate_argnums=(0,))
 

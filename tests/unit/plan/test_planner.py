@@ -55,6 +55,25 @@ def test_tiny_plan_counts_every_part_by_hand():
         20 * plan.step_seconds["estimate"] * 8 / 3600)
 
 
+def test_an_accumulated_update_is_planned_whole():
+    """grad_accumulation 2 (8 rows a micro-batch, as with 1): the optimizer state keeps no
+    accumulator; the compiled update takes both micro-batches; FLOPs stay one micro-step's
+    and chip-hours count every micro-step (num_steps counts updates: twice the micro-steps)."""
+    one = plan_phase(tiny_cell(data=8), "target", parse_topology("cpu:8"))
+    config = tiny_cell(data=8)
+    config.target.grad_accumulation = 2
+    two = plan_phase(config, "target", parse_topology("cpu:8"))
+    assert two.grad_accumulation == 2 and two.micro_batch_rows == one.micro_batch_rows
+    for part in ("parameters", "optimizer_state", "gradients"):
+        assert two.per_chip_bytes[part] == one.per_chip_bytes[part]
+    assert two.per_chip_bytes["batch"] == 2 * one.per_chip_bytes["batch"]
+    assert two.flops_per_step == pytest.approx(one.flops_per_step, rel=1e-3)
+    assert two.updates == one.updates == 20
+    assert two.chip_hours == pytest.approx(20 * 2 * two.step_seconds["estimate"] * 8 / 3600)
+    # A micro-step's memory traffic: the update's loop body once, its optimizer once.
+    assert two.step_seconds["estimate"] == pytest.approx(one.step_seconds["estimate"], rel=0.1)
+
+
 def test_fsdp_divides_the_state_over_the_chips():
     whole = plan_phase(tiny_cell(data=8), "target", parse_topology("cpu:8"))
     split = plan_phase(tiny_cell(data=2, fsdp=4), "target", parse_topology("cpu:8"))

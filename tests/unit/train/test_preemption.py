@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from faults import SigtermAfter
 from xstilts_jax import sharding
 from xstilts_jax.data.inputs import ModelInputs
 from xstilts_jax.experiments.rundir import params_sha256
@@ -32,12 +33,19 @@ STEPS = 6
 # Checkpoints on the schedule at 3 and 6 only: a preemption at 4 must save on its own.
 CFG = PhaseConfig(name="p", batch_size=4, num_steps=STEPS, eval_every=3, max_length=16,
                   buckets=(16,), learning_rate=1e-3, warmup_ratio=0.0)
+# The same updates of 4 rows, each as 2 micro-batches of 2 accumulated in one step.
+ACCUMULATED = PhaseConfig(**{**CFG.__dict__, "batch_size": 2, "grad_accumulation": 2})
 
 
-def _phase(tmp_path, cfg=CFG, *, name="phase", family="encoder"):
+def _phase(tmp_path, cfg=CFG, *, name="phase", family="encoder", hooks=()):
     """Run the tiny phase in tmp_path/name (dropout on: its keys must resume too), on the tiny
-    encoder or the tiny BLOOM decoder."""
-    preset, backbone = {"encoder": ("tiny", Encoder), "decoder": ("bloom-tiny", Decoder)}[family]
+    encoder, the tiny BLOOM decoder, or the encoder with accumulated updates (``cfg`` is
+    then made ``ACCUMULATED``'s shape)."""
+    if family == "accumulated":
+        cfg = PhaseConfig(**{**cfg.__dict__, "batch_size": ACCUMULATED.batch_size,
+                             "grad_accumulation": ACCUMULATED.grad_accumulation})
+    preset, backbone = {"encoder": ("tiny", Encoder), "accumulated": ("tiny", Encoder),
+                        "decoder": ("bloom-tiny", Decoder)}[family]
     config = get_preset(preset, hidden_dropout=0.1, attention_dropout=0.1)
     rngs = nnx.Rngs(0)
     model = TaskModel(backbone(config, rngs=rngs), ClassificationHead(config, 3, rngs=rngs))
@@ -50,7 +58,7 @@ def _phase(tmp_path, cfg=CFG, *, name="phase", family="encoder"):
         "dev_logit_sum": float(logits.sum())})
     return run_phase(cfg, model, data, losses=classification_loss, phase_dir=tmp_path / name,
                      mesh=sharding.make_mesh({"data": 1}, jax.devices()[:1]), progress=False,
-                     tensorboard=False)
+                     tensorboard=False, hooks=hooks)
 
 
 def _latest_steps(phase_dir):
@@ -80,24 +88,25 @@ def clean(clean_runs):
     return clean_runs("encoder")
 
 
-@pytest.mark.parametrize("family", ["encoder", "decoder"])
+@pytest.mark.parametrize("family", ["encoder", "decoder", "accumulated"])
 def test_sigterm_saves_and_resumes_bit_identical(tmp_path, clean_runs, family, caplog):
     """SIGTERM after update 4 (between the scheduled checkpoints 3 and 6): Preempted at step 4
     with a checkpoint at 4; the same call again resumes there and matches the clean run. A
-    Python handler set before the phase is back after it, both times. On the encoder and on
-    BLOOM's decoder (its own parameter tree and left padding restored as exactly)."""
+    Python handler set before the phase is back after it, both times. On the encoder, on
+    BLOOM's decoder (its own parameter tree and left padding restored as exactly), and with
+    gradient accumulation (2 micro-batches an update, one step)."""
     clean = clean_runs(family)
     calls = []
 
     def previous(signum, frame):
         calls.append(signum)
 
-    cfg = PhaseConfig(**{**CFG.__dict__, "sigterm_at_step": 4})
+    notice = [SigtermAfter("p", 4)]
     old = signal.signal(signal.SIGTERM, previous)
     try:
         with caplog.at_level(logging.WARNING, logger=loop_module.__name__):
             with pytest.raises(Preempted) as caught:
-                _phase(tmp_path, cfg, family=family)
+                _phase(tmp_path, family=family, hooks=notice)
         assert signal.getsignal(signal.SIGTERM) is previous
         assert calls == []  # replaced during the phase, not chained
         assert "is replaced during the phase" in caplog.text
@@ -113,7 +122,7 @@ def test_sigterm_saves_and_resumes_bit_identical(tmp_path, clean_runs, family, c
         assert max(logged) <= 4
 
         # The same call again (the hook fired at 4, which a resume from 4 does not redo).
-        result = _phase(tmp_path, cfg, family=family)
+        result = _phase(tmp_path, family=family, hooks=notice)
         assert signal.getsignal(signal.SIGTERM) is previous
     finally:
         signal.signal(signal.SIGTERM, old)
@@ -127,12 +136,12 @@ def test_sigterm_saves_and_resumes_bit_identical(tmp_path, clean_runs, family, c
 def test_sigterm_at_the_last_update_still_stops(tmp_path, clean):
     """A notice at the last update: the phase is complete and saved, and still raises (the
     process was asked to stop); running it again only restores it."""
-    cfg = PhaseConfig(**{**CFG.__dict__, "sigterm_at_step": STEPS})
+    notice = [SigtermAfter("p", STEPS)]
     with pytest.raises(Preempted) as caught:
-        _phase(tmp_path, cfg)
+        _phase(tmp_path, hooks=notice)
     assert caught.value.step == STEPS and _latest_steps(tmp_path / "phase") == [STEPS]
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    assert params_sha256(_phase(tmp_path, cfg).params) == clean[0]
+    assert params_sha256(_phase(tmp_path, hooks=notice).params) == clean[0]
 
 
 def test_preemption_sync_point_saves_without_a_handler(tmp_path, clean, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 
@@ -98,20 +99,78 @@ def test_optimizer_decay_mask_and_schedule():
     assert float(schedule(55)) == pytest.approx(0.5e-5) and float(schedule(100)) == 0
 
 
+def _accumulated_run(mesh, micro_batches, accumulation, *, multisteps=False):
+    """Params and per-update losses after training on ``micro_batches``: ``accumulation``
+    of them per update inside one step, or (``multisteps``) fed one by one through
+    ``optax.MultiSteps``, the accumulation this project used before (the reference)."""
+    graphdef, params_state = nnx.split(_tiny_model())  # dropout on: the keys must match
+    updates = len(micro_batches) // accumulation
+    tx = make_optimizer(learning_rate=1e-3, total_steps=updates)
+    if multisteps:
+        steps = Steps(graphdef, optax.MultiSteps(tx, every_k_schedule=accumulation), mesh,
+                      dropout_seed=1)
+    else:
+        steps = Steps(graphdef, tx, mesh, dropout_seed=1, accumulation=accumulation)
+    shardings = steps.shardings(params_state)
+    state = steps.create_state(nnx.to_pure_dict(params_state), shardings)
+    step = steps.jit_train_step(shardings, steps.batch_shardings(micro_batches[0]))
+    losses = []
+    for u in range(updates):
+        group = [sharding.global_batch(b, mesh)
+                 for b in micro_batches[u * accumulation:(u + 1) * accumulation]]
+        if multisteps:
+            micro_losses = []
+            for batch in group:
+                state, metrics = step(state, batch)
+                micro_losses.append(float(metrics["loss"]))
+            losses.append(np.mean(micro_losses))
+        else:
+            state, metrics = step(state, tuple(group))
+            losses.append(float(metrics["loss"]))
+    return jax.device_get(state.params), np.array(losses), int(state.step)
+
+
+def test_accumulation_in_one_step_equals_multisteps():
+    """Three micro-batches per update summed by the step's scan == optax.MultiSteps fed
+    them one by one (dropout on, same keys), over 3 updates: same parameters and mean
+    losses to float tolerance; ``step`` counts updates."""
+    mesh = sharding.make_mesh({"data": 1}, jax.devices()[:1])
+    micro = _batches(n=9, batch=4, seq=16)
+    params, losses, step = _accumulated_run(mesh, micro, 3)
+    ref_params, ref_losses, ref_step = _accumulated_run(mesh, micro, 3, multisteps=True)
+    assert step == 3 and ref_step == 9
+    np.testing.assert_allclose(losses, ref_losses, rtol=0, atol=1e-6)
+    start = nnx.to_pure_dict(nnx.state(_tiny_model()))
+    moved = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(np.abs(a - b).max()), params, start)))
+    differ = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(np.abs(a - b).max()),
+                                              params, ref_params)))
+    assert moved > 1e-3  # three real updates
+    assert differ < 2e-6
+
+
+@pytest.mark.slow
+def test_accumulation_on_eight_devices_trains_like_one():
+    """The accumulated update sharded (data 4 x fsdp 2) gives the 1-device losses."""
+    micro = _batches(n=6, batch=8, seq=16)
+    _, one, _ = _accumulated_run(sharding.make_mesh({"data": 1}, jax.devices()[:1]), micro, 2)
+    _, eight, _ = _accumulated_run(sharding.make_mesh({"fsdp": 2, "data": 4}, jax.devices()),
+                                   micro, 2)
+    np.testing.assert_allclose(eight, one, rtol=0, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_grad_accumulation_equals_big_batch():
-    """Two micro-batches of 8 with MultiSteps == one batch of 16 (same data, dropout off)."""
+    """Two micro-batches of 8 accumulated == one batch of 16 (same data, dropout off)."""
     big = dict(_batches(n=1, batch=16)[0], weight=np.ones(16, np.float32))
-    halves = [{k: v[:8] for k, v in big.items()}, {k: v[8:] for k, v in big.items()}]
+    halves = ({k: v[:8] for k, v in big.items()}, {k: v[8:] for k, v in big.items()})
     mesh = sharding.make_mesh({"data": 1}, jax.devices()[:1])
     results = []
-    for accumulation, stream in ((1, [big]), (2, halves)):
+    for accumulation, batch in ((1, big), (2, halves)):
         graphdef, params_state = nnx.split(_tiny_model(dropout=0.0))
-        tx = make_optimizer(learning_rate=1e-3, total_steps=5, grad_accumulation=accumulation)
-        steps = Steps(graphdef, tx, mesh)
+        tx = make_optimizer(learning_rate=1e-3, total_steps=5)
+        steps = Steps(graphdef, tx, mesh, accumulation=accumulation)
         state = steps.create_state(nnx.to_pure_dict(params_state), steps.shardings(params_state))
-        for micro in stream:
-            state, _ = jax.jit(steps.train_step)(state, micro)
+        state, _ = jax.jit(steps.train_step)(state, batch)
         results.append(state.params)
     start = nnx.to_pure_dict(nnx.state(_tiny_model(dropout=0.0)))
     moved = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(np.abs(a - b).max()), results[0], start)))
@@ -137,11 +196,28 @@ def _twelve_rows_seven_steps():
     return inputs, cfg
 
 
-def test_run_phase_makes_each_batch_once(tmp_path):
+def test_run_phase_makes_each_batch_once_and_runs_its_hooks(tmp_path):
     """The loop asks its data for each micro-batch once, plus one sample batch when the step is
-    first jitted: a step never rebuilds batches (an epoch of them, for SupervisedData)."""
+    first jitted: a step never rebuilds batches (an epoch of them, for SupervisedData). Its
+    hooks (given, then installed in the process) see each micro-batch once and every update
+    boundary, saved or not."""
     from xstilts_jax.losses import classification_loss
+    from xstilts_jax.train import hooks
     from xstilts_jax.train.loop import SupervisedData, run_phase
+
+    seen = []
+
+    class Recording(hooks.PhaseHook):
+        def __init__(self, tag):
+            self.tag = tag
+
+        def on_batch(self, phase, micro_step, batch):
+            seen.append((self.tag, phase, micro_step))
+            return batch
+
+        def on_update(self, b):
+            seen.append((self.tag, b.phase, b.update, b.total, b.saved, int(b.state.step),
+                         bool(np.isfinite(float(b.metrics["loss"])))))
 
     inputs, cfg = _twelve_rows_seven_steps()
 
@@ -153,10 +229,18 @@ def test_run_phase_makes_each_batch_once(tmp_path):
             return super().train_batch(micro_step)
 
     data = Counting(inputs, inputs, cfg, 1, dev_metrics=lambda logits: {"dev_x": 1.0})
-    run_phase(cfg, _tiny_model(), data, losses=classification_loss, phase_dir=tmp_path / "p",
-              mesh=sharding.make_mesh({"data": 1}, jax.devices()[:1]), progress=False,
-              tensorboard=False)
+    with pytest.raises(TypeError, match="a hook is a PhaseHook"):
+        hooks.install(lambda boundary: None)
+    with hooks.installed(Recording("installed")):
+        run_phase(cfg, _tiny_model(), data, losses=classification_loss,
+                  phase_dir=tmp_path / "p", mesh=sharding.make_mesh({"data": 1}, jax.devices()[:1]),
+                  progress=False, tensorboard=False, hooks=[Recording("given")])
+    assert hooks.active() == ()
     assert data.asked == [0, *range(7)]  # 7 steps over 3 batches an epoch: epochs 0, 1, 2
+    order = ("given", "installed")
+    assert [e for e in seen if len(e) == 3] == [(t, "p", m) for m in range(7) for t in order]
+    assert [e for e in seen if len(e) > 3] == [(t, "p", u, 7, u == 7, u, True)
+                                              for u in range(1, 8) for t in order]
 
 
 def test_a_data_error_while_prefetching_stops_the_phase_with_its_own_message(tmp_path):
