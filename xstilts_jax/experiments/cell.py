@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Any
 
 import jax
@@ -242,6 +243,35 @@ def _phase_tasks(name: str, section) -> tuple[tuple[str, ...], list[TaskSpec]]:
     return names, tasks
 
 
+NUM_PROCESSES_ENV, PROCESS_ID_ENV = "XSTILTS_NUM_PROCESSES", "XSTILTS_PROCESS_ID"
+
+
+def start_distributed() -> None:
+    """``jax.distributed.initialize`` for ``config.distributed``, once per process.
+
+    On a TPU pod, a GPU cluster under SLURM or MPI, JAX finds the coordinator, the process
+    count and this process's id itself. Elsewhere (several processes on one machine, a
+    cluster JAX does not know) give them in the environment: ``JAX_COORDINATOR_ADDRESS``
+    (host:port of process 0, read by JAX), ``XSTILTS_NUM_PROCESSES`` and
+    ``XSTILTS_PROCESS_ID``. CPU devices of several processes exchange through gloo."""
+    from jax._src import distributed
+
+    if getattr(distributed.global_state, "client", None) is not None:
+        return  # already joined (a sweep's second cell, or the caller did it)
+    count, index = os.environ.get(NUM_PROCESSES_ENV), os.environ.get(PROCESS_ID_ENV)
+    if (count is None) != (index is None):
+        raise ConfigError(f"distributed: set both {NUM_PROCESSES_ENV} and {PROCESS_ID_ENV}, "
+                          f"or neither")
+    try:
+        kwargs = {} if count is None else {"num_processes": int(count), "process_id": int(index)}
+    except ValueError:
+        raise ConfigError(f"distributed: {NUM_PROCESSES_ENV}={count!r} and {PROCESS_ID_ENV}="
+                          f"{index!r} must be integers") from None
+    if jax.config.jax_cpu_collectives_implementation in (None, "", "none"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices only
+    jax.distributed.initialize(**kwargs)
+
+
 def run_cell(config, workdir: PathLike | None, *, progress: bool = True,
              phases_dir: PathLike | None = None,
              stop_after: str | None = None) -> CellResult:
@@ -257,7 +287,7 @@ def run_cell(config, workdir: PathLike | None, *, progress: bool = True,
         raise ValueError(f"stop_after={stop_after!r} needs a phases_dir and a phase the cell "
                          f"has ({', '.join(name for name, *_ in cell_phases(config))})")
     if config.distributed:
-        jax.distributed.initialize()
+        start_distributed()
     if stop_after is None:
         workdir = as_path(workdir)  # a local directory or a bucket's (gs://)
         workdir.mkdir(parents=True, exist_ok=True)

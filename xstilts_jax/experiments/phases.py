@@ -14,7 +14,6 @@ import pathlib
 from typing import Any, Mapping
 
 import jax
-import numpy as np
 from flax import nnx
 
 from xstilts_jax.config import ConfigError
@@ -32,8 +31,6 @@ from xstilts_jax.tasks.formats.text import read_text_corpus
 from xstilts_jax.train.checkpoints import PhaseCheckpoints
 from xstilts_jax.train.loop import PhaseConfig, PhaseResult, SupervisedData, run_phase
 from xstilts_jax.train.multitask import MultiTaskData, task_probabilities
-from xstilts_jax.train.optimizer import make_optimizer
-from xstilts_jax.train.steps import new_state
 
 log = logging.getLogger(__name__)
 
@@ -233,11 +230,7 @@ def load_phase_model(phase_dir, *, dtype: str | None = None):
              MultiTaskModel(encoder, heads))
     graphdef, params_state = nnx.split(model)
     params = nnx.to_pure_dict(params_state)
-    # The optimizer state's structure (not its values) must match what was saved.
-    tx = make_optimizer(learning_rate=1.0, total_steps=1,
-                        max_grad_norm=section.get("max_grad_norm"))
-    trainable = lora.trainable_mask(model)
-    abstract = jax.eval_shape(lambda p: new_state(p, tx, trainable, np.int32(0)), params)
+    abstract = jax.eval_shape(lambda p: p, params)
     checkpoints = PhaseCheckpoints(phase_dir / "ckpt")
     try:
         restored = checkpoints.restore_best(abstract)
@@ -246,8 +239,8 @@ def load_phase_model(phase_dir, *, dtype: str | None = None):
     if restored is None:
         raise ConfigError(f"{phase_dir / 'ckpt' / 'best'}: no checkpoint saved yet "
                           f"(described in {described_in})")
-    state, _ = restored
-    return nnx.merge(graphdef, state.params), report.path
+    best_params, _ = restored
+    return nnx.merge(graphdef, best_params), report.path
 
 
 __all__ = ["MLM_TASK", "SECTION_ONLY_FIELDS", "encoder_of", "load_model", "load_phase_model",

@@ -1,9 +1,12 @@
 """Orbax checkpoints of a phase: ``latest`` (for resuming) and ``best`` (for evaluating).
 
 Both live on disk, never in RAM: ``best`` is a second CheckpointManager that keeps the one
-checkpoint with the best dev metric. Each checkpoint stores the train state plus a small JSON
-of loop state (best metric so far, evaluations without improvement, ...), so a resumed run
-continues exactly where the killed one stopped. Orbax writes into a temporary directory and
+checkpoint with the best dev metric. ``latest`` stores the train state, ``best`` only the
+parameters (all that evaluation and the next phase read: a third of the state's bytes with
+Adam, written at every improvement and read back at the phase's end); each also stores a small
+JSON of loop state (best metric so far, evaluations without improvement, ...), so a resumed run
+continues exactly where the killed one stopped. Each host writes and reads only its own
+shards. Orbax writes into a temporary directory and
 renames it when complete, so a kill -9 mid-save leaves the previous checkpoint intact.
 """
 
@@ -35,11 +38,13 @@ class PhaseCheckpoints:
         return ocp.args.Composite(state=ocp.args.StandardSave(state), loop=ocp.args.JsonSave(loop))
 
     def save_latest(self, step: int, state, loop: dict) -> None:
+        """The train state at update ``step`` (waits until written)."""
         self.latest.save(step, args=self._args(state, loop), force=True)
         self.latest.wait_until_finished()
 
-    def save_best(self, step: int, state, loop: dict) -> None:
-        self.best.save(step, args=self._args(state, loop), force=True)
+    def save_best(self, step: int, params, loop: dict) -> None:
+        """The parameters at update ``step``, the best so far (waits until written)."""
+        self.best.save(step, args=self._args(params, loop), force=True)
         self.best.wait_until_finished()
 
     @staticmethod
@@ -55,8 +60,9 @@ class PhaseCheckpoints:
         """(state, loop) of the latest checkpoint, or None. abstract_state carries shardings."""
         return self._restore(self.latest, abstract_state)
 
-    def restore_best(self, abstract_state):
-        return self._restore(self.best, abstract_state)
+    def restore_best(self, abstract_params):
+        """(params, loop) of the best checkpoint, or None; abstract_params carries shardings."""
+        return self._restore(self.best, abstract_params)
 
     def close(self) -> None:
         self.latest.close()

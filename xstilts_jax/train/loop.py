@@ -454,7 +454,7 @@ def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, 
                 bar.note(f"{next(iter(dev_metrics))} {score:.2f}")
                 if score > loop["best_dev"]:
                     loop.update(best_dev=score, best_step=update, bad_evals=0)
-                    checkpoints.save_best(update, state, loop)
+                    checkpoints.save_best(update, state.params, loop)
                 else:
                     loop["bad_evals"] += 1
                 if cfg.patience is not None and loop["bad_evals"] >= cfg.patience:
@@ -476,18 +476,21 @@ def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, 
         bar.close()
         writer.close()
 
-    best = checkpoints.restore_best(program.abstract_state)
+    # The train state is saved (latest): dropped before the best parameters are read back,
+    # so that they take its place rather than add to it.
+    last = int(state.step)
+    state = metrics = None
+    best = checkpoints.restore_best(program.abstract_state.params)
     # A notice during the last update or the restore (the phase is done and saved), or the
     # sync point at the last boundary: stop all the same (the process was asked to).
-    last = int(state.step)
     if watch.requested(last):
         raise preempted(last)
     checkpoints.close()
     if best is None:
         raise TrainingError(f"phase {cfg.name}: no best checkpoint in {phase_dir / 'ckpt' / 'best'}")
-    best_state, _ = best
-    return PhaseResult(params=best_state.params, graphdef=program.graphdef,
+    best_params, _ = best
+    return PhaseResult(params=best_params, graphdef=program.graphdef,
                        best_dev=loop["best_dev"], best_step=loop["best_step"],
-                       steps_done=int(state.step),
+                       steps_done=last,
                        stopped_early=loop["stopped_early"], eval_step=eval_step,
                        eval_batch_size=eval_batch_size, feed=program.feed)
