@@ -262,3 +262,17 @@ def test_a_pod_of_four_processes_runs_the_cell_of_one_and_no_host_holds_the_mode
         assert set(STAGES) <= set(record), (i, sorted(record))
         for stage in set(STAGES) - set(TRAINING):
             assert record[stage]["anon_rise"] <= model_bytes / 2, (i, stage, record[stage])
+
+
+def test_a_half_given_process_layout_is_refused_clearly(monkeypatch):
+    from xstilts_jax.config import ConfigError
+    from xstilts_jax.experiments.cell import start_distributed
+
+    monkeypatch.delenv("XSTILTS_PROCESS_ID", raising=False)
+    monkeypatch.setenv("XSTILTS_NUM_PROCESSES", "4")
+    with pytest.raises(ConfigError, match="set both XSTILTS_NUM_PROCESSES and "
+                                          "XSTILTS_PROCESS_ID, or neither"):
+        start_distributed()
+    monkeypatch.setenv("XSTILTS_PROCESS_ID", "first")
+    with pytest.raises(ConfigError, match="must be integers"):
+        start_distributed()
