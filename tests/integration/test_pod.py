@@ -232,15 +232,21 @@ def test_a_pod_of_four_processes_runs_the_cell_of_one_and_no_host_holds_the_mode
     model, model_bytes = big_checkpoint
     assert model_bytes >= 500 * 2**20
     one = tmp_path / "one"
+    started = time.perf_counter()
     ran = run_xstilts(_cell_args(model, nli_data, one))  # one process, 8 devices
+    seconds = {"one process": time.perf_counter() - started}
     assert ran.returncode == 0, ran.stderr[-3000:]
 
     pod = tmp_path / "pod"
     pod.mkdir()
     args = _cell_args(model, nli_data, pod / "run")
+    started = time.perf_counter()
     killed = _pod(args, pod, faults=["kill:target:2"])  # after the checkpoint at update 2
+    seconds["pod, killed"] = time.perf_counter() - started
     assert [code for code, _ in killed] == [-9] * PROCESSES, killed[0][1][-3000:]
+    started = time.perf_counter()
     resumed = _pod(args, pod)
+    seconds["pod, resumed"] = time.perf_counter() - started
     for code, err in resumed:
         assert code == 0, err[-3000:]
 
@@ -257,7 +263,7 @@ def test_a_pod_of_four_processes_runs_the_cell_of_one_and_no_host_holds_the_mode
 
     records = [json.loads((pod / f"stages-{i}.json").read_text()) for i in range(PROCESSES)]
     report = {stage: [r.get(stage) for r in records] for stage in STAGES}
-    print(json.dumps({"model_bytes": model_bytes, "stages": report}, indent=1))
+    print(json.dumps({"model_bytes": model_bytes, "seconds": seconds, "stages": report}))
     for i, record in enumerate(records):
         assert set(STAGES) <= set(record), (i, sorted(record))
         for stage in set(STAGES) - set(TRAINING):
