@@ -159,20 +159,31 @@ def test_accumulation_on_eight_devices_trains_like_one():
 
 
 @pytest.mark.slow
-def test_grad_accumulation_equals_big_batch():
-    """Two micro-batches of 8 accumulated == one batch of 16 (same data, dropout off)."""
+@pytest.mark.parametrize("adapters", [False, True], ids=["full", "lora"])
+def test_grad_accumulation_equals_big_batch(adapters):
+    """Two micro-batches of 8 accumulated == one batch of 16 (same data, dropout off); with
+    LoRA too (only the adapters and the head accumulate)."""
+    from xstilts_jax.losses import classification_loss
+    from xstilts_jax.models import lora
+    from xstilts_jax.train.program import build_program
+
     big = dict(_batches(n=1, batch=16)[0], weight=np.ones(16, np.float32))
     halves = ({k: v[:8] for k, v in big.items()}, {k: v[8:] for k, v in big.items()})
     mesh = sharding.make_mesh({"data": 1}, jax.devices()[:1])
     results = []
     for accumulation, batch in ((1, big), (2, halves)):
-        graphdef, params_state = nnx.split(_tiny_model(dropout=0.0))
-        tx = make_optimizer(learning_rate=1e-3, total_steps=5)
-        steps = Steps(graphdef, tx, mesh, accumulation=accumulation)
-        state = steps.create_state(nnx.to_pure_dict(params_state), steps.shardings(params_state))
-        state, _ = jax.jit(steps.train_step)(state, batch)
+        model = _tiny_model(dropout=0.0)
+        if adapters:
+            lora.add_adapters(model.encoder, lora.LoRAConfig(rank=4, alpha=8.0),
+                              nnx.Rngs(params=1))
+        program = build_program(model, classification_loss, mesh=mesh, learning_rate=1e-3,
+                                total_updates=5, grad_accumulation=accumulation)
+        start = nnx.to_pure_dict(program.params)
+        train_step, _ = program.jitted(None, halves[0])
+        state, _ = train_step(program.initial_state(),
+                              program.feed(batch) if accumulation == 1 else
+                              tuple(program.feed(b) for b in batch))
         results.append(state.params)
-    start = nnx.to_pure_dict(nnx.state(_tiny_model(dropout=0.0)))
     moved = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(np.abs(a - b).max()), results[0], start)))
     differ = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(np.abs(a - b).max()), *results)))
     assert moved > 1e-4  # one real update happened in both
