@@ -51,8 +51,18 @@ class NonFiniteLoss(_Fault):
 
 
 class KillAfter(_Fault):
+    """With several processes, all of them are killed after the same update, as a preempted
+    pod's hosts are: each waits for the others there first (otherwise a host still in its
+    checkpoint's last barrier sees its peers die, and fails instead of being killed)."""
+
     def on_update(self, boundary: Boundary) -> None:
         if boundary.update == self.step and self._here(boundary.phase, boundary.phase_dir):
+            import jax
+
+            if jax.process_count() > 1:
+                from jax.experimental import multihost_utils
+
+                multihost_utils.sync_global_devices(f"kill {boundary.phase} {self.step}")
             os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -20,22 +20,28 @@ import orbax.checkpoint as ocp
 from xstilts_jax.storage import PathLike, as_path, is_local
 
 
+def _manager(directory) -> ocp.CheckpointManager:
+    """One checkpoint kept, written synchronously, arrays without compression: orbax's
+    default zstd made float32 weights 8 % smaller and their save 4x slower (400 MB: 1.14 s
+    against 0.29 s, median of 4, on 2 cores), time a preemption notice does not have."""
+    return ocp.CheckpointManager(
+        directory, options=ocp.CheckpointManagerOptions(
+            max_to_keep=1, create=True, enable_async_checkpointing=False),
+        item_handlers={"state": ocp.PyTreeCheckpointHandler(use_compression=False),
+                       "loop": ocp.JsonCheckpointHandler()})
+
+
 class PhaseCheckpoints:
     def __init__(self, directory: PathLike):
         directory = as_path(directory)
         if is_local(directory):
             directory = directory.absolute()
-        options = dict(create=True, enable_async_checkpointing=False)
-        self.latest = ocp.CheckpointManager(
-            directory / "latest", options=ocp.CheckpointManagerOptions(max_to_keep=1, **options),
-            item_names=("state", "loop"))
-        self.best = ocp.CheckpointManager(
-            directory / "best", options=ocp.CheckpointManagerOptions(max_to_keep=1, **options),
-            item_names=("state", "loop"))
+        self.latest = _manager(directory / "latest")
+        self.best = _manager(directory / "best")
 
     @staticmethod
     def _args(state, loop: dict) -> ocp.args.Composite:
-        return ocp.args.Composite(state=ocp.args.StandardSave(state), loop=ocp.args.JsonSave(loop))
+        return ocp.args.Composite(state=ocp.args.PyTreeSave(state), loop=ocp.args.JsonSave(loop))
 
     def save_latest(self, step: int, state, loop: dict) -> None:
         """The train state at update ``step`` (waits until written)."""
@@ -53,7 +59,10 @@ class PhaseCheckpoints:
         if step is None:
             return None
         restored = manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), loop=ocp.args.JsonRestore()))
+            state=ocp.args.PyTreeRestore(
+                abstract_state,
+                restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_state)),
+            loop=ocp.args.JsonRestore()))
         return restored["state"], dict(restored["loop"])
 
     def restore_latest(self, abstract_state):
