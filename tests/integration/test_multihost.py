@@ -2,7 +2,7 @@
 parameters split over both fingerprint like the whole ones on one device.
 
 The test launches this file twice as a script (``python tests/integration/test_multihost.py ID PORT
-PARAMS``): ``jax.distributed`` with gloo CPU collectives joins the processes into one
+PARAMS``, each writing its result beside PARAMS): ``jax.distributed`` with gloo CPU collectives joins the processes into one
 8-device data mesh, and every process passes ``sharding.global_batch`` only its rows of
 each global batch, as hosts of a real multi-host run do. The test process initialises the
 parameters once and hands them over in an .npz: random initialisation compiles one XLA
@@ -131,13 +131,11 @@ def test_two_processes_train_like_one_device(tmp_path):
                for i in range(PROCESSES)]
     outputs = []
     try:
-        for worker in workers:
-            out, err = worker.communicate(timeout=300)
+        for i, worker in enumerate(workers):
+            _, err = worker.communicate(timeout=300)
             assert worker.returncode == 0, err[-3000:]
-            # The result is the worker's one JSON line; gloo writes its own lines to stdout
-            # from C++, whose buffer may be flushed after it, at exit.
-            outputs.append(json.loads(next(line for line in reversed(out.splitlines())
-                                           if line.startswith("{"))))
+            # In a file: gloo writes to stdout from C++, even onto the line of a result.
+            outputs.append(json.loads((tmp_path / f"result-{i}.json").read_text()))
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -157,4 +155,5 @@ def test_two_processes_train_like_one_device(tmp_path):
 
 
 if __name__ == "__main__":
-    print(json.dumps(_worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])))
+    result = _worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
+    pathlib.Path(sys.argv[3]).with_name(f"result-{sys.argv[1]}.json").write_text(json.dumps(result))
