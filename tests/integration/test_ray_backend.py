@@ -40,7 +40,7 @@ def ray_session(tmp_path_factory):
     """A local Ray instance, its session files under the test run's temporary directory; its
     tasks, fresh processes, load the programs that this process (and every other) compiled
     from the run's compilation cache (the environment they inherit, and
-    ``ray_backend._cache_settings``). ``ray.init`` installs SIGTERM/SIGINT handlers that
+    ``ray_backend._driver_settings``). ``ray.init`` installs SIGTERM/SIGINT handlers that
     ``ray.shutdown`` leaves behind: the previous ones come back after."""
     ray = pytest.importorskip("ray")
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}

@@ -114,7 +114,7 @@ def _warn_missing_resources(ray, options: dict[str, Any]) -> None:
 _CACHE_SETTINGS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
 
 
-def _cache_settings() -> dict[str, Any]:
+def _driver_settings() -> dict[str, Any]:
     """What a task takes from the driver: its persistent compilation cache (``xstilts sweep``
     turns it on in its own process; each task runs in a fresh process that would compile
     every program again; on a cluster, point ``JAX_COMPILATION_CACHE_DIR`` at storage the
@@ -194,7 +194,7 @@ def run_sweep_on_ray(spec: SweepSpec, run_dir: str | os.PathLike, plan: Plan, *,
     intermediate_remote = ray.remote(**options)(_intermediate_task)
     cell_remote = ray.remote(**options)(_cell_task)
 
-    settings = _cache_settings()
+    settings = _driver_settings()
     run_dir = as_path(run_dir)
     summary = SweepSummary(cells=len(plan.cells), done=0, failed={}, already_done=0,
                            trained_phases=0, degenerate=[], retries=[])

@@ -103,10 +103,8 @@ class PhaseBuild:
         exactly as the shardings place them, from shapes alone: a lower bound. With
         accumulation the gradients are the update's sum, which each micro-batch's gradient
         is added into (on a TPU slice no second gradient-sized buffer is needed)."""
-        from xstilts_jax.train.steps import split_trainable
-
         state = self.program.abstract_state
-        trainable, _ = split_trainable(state.params, self.program.trainable)
+        trainable, _ = _trainable_params(self.program)
         return shard_bytes(state.params) + shard_bytes(state.opt_state) + shard_bytes(trainable)
 
 

@@ -478,7 +478,7 @@ def _run_phase(cfg: PhaseConfig, model: nnx.Module, data: PhaseData, *, losses, 
 
     # The train state is saved (latest): dropped before the best parameters are read back,
     # so that they take its place rather than add to it.
-    last = int(state.step)
+    last = done  # int(state.step), without asking the device
     state = metrics = None
     best = checkpoints.restore_best(program.abstract_state.params)
     # A notice during the last update or the restore (the phase is done and saved), or the

@@ -107,10 +107,15 @@ class Steps:
     # Micro-batches per update: the train step takes a batch (1) or a tuple of this many.
     accumulation: int = 1
 
+    def _param_shardings(self, params_state) -> dict:
+        """NamedShardings of the parameters (an nnx State: only its Variables' logical axis
+        names and shapes are read, so abstract or traced values do), as a plain dict."""
+        return nnx.to_pure_dict(
+            sharding.shardings_from_metadata(params_state, self.mesh, self.rules))
+
     def shardings(self, abstract_params_state) -> TrainState:
         """Shardings of the whole train state, from the params' logical axis names."""
-        param_shardings = nnx.to_pure_dict(
-            sharding.shardings_from_metadata(abstract_params_state, self.mesh, self.rules))
+        param_shardings = self._param_shardings(abstract_params_state)
         params = split_trainable(nnx.to_pure_dict(abstract_params_state), self.trainable)[0]
         abstract_opt = jax.eval_shape(self.tx.init, params)
         replicated = sharding.replicated(self.mesh)
@@ -144,12 +149,6 @@ class Steps:
         total, count = self.loss_fn(self._logits(params, batch, dropout_rng), batch)
         return total / jnp.maximum(count, 1.0), (total, count)
 
-    def _param_shardings(self, params):
-        """NamedShardings of a params dict by its parameters' logical axis names (the
-        graph's metadata; values are not read, so tracers do)."""
-        return nnx.to_pure_dict(sharding.shardings_from_metadata(
-            nnx.state(nnx.merge(self.graphdef, params)), self.mesh, self.rules))
-
     def _gradients(self, trained, frozen, batch, rng):
         """(loss, gradients w.r.t. the trainable parameters only) of one micro-batch."""
         def trained_loss(trained):
@@ -174,9 +173,10 @@ class Steps:
             if len(batch) != k:
                 raise ValueError(f"expected {k} micro-batches (accumulation), got {len(batch)}")
             stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *batch)
-            # The sum and each micro-batch's gradients sharded like their parameters: left
-            # to XLA, a CPU mesh kept the sum whole on every device.
-            placed = split_trainable(self._param_shardings(state.params), self.trainable)[0]
+            # The scan's carry (the sum) and each micro-batch's gradients pinned to their
+            # parameters' shardings, rather than left to XLA's propagation through the loop.
+            placed = split_trainable(self._param_shardings(
+                nnx.state(nnx.merge(self.graphdef, state.params))), self.trainable)[0]
 
             def accumulate(carry, micro):
                 index, micro_batch = micro
