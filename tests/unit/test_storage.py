@@ -82,6 +82,29 @@ def test_orbax_checkpoints_in_a_bucket_restore_exactly(gcs):
     assert list((gcs / "xstilts-test" / "phase" / "ckpt" / "latest" / "7").iterdir())
 
 
+def test_a_compressed_checkpoint_of_older_runs_restores(tmp_path):
+    """Checkpoints are written without compression now; one written with orbax's default
+    zstd (as before) still restores, array values and loop state alike."""
+    import orbax.checkpoint as ocp
+
+    state = {"w": jnp.arange(1000.0), "step": jnp.int32(3)}
+    older = ocp.CheckpointManager(
+        tmp_path / "ckpt" / "latest", item_names=("state", "loop"),
+        options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True,
+                                             enable_async_checkpointing=False))
+    older.save(5, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                          loop=ocp.args.JsonSave({"best_dev": 1.5})))
+    older.wait_until_finished()
+    older.close()
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+                            state)
+    checkpoints = PhaseCheckpoints(tmp_path / "ckpt")
+    restored, loop = checkpoints.restore_latest(abstract)
+    checkpoints.close()
+    np.testing.assert_array_equal(restored["w"], state["w"])
+    assert int(restored["step"]) == 3 and loop == {"best_dev": 1.5}
+
+
 def test_results_store_in_a_bucket(gcs):
     store = Store(f"{BUCKET}/sweep")
     stats = {"xnli/de": np.array([[1.0], [0.0], [1.0], [1.0]])}
