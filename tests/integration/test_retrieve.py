@@ -98,7 +98,7 @@ def test_retrieve_errors(tmp_path, tiny_checkpoints, capsys):
 
 # --------------------------------------------------------------------------- real model
 
-REAL_LANGUAGES = ("de", "jv", "te", "ta", "sw")  # 1000, 205, 234, 307, 390 pairs
+REAL_LANGUAGES = ("jv", "te", "ta", "sw")  # 205, 234, 307, 390 pairs: two scripts of India, two Latin
 
 
 @pytest.mark.slow
