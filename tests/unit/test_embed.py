@@ -187,7 +187,6 @@ def test_embeddings_sharded_over_8_devices_equal_one_device(tiny_checkpoints):
 def test_embedding_runs_only_the_blocks_below_its_layer(tiny_checkpoints):
     """The blocks are one scan, which XLA cannot cut short: the embedding pass must ask for
     only the blocks it reads (layer 1 of 2 scans one block, layer 0 none)."""
-    import jax
     from flax import nnx
 
     from xstilts_jax.embed import _embed_batch

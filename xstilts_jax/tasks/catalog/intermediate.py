@@ -13,8 +13,7 @@ exists. Their test sets are unlabelled or unused: none is a zero-shot target.
 
 from __future__ import annotations
 
-from xstilts_jax.tasks.catalog.common import (NLI_LABELS, mnli_files, squad_files,
-                                              translated_mnli)
+from xstilts_jax.tasks.catalog.common import NLI_LABELS, mnli_files, translated_mnli
 from xstilts_jax.tasks.formats.choices import COMMONSENSEQA_LABELS
 from xstilts_jax.tasks.spec import Split, TaskSpec, TfdsDataset, at, split
 

@@ -22,7 +22,7 @@ from xstilts_jax.tasks.formats import (bucc, ccg, choices, conllu, pairs, squad,
                                        word_tags)
 from xstilts_jax.tasks.io import DataError, ReadResult, combine
 from xstilts_jax.tasks.registry import as_task, get_task
-from xstilts_jax.tasks.spec import Location, Split, TaskSpec
+from xstilts_jax.tasks.spec import Location, TaskSpec
 
 log = logging.getLogger(__name__)
 
