@@ -91,12 +91,15 @@ class StageMemory:
         with self.lock:
             self.stack.append((name, memory["RssAnon"]))
         self._note(memory)
+        started = time.perf_counter()
         try:
             yield
         finally:
             self._note(_memory())
             with self.lock:
                 self.stack.pop()
+                r = self.record[name]
+                r["seconds"] = r.get("seconds", 0.0) + time.perf_counter() - started
 
     def wrap(self, owner, attribute: str, name) -> None:
         """``owner.attribute`` (a function or method) run inside stage ``name`` (a string, or
