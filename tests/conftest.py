@@ -351,14 +351,18 @@ def pytest_configure(config):
     if os.environ.get("PYTEST_XDIST_WORKER"):  # a pytest-xdist worker: its controller's folders
         base = base.parent
     config.stash[_SHARED_DIRS] = dirs = {"cache": base / "jax-cache", "tmp": base / "tmp",
-                                         "xstilts": base / "xstilts-cache"}
+                                         "xstilts": base / "xstilts-cache",
+                                         "tpu_logs": base / "tmp" / "tpu_logs"}
     for directory in dirs.values():
         directory.mkdir(exist_ok=True)
     settings = {"JAX_COMPILATION_CACHE_DIR": str(dirs["cache"]),
                 "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
                 "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
     # $XSTILTS_CACHE too: converted models (the offline one, 465 MB) stay out of the user's.
-    os.environ.update(settings, TMPDIR=str(dirs["tmp"]), XSTILTS_CACHE=str(dirs["xstilts"]))
+    # libtpu (the TPU plans) logs to /tmp/tpu_logs whatever $TMPDIR says, and to
+    # $TPU_LOG_DIR only if that folder exists.
+    os.environ.update(settings, TMPDIR=str(dirs["tmp"]), XSTILTS_CACHE=str(dirs["xstilts"]),
+                      TPU_LOG_DIR=str(dirs["tpu_logs"]))
     tempfile.tempdir = str(dirs["tmp"])
     import jax
 
