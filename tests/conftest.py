@@ -15,14 +15,13 @@ _EIGHT_DEVICES = "--xla_force_host_platform_device_count=8"
 # The suite's programs are small and run a few steps: most of their time is XLA:CPU compiling
 # them. Three flags make the tiny train step compile in 40 % of the time (1.5 s, not 4 s):
 # no LLVM optimisation of the generated code, and XLA:CPU's older fusion emitters instead
-# of its MLIR ones. XLA's HLO
-# passes (fusion, buffer assignment: the memory a plan reads back) run as before, fast-math
-# stays off and matrix products call the same Eigen kernels, but the code emitted for a few
-# reductions orders its additions differently: a value can differ from the default build's
-# in its last bit (a 20-step loss curve: 2 of 20 losses, by one float32 ulp). Every
-# comparison in the suite is between programs compiled with these same flags (child
-# processes inherit them) or against torch and the XTREME oracle at a tolerance. Benchmarks
-# and users compile with XLA's defaults.
+# of its MLIR ones. XLA's HLO passes (fusion, buffer assignment: the memory a plan reads
+# back) run as before, fast-math stays off and matrix products call the same Eigen kernels,
+# but the code emitted for a few reductions orders its additions differently: a value can
+# differ from the default build's in its last bit (a 20-step loss curve: 2 of 20 losses, by
+# one float32 ulp). Every comparison in the suite is between programs compiled with these
+# same flags (child processes inherit them) or against torch and the XTREME oracle at a
+# tolerance. Benchmarks and users compile with XLA's defaults.
 _FAST_COMPILE = ("--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true",
                  "--xla_cpu_use_fusion_emitters=false")
 for _flag in (_EIGHT_DEVICES, *_FAST_COMPILE):
@@ -354,7 +353,7 @@ def pytest_configure(config):
                                          "xstilts": base / "xstilts-cache",
                                          "tpu_logs": base / "tmp" / "tpu_logs"}
     for directory in dirs.values():
-        directory.mkdir(exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)
     settings = {"JAX_COMPILATION_CACHE_DIR": str(dirs["cache"]),
                 "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
                 "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}

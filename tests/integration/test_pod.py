@@ -236,7 +236,7 @@ def test_a_pod_of_four_processes_runs_the_cell_of_one_and_no_host_holds_the_mode
     assert model_bytes >= 500 * 2**20
     one = tmp_path / "one"
     started = time.perf_counter()
-    assert main(_cell_args(model, nli_data, one)) == 0  # this process: one of 8 devices
+    assert main(_cell_args(model, nli_data, one)) == 0  # in this process, on its 8 devices
     seconds = {"one process": time.perf_counter() - started}
 
     pod = tmp_path / "pod"
